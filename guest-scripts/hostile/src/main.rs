@@ -1,0 +1,1 @@
+fn main() { println!("hostile guests live in src/bin"); }

@@ -1,0 +1,61 @@
+//! The `ws2i` command line: parses arguments, calls the library, prints.
+//! No logic lives here that a CI system embedding the library would need.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod exec;
+mod images;
+
+#[derive(Parser, Debug)]
+#[command(name = "ws2i", version, about = "Source-to-Image builds with WebAssembly builder hooks: no daemon, no root")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Print only errors (and the result a script would need).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Output format of results.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Verbosity of ws2i's own log, 0 (default) to 5, as in s2i.
+    #[arg(long, global = true, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=5))]
+    pub loglevel: u8,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one hook against a rootfs directory with the build sandbox and budgets.
+    Exec(exec::ExecArgs),
+    #[command(flatten)]
+    Images(images::ImageCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Images(cmd) => images::run(&cli.global, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ws2i: error: {err:#}");
+            ExitCode::from(125)
+        }
+    }
+}

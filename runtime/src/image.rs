@@ -1,0 +1,1 @@
+//! TODO: see docs/architecture.md

@@ -1,0 +1,25 @@
+//! ws2i: Source-to-Image builds in which every builder hook is a WebAssembly
+//! (WASI) module run by wasmtime against a capability-restricted root
+//! filesystem. This crate is the library a CI system can embed; the `ws2i`
+//! binary is a thin shell over it (see `cli`).
+//!
+//! One module per concept:
+//! - [`sandbox`]: run one hook in wasmtime with budgets (memory, time, disk, log, spawns).
+//! - [`layer`]: unpack hostile layers safely, diff a rootfs against its base, pack layers reproducibly.
+//! - [`reference`], [`image`], [`store`], [`registry`], [`transport`]: image references, manifests and
+//!   configs, the embedded local store, registries, and file transports.
+//! - [`cli`]: argument parsing and output, nothing else.
+
+pub mod cli;
+pub mod digest;
+pub mod image;
+pub mod layer;
+pub mod reference;
+pub mod registry;
+pub mod sandbox;
+pub mod store;
+pub mod transport;
+pub mod units;
+
+pub use digest::Digest;
+pub use units::{HumanDuration, Size};

@@ -1,0 +1,1 @@
+//! Locating and building guest hooks (see guest-scripts/build).

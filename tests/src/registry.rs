@@ -1,0 +1,1 @@
+//! A real registry (Debian docker-registry) on a free loopback port.
