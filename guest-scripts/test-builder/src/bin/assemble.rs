@@ -1,0 +1,42 @@
+//! assemble: installs the source at /opt/app-root/src (modes and symlinks
+//! intact), restores artifacts into /opt/app-root/artifacts-cache, prints the
+//! variables named in TEST_PRINT_ENV (for precedence tests), and fails when
+//! the source contains a file named FAIL.
+use std::io;
+use std::path::Path;
+use ws2i_sdk::{copy_tree, info, step};
+
+const APP: &str = "/opt/app-root/src";
+const CACHE: &str = "/opt/app-root/artifacts-cache";
+
+fn assemble() -> io::Result<()> {
+    let src = ws2i_sdk::source_dir();
+    if src.join("FAIL").exists() {
+        return Err(io::Error::other("the source contains FAIL: failing on purpose"));
+    }
+    for name in ws2i_sdk::env::list("TEST_PRINT_ENV") {
+        match ws2i_sdk::env::var(&name) {
+            Some(v) => info!("env {name}={v}"),
+            None => info!("env {name} is unset"),
+        }
+    }
+    match ws2i_sdk::artifacts() {
+        Some(dir) => {
+            step!("Restoring build artifacts...");
+            let stats = copy_tree(&dir, CACHE)?;
+            info!("restored {} artifact files", stats.files);
+        }
+        None => info!("no artifacts to restore"),
+    }
+    step!("Installing application source...");
+    let stats = copy_tree(&src, APP)?;
+    info!("copied {} files, {} dirs, {} symlinks", stats.files, stats.dirs, stats.symlinks);
+    // Something for the next incremental build's save-artifacts.
+    std::fs::create_dir_all(CACHE)?;
+    std::fs::write(Path::new(CACHE).join("built-from.txt"), src.display().to_string())?;
+    Ok(())
+}
+
+fn main() {
+    ws2i_sdk::run(assemble)
+}
