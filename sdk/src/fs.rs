@@ -63,12 +63,35 @@ pub fn make_executable(path: impl AsRef<Path>) -> io::Result<()> {
 pub fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
     let (target, link) = (target.as_ref(), link.as_ref());
     #[cfg(target_os = "wasi")]
-    let r = std::os::wasi::fs::symlink_path(target, link);
+    let r = wasi_symlink(target, link);
     #[cfg(unix)]
     let r = std::os::unix::fs::symlink(target, link);
     #[cfg(not(any(unix, target_os = "wasi")))]
     let r: io::Result<()> = Err(unsupported("creating a symlink", link));
     r.map_err(|e| with_path(e, &format!("symlink -> {}", target.display()), link))
+}
+
+/// `std::os::wasi::fs::symlink_path` is unstable; wasi-libc, which std
+/// links on every WASI target, has a plain `symlink` that resolves the link
+/// against the preopens and the working directory.
+#[cfg(target_os = "wasi")]
+fn wasi_symlink(target: &Path, link: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    extern "C" {
+        fn symlink(target: *const std::ffi::c_char, link: *const std::ffi::c_char) -> std::ffi::c_int;
+    }
+    let c = |p: &Path| {
+        p.to_str()
+            .and_then(|s| CString::new(s).ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a UTF-8 path without NUL", p.display())))
+    };
+    let (t, l) = (c(target)?, c(link)?);
+    // SAFETY: both are valid NUL-terminated strings that outlive the call.
+    if unsafe { symlink(t.as_ptr(), l.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// What [`copy_tree`] copied.
