@@ -427,4 +427,126 @@ mod tests {
         };
         assert!(matches!(resolve(&src, &[]).await.unwrap_err(), ScriptsError::UnsupportedUrl { .. }));
     }
+
+    /// A loopback HTTP/1.1 server for the test's lifetime (the task dies with the test runtime).
+    async fn serve(routes: Vec<(&'static str, Vec<u8>)>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = l.accept().await else { return };
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16384 {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let req = String::from_utf8_lossy(&buf);
+                    let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let (status, body) = match routes.iter().find(|(p, _)| *p == path) {
+                        Some((_, b)) => ("200 OK", b.clone()),
+                        None => ("404 Not Found", b"nope".to_vec()),
+                    };
+                    let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn touch(p: &Path, content: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    #[tokio::test]
+    async fn order_scripts_url_then_source_then_label_then_default() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url_dir = tmp.path().join("url");
+        touch(&url_dir.join("assemble"), "from-url");
+        let src_dir = tmp.path().join("srcbin");
+        touch(&src_dir.join("assemble"), "from-source");
+        touch(&src_dir.join("run.wasm"), "from-source");
+        let source_scripts: BTreeMap<String, PathBuf> =
+            [("assemble", src_dir.join("assemble")), ("run.wasm", src_dir.join("run.wasm"))]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        let img = fake(&["/opt/s2i/save-artifacts", "/opt/s2i/run", "/usr/libexec/s2i/usage", "/usr/libexec/s2i/assemble"]);
+        let dl = tmp.path().join("dl");
+        let url = format!("file://{}", url_dir.display());
+        let src = ScriptSources {
+            scripts_url: Some(&url),
+            source_scripts: &source_scripts,
+            image_url: Some("image:///opt/s2i"),
+            image: &img,
+            download_dir: &dl,
+            limits: DownloadLimits::default(),
+        };
+        let r = resolve(&src, &UPSTREAM_REQUIRED).await.unwrap();
+        let get = |n| r.get(n).unwrap().clone();
+        assert_eq!(get(ScriptName::Assemble).origin, ScriptOrigin::ScriptsUrl);
+        assert_eq!(get(ScriptName::Assemble).location, ScriptLocation::Downloaded(dl.join("assemble")));
+        assert_eq!(std::fs::read_to_string(dl.join("assemble")).unwrap(), "from-url");
+        assert_eq!(get(ScriptName::Run).location, ScriptLocation::FromSource(src_dir.join("run.wasm")));
+        assert_eq!(get(ScriptName::SaveArtifacts).location, ScriptLocation::InImage("/opt/s2i/save-artifacts".into()));
+        assert_eq!(get(ScriptName::SaveArtifacts).origin, ScriptOrigin::ImageLabel);
+        assert_eq!(get(ScriptName::Usage).origin, ScriptOrigin::ImageDefault);
+        assert!(r.get(ScriptName::AssembleRuntime).is_none());
+
+        // --scripts-url that gives nothing is an error even if others would provide everything.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let url = format!("file://{}", empty.display());
+        let src = ScriptSources { scripts_url: Some(&url), ..src };
+        let e = resolve(&src, &UPSTREAM_REQUIRED).await.unwrap_err();
+        assert_eq!(e.to_string(), format!("could not download any scripts from URL {url}"));
+    }
+
+    #[tokio::test]
+    async fn http_download_with_wasm_suffix_and_bounds() {
+        let base = serve(vec![
+            ("/s2i/assemble.wasm", b"\0asm-assemble".to_vec()),
+            ("/s2i/run", b"\0asm-run".to_vec()),
+            ("/big/assemble", vec![7u8; 4096]),
+        ])
+        .await;
+        let tmp = tempfile::tempdir().unwrap();
+        let none = BTreeMap::new();
+        let img = fake(&[]);
+        let url = format!("{base}/s2i/");
+        let src = ScriptSources {
+            scripts_url: Some(&url),
+            source_scripts: &none,
+            image_url: None,
+            image: &img,
+            download_dir: tmp.path(),
+            limits: DownloadLimits { max_bytes: 1024, timeout: Duration::from_secs(10) },
+        };
+        let r = resolve(&src, &UPSTREAM_REQUIRED).await.unwrap();
+        let a = tmp.path().join("assemble.wasm");
+        assert_eq!(r.get(ScriptName::Assemble).unwrap().location, ScriptLocation::Downloaded(a.clone()));
+        assert_eq!(std::fs::read(&a).unwrap(), b"\0asm-assemble");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(std::fs::read(tmp.path().join("run")).unwrap(), b"\0asm-run");
+        assert!(r.get(ScriptName::SaveArtifacts).is_none());
+
+        // Over the size bound: not installed, and the reason is in the error.
+        let label = format!("{base}/big");
+        let src = ScriptSources { scripts_url: None, image_url: Some(&label), ..src };
+        let e = resolve(&src, &[ScriptName::Assemble]).await.unwrap_err();
+        assert!(e.to_string().contains("larger than the limit"), "{e}");
+        // Unreachable server: an error naming the URL, no hang.
+        let src = ScriptSources { image_url: Some("http://127.0.0.1:1/x"), ..src };
+        let e = resolve(&src, &[ScriptName::Assemble]).await.unwrap_err();
+        assert!(e.to_string().contains("http://127.0.0.1:1/x/assemble"), "{e}");
+    }
 }
