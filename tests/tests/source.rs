@@ -330,3 +330,28 @@ fn bad_inputs() {
     s.git_ref = Some("main".into());
     assert!(matches!(fetch(&s, staging.path()), Err(SourceError::RefWithoutGit(_))));
 }
+
+#[test]
+fn submodules_recursive_unless_ignored() {
+    let r = make_repos();
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("top");
+    fs::create_dir(&top).unwrap();
+    git(&top, &["init", "-q", "-b", "main"]);
+    write(&top.join("main.txt"), "top");
+    let sub_url = format!("file://{}", r.work.display());
+    git(&top, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", &sub_url, "lib"]);
+    commit_all(&top, "with submodule");
+    let url = format!("file://{}", top.display());
+
+    let staging = tempfile::tempdir().unwrap();
+    let f = fetch(&spec(&url), staging.path()).unwrap();
+    assert_eq!(read(&f.dir.join("lib/app.txt")), "v2\n");
+    assert!(!f.dir.join("lib/.git").exists(), "the submodule's .git file is excluded too");
+
+    let staging = tempfile::tempdir().unwrap();
+    let mut s = spec(&url);
+    s.ignore_submodules = true;
+    let f = fetch(&s, staging.path()).unwrap();
+    assert!(f.dir.join("lib").is_dir() && !f.dir.join("lib/app.txt").exists());
+}

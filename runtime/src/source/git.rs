@@ -40,7 +40,11 @@ fn run(mut c: Command, what: &str) -> Result<String, SourceError> {
 
 /// Full clone (like upstream: no `--depth`, so any commit SHA can be checked out), then
 /// checkout of `git_ref`, then recursive submodules unless `ignore_submodules`.
-pub fn clone(url: &str, dest: &Path, git_ref: Option<&str>, ignore_submodules: bool) -> Result<(), SourceError> {
+///
+/// `file://`/local submodule URLs are allowed only when the superproject itself is local
+/// (`local`): a remote repository must not be able to pull host repositories into the image
+/// through a `file://` submodule (git's own default since 2.38.1, CVE-2022-39253).
+pub fn clone(url: &str, dest: &Path, git_ref: Option<&str>, ignore_submodules: bool, local: bool) -> Result<(), SourceError> {
     let mut c = git(None);
     // --no-hardlinks: a local clone would otherwise share object files with the source repo.
     c.args(["clone", "--quiet", "--no-hardlinks", "--"]).arg(url).arg(dest);
@@ -55,6 +59,9 @@ pub fn clone(url: &str, dest: &Path, git_ref: Option<&str>, ignore_submodules: b
     }
     if !ignore_submodules {
         let mut c = git(Some(dest));
+        if local {
+            c.args(["-c", "protocol.file.allow=always"]);
+        }
         c.args(["submodule", "update", "--init", "--recursive", "--quiet"]);
         run(c, "submodule update")?;
     }

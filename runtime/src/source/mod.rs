@@ -212,7 +212,8 @@ pub fn fetch(spec: &SourceSpec, staging: &Path) -> Result<FetchedSource, SourceE
     let mut is_git = false;
     let tree: PathBuf = match &spec.location {
         SourceLocation::Git(url) => {
-            git::clone(url, &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules)?;
+            let local = url.starts_with("file://");
+            git::clone(url, &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules, local)?;
             commit = Some(git::commit_info(&clone_dir)?);
             is_git = true;
             clone_dir.clone()
@@ -227,7 +228,7 @@ pub fn fetch(spec: &SourceSpec, staging: &Path) -> Result<FetchedSource, SourceE
                 return Err(SourceError::RecursiveCopy { source_dir: src, staging: stg });
             }
             if !spec.copy && src.join(".git").exists() {
-                git::clone(&src.to_string_lossy(), &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules)?;
+                git::clone(&src.to_string_lossy(), &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules, true)?;
                 commit = Some(git::commit_info(&clone_dir)?);
                 is_git = true;
                 clone_dir.clone()
