@@ -8,9 +8,11 @@
 //! - [`layer`]: unpack hostile layers safely, diff a rootfs against its base, pack layers reproducibly.
 //! - [`reference`], [`image`], [`store`], [`registry`], [`transport`]: image references, manifests and
 //!   configs, the embedded local store, registries, and file transports.
+//! - [`containerfile`]: the Containerfile subset of `ws2i bud`: parse, plan, execute on a backend.
 //! - [`cli`]: argument parsing and output, nothing else.
 
 pub mod cli;
+pub mod containerfile;
 pub mod digest;
 pub mod image;
 pub mod layer;
