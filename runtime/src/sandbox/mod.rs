@@ -127,6 +127,11 @@ impl Sandbox {
         let (done_tx, done_rx) = mpsc::channel();
         let engines = self.engines.clone();
         let ltx = tx.clone();
+        // Epoch checks cannot reach a guest blocked inside a host call (a long sleep in
+        // poll_oneoff); past the deadline plus a grace second the run is abandoned: its thread
+        // stays parked until the host call returns, then traps at its first epoch check.
+        let budget = hook.budget.clone();
+        let watchdog = Instant::now() + budget.timeout + Duration::from_secs(1);
         let worker = std::thread::Builder::new()
             .name("ws2i-hook".into())
             .spawn(move || {
@@ -137,22 +142,25 @@ impl Sandbox {
         drop(tx);
         // Lines arrive until the worker reports; poll both so a stray sender cannot hang us.
         let result = loop {
-            match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(ev) => deliver(log, ev),
-                Err(mpsc::RecvTimeoutError::Timeout) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    if let Ok(r) = done_rx.try_recv() {
-                        break r;
-                    }
-                    if worker.is_finished() {
-                        break done_rx.try_recv().unwrap_or_else(|_| Err(SandboxError::Setup("the hook thread panicked".into())));
-                    }
-                }
+            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(20)) {
+                deliver(log, ev);
+            }
+            if let Ok(r) = done_rx.try_recv() {
+                break r;
+            }
+            if Instant::now() >= watchdog {
+                break Err(SandboxError::Budget(budget.exceeded(BudgetKind::Time)));
+            }
+            if worker.is_finished() {
+                break done_rx.try_recv().unwrap_or_else(|_| Err(SandboxError::Setup("the hook thread panicked".into())));
             }
         };
         while let Ok(ev) = rx.try_recv() {
             deliver(log, ev);
         }
-        let _ = worker.join();
+        if worker.is_finished() {
+            let _ = worker.join();
+        }
         result
     }
 }
