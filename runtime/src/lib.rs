@@ -11,9 +11,11 @@
 //! - [`cli`]: argument parsing and output, nothing else.
 
 pub mod cli;
+pub mod auth;
 pub mod digest;
 pub mod image;
 pub mod layer;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod sandbox;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::digest::HashingWriter;
-use crate::image::{self, media, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME};
+use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME};
 use crate::reference::{LocalRef, NameTag};
 use crate::Digest;
 
@@ -409,15 +409,10 @@ impl Store {
     }
 }
 
-#[allow(dead_code)]
-fn _media_used() -> &'static str {
-    media::OCI_MANIFEST
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{ImageBuilder, NewLayer};
+    use crate::image::{media, ImageBuilder, NewLayer};
 
     pub(crate) fn sample(store: &Store, name: &str) -> Digest {
         let layer = b"not really a tar.gz";
