@@ -11,17 +11,19 @@
 //! - [`containerfile`]: the Containerfile subset of `ws2i bud`: parse, plan, execute on a backend.
 //! - [`cli`]: argument parsing and output, nothing else.
 
+pub mod auth;
 pub mod cli;
 pub mod containerfile;
 pub mod digest;
+pub mod envfile;
 pub mod image;
 pub mod layer;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod sandbox;
 pub mod scripts;
 pub mod source;
-pub mod envfile;
 pub mod store;
 pub mod transport;
 pub mod units;
