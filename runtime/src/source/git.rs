@@ -6,8 +6,8 @@
 //! submodule update, log), isolated here, so swapping in gix later touches this file only.
 //!
 //! Hardening: arguments are passed after `--` where git allows it, refs starting with `-` are
-//! refused, prompts are disabled (no hanging on credentials) and hooks are off
-//! (`core.hooksPath=/dev/null`).
+//! refused, prompts are disabled (no hanging on credentials), stalled HTTP transfers abort and
+//! hooks are off (`core.hooksPath=/dev/null`).
 
 use std::path::Path;
 use std::process::Command;
@@ -19,7 +19,9 @@ fn git(dir: Option<&Path>) -> Command {
     if let Some(d) = dir {
         c.arg("-C").arg(d);
     }
+    // A stalled HTTP transfer (under 1 KB/s for 60 s) aborts instead of hanging the build.
     c.args(["-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false"])
+        .args(["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"])
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .env_remove("GIT_DIR")
