@@ -303,3 +303,33 @@ fn hostile_context_cannot_escape() {
     assert_eq!(fs::read_link(t.join("fine-link")).unwrap(), Path::new("ok.txt"));
     assert_eq!(fs::read_to_string(t.join("ok.txt")).unwrap(), "ok");
 }
+
+/// Garbage assembled from Containerfile fragments: errors, never panics.
+#[test]
+fn garbage_never_panics() {
+    const FRAGS: &[&str] = &[
+        "FROM ", "scratch", " AS ", "s", "COPY ", "ADD ", "--from=", "--chmod=", "--chown=", "ENV ", "ARG ", "LABEL ",
+        "RUN ", "CMD ", "EXPOSE ", "WORKDIR ", "USER ", "VOLUME ", "$", "${", "}", ":-", ":+", ":?", "\"", "'", "\\",
+        "\n", " ", "\t", "=", "[", "]", "\"a\"", ",", "*", "?", "..", "/", "# escape=`\n", "`", "-", "x", "é", "0",
+        "8080", "#", "\r\n", "ws2i/base:latest", "[!", "**",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    fs::create_dir_all(ctx.join("x")).unwrap();
+    fs::write(ctx.join("x/s"), "s").unwrap();
+    let mut b = backend(tmp.path());
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..3000 {
+        let n = 1 + next() % 40;
+        let text: String = (0..n).map(|_| FRAGS[(next() % FRAGS.len() as u64) as usize]).collect();
+        if let Ok(cf) = Containerfile::parse(&text) {
+            let _ = plan(&cf, &ctx, &BuildOptions::default(), &mut b);
+        }
+    }
+}
