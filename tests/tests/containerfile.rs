@@ -177,6 +177,7 @@ fn env_and_arg_scoping_like_docker() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
     fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("tool.wasm"), b"\0asm\x01\0\0\0").unwrap();
     let text = r#"
 ARG TAG=latest
 ARG UNUSED_GLOBAL=g
@@ -193,6 +194,7 @@ ARG abc=shadowed
 ENV stillenv=$abc
 LABEL "quoted key"="v" plain=x\ y single='$abc'
 ENTRYPOINT ["/bin/tool.wasm"]
+COPY tool.wasm /
 RUN ["tool.wasm", "$abc"]
 
 FROM first
@@ -217,7 +219,7 @@ CMD ["again"]
     assert_eq!(c.labels["single"], "$abc");
     assert_eq!(c.cmd, None, "ENTRYPOINT resets the inherited CMD");
     assert!(c.env_var("V").is_none(), "ARGs are not persisted");
-    let Step::Run(run) = &p.stages[0].steps[0] else { panic!() };
+    let Step::Run(run) = &p.stages[0].steps[1] else { panic!("{:?}", p.stages[0].steps) };
     assert_eq!(run.argv, ["/tool.wasm", "$abc"], "exec form is literal; relative program resolved against WORKDIR");
     assert!(run.env.contains(&("V".into(), "bye-arg".into())), "RUN sees ARGs");
     assert!(p.warnings.iter().any(|w| w.message.contains("EXTRA")), "{:?}", p.warnings);
@@ -239,6 +241,8 @@ fn multi_stage_copy_from_globs_and_dest_rules() {
     for f in ["bin/a.wasm", "bin/b.wasm", "bin/notes.txt", "bin/sub/c.wasm", "one.txt"] {
         fs::write(ctx.join(f), f).unwrap();
     }
+    fs::write(ctx.join("bin/a.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    fs::write(ctx.join(".dockerignore"), "bin/notes.txt\n").unwrap();
     let text = "\
 FROM scratch AS tools
 COPY bin/*.wasm /tools/
@@ -252,6 +256,7 @@ COPY --from=tools /tools/ /usr/bin/
 COPY --from=0 /renamed.txt /etc/renamed
 COPY --from=ws2i/base:latest /etc/passwd /copied/
 RUN [\"/usr/bin/a.wasm\", \"--flag\"]
+COPY --chmod=0700 . /all/
 ";
     let mut b = backend(tmp.path());
     let p = plan_text(text, &ctx, &BuildOptions::default(), &mut b).unwrap();
@@ -268,6 +273,15 @@ RUN [\"/usr/bin/a.wasm\", \"--flag\"]
     assert!(s1.join("copied/passwd").is_file());
     assert_eq!(b.runs[0].1.argv, ["/usr/bin/a.wasm", "--flag"]);
     assert_eq!(b.runs[0].0, 1);
+    assert_eq!(mode(&s1.join("all/bin/sub/c.wasm")), 0o700, "--chmod reaches nested files");
+    assert_eq!(mode(&s1.join("all/bin/sub")), 0o700, "and directories");
+    assert!(s1.join("all/one.txt").is_file() && !s1.join("all/bin/notes.txt").exists(), ".dockerignore honoured");
+
+    // RUN of something that is not a wasm module is refused when executed.
+    let text = "FROM scratch\nCOPY bin/b.wasm /b.wasm\nRUN [\"/b.wasm\"]\n";
+    let p = plan_text(text, &ctx, &BuildOptions::default(), &mut b).unwrap();
+    let e = execute(&p, &ctx, &mut b).unwrap_err();
+    assert!(format!("{e:#}").contains("line 3") && format!("{e:#}").contains("not a WebAssembly module"), "{e:#}");
 }
 
 #[test]

@@ -261,6 +261,18 @@ impl BudBackend for DirBackend {
     }
 
     fn run_wasm(&mut self, stage: usize, run: &RunStep) -> Result<()> {
+        use std::io::Read;
+        // Same admission rule as the real backend: the program must be a
+        // WebAssembly module inside the stage's own filesystem.
+        let prog = &run.argv[0];
+        let mut magic = [0u8; 4];
+        self.open_stage(stage)?
+            .open(rel_dest(prog))
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .with_context(|| format!("RUN {prog}: not found in the stage's filesystem"))?;
+        if &magic != b"\0asm" {
+            bail!("RUN {prog}: not a WebAssembly module; ws2i runs no native programs");
+        }
         self.runs.push((stage, run.clone()));
         Ok(())
     }
