@@ -112,7 +112,9 @@ pub fn match_path(pat: &[&str], path: &[&str]) -> bool {
         // Consecutive `**` are one, so hostile patterns stay polynomial.
         Some(&"**") if pat.get(1) == Some(&"**") => match_path(&pat[1..], path),
         Some(&"**") => (0..=path.len()).any(|i| match_path(&pat[1..], &path[i..])),
-        Some(p) => !path.is_empty() && match_segment(p, path[0]) && match_path(&pat[1..], &path[1..]),
+        Some(p) => {
+            !path.is_empty() && match_segment(p, path[0]) && match_path(&pat[1..], &path[1..])
+        }
     }
 }
 
@@ -182,7 +184,10 @@ mod tests {
         assert!(!match_segment("?", ""));
         // Would take forever with naive backtracking.
         assert!(!match_segment(&"*a".repeat(30), &"a".repeat(29)));
-        assert!(!match_path(&["**"; 40].iter().copied().chain(["x"]).collect::<Vec<_>>(), &["a"; 40]));
+        assert!(!match_path(
+            &["**"; 40].iter().copied().chain(["x"]).collect::<Vec<_>>(),
+            &["a"; 40]
+        ));
     }
 
     #[test]
