@@ -105,17 +105,22 @@ pub fn match_segment(pat: &str, name: &str) -> bool {
     toks[ti..].iter().all(|t| matches!(t, Tok::Star))
 }
 
-/// Matches a `/`-separated path against a `/`-separated pattern.
+/// Matches a `/`-separated path against a `/`-separated pattern, by dynamic
+/// programming so any number of `**` stays O(pattern × path).
 pub fn match_path(pat: &[&str], path: &[&str]) -> bool {
-    match pat.first() {
-        None => path.is_empty(),
-        // Consecutive `**` are one, so hostile patterns stay polynomial.
-        Some(&"**") if pat.get(1) == Some(&"**") => match_path(&pat[1..], path),
-        Some(&"**") => (0..=path.len()).any(|i| match_path(&pat[1..], &path[i..])),
-        Some(p) => {
-            !path.is_empty() && match_segment(p, path[0]) && match_path(&pat[1..], &path[1..])
+    // ok[i][j]: pat[i..] matches path[j..].
+    let mut ok = vec![vec![false; path.len() + 1]; pat.len() + 1];
+    ok[pat.len()][path.len()] = true;
+    for i in (0..pat.len()).rev() {
+        for j in (0..=path.len()).rev() {
+            ok[i][j] = if pat[i] == "**" {
+                ok[i + 1][j] || (j < path.len() && ok[i][j + 1])
+            } else {
+                j < path.len() && ok[i + 1][j + 1] && match_segment(pat[i], path[j])
+            };
         }
     }
+    ok[0][0]
 }
 
 /// The rules of a `.containerignore` (or `.dockerignore`) file.
