@@ -177,6 +177,8 @@ fn every_error_names_its_line() {
     let mut tar = vec![0u8; 512];
     tar[257..262].copy_from_slice(b"ustar");
     fs::write(ctx.join("x.tar"), &tar).unwrap();
+    fs::write(ctx.join("y.tar.gz"), "y").unwrap();
+    fs::write(ctx.join(".containerignore"), "*.tar.gz\n").unwrap();
     let cases: &[(&str, usize, ErrorKind, &str)] = &[
         (
             "COPY a.wasm /\n",
@@ -397,6 +399,18 @@ fn every_error_names_its_line() {
             2,
             ErrorKind::Unsupported,
             "archives",
+        ),
+        (
+            "FROM scratch\nCOPY y.tar.gz /\n",
+            2,
+            ErrorKind::Context,
+            "excluded",
+        ),
+        (
+            "FROM scratch\nCOPY *.gz /\n",
+            2,
+            ErrorKind::Context,
+            "no file",
         ),
         (
             "FROM scratch AS a\nCOPY --from=a a.wasm /\n",
