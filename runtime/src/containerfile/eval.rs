@@ -62,7 +62,11 @@ pub fn plan(
             }
             (Keyword::Arg, None) => ev.global_arg(ins)?,
             (_, None) => {
-                return Err(fail(ins.line, ErrorKind::Syntax, format!("{:?} before the first FROM", ins.keyword)))
+                return Err(fail(
+                    ins.line,
+                    ErrorKind::Syntax,
+                    format!("{:?} before the first FROM", ins.keyword),
+                ))
             }
             (_, Some(c)) => ev.apply(c, ins)?,
         }
@@ -73,7 +77,10 @@ pub fn plan(
     ev.stages.push(last.stage);
     for name in opts.build_args.keys() {
         if !ev.used_args.contains(name) {
-            ev.warnings.push(Warning { line: 0, message: format!("build argument {name} was not consumed by any ARG") });
+            ev.warnings.push(Warning {
+                line: 0,
+                message: format!("build argument {name} was not consumed by any ARG"),
+            });
         }
     }
     let output = match &opts.target {
@@ -82,14 +89,28 @@ pub fn plan(
             .stages
             .iter()
             .position(|s| s.name.as_deref() == Some(&t.to_ascii_lowercase()))
-            .ok_or_else(|| fail(0, ErrorKind::Reference, format!("target stage {t:?} not found")))?,
+            .ok_or_else(|| {
+                fail(
+                    0,
+                    ErrorKind::Reference,
+                    format!("target stage {t:?} not found"),
+                )
+            })?,
     };
     ev.stages.truncate(output + 1);
-    Ok(Plan { stages: ev.stages, output, warnings: ev.warnings })
+    Ok(Plan {
+        stages: ev.stages,
+        output,
+        warnings: ev.warnings,
+    })
 }
 
 fn fail(line: usize, kind: ErrorKind, message: impl Into<String>) -> Error {
-    Error { line, kind, message: message.into() }
+    Error {
+        line,
+        kind,
+        message: message.into(),
+    }
 }
 
 struct Eval<'a> {
@@ -117,22 +138,38 @@ impl Cur {
         if let Some(v) = self.stage.config.env_var(name) {
             return Some(v.to_string());
         }
-        self.args.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.clone())
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
     }
 }
 
 fn no_flags(ins: &Instruction) -> Result<(), Error> {
     match ins.flags.first() {
         None => Ok(()),
-        Some(f) => Err(fail(ins.line, ErrorKind::Unsupported, format!("{:?}: flag --{} is not supported", ins.keyword, f.name))),
+        Some(f) => Err(fail(
+            ins.line,
+            ErrorKind::Unsupported,
+            format!("{:?}: flag --{} is not supported", ins.keyword, f.name),
+        )),
     }
 }
 
 fn shell<'i>(ins: &'i Instruction, what: &str) -> Result<&'i str, Error> {
     match &ins.args {
         Args::Shell(s) if !s.is_empty() => Ok(s),
-        Args::Shell(_) => Err(fail(ins.line, ErrorKind::Syntax, format!("{what} requires an argument"))),
-        Args::Exec(_) => Err(fail(ins.line, ErrorKind::Syntax, format!("{what} does not take the JSON (exec) form"))),
+        Args::Shell(_) => Err(fail(
+            ins.line,
+            ErrorKind::Syntax,
+            format!("{what} requires an argument"),
+        )),
+        Args::Exec(_) => Err(fail(
+            ins.line,
+            ErrorKind::Syntax,
+            format!("{what} does not take the JSON (exec) form"),
+        )),
     }
 }
 
@@ -175,22 +212,37 @@ fn resolve_in(workdir: Option<&str>, path: &str) -> String {
 }
 
 impl Eval<'_> {
-    fn word(&self, line: usize, raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
+    fn word(
+        &self,
+        line: usize,
+        raw: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, Error> {
         expand::word(raw, env, self.escape).map_err(|m| fail(line, ErrorKind::Expansion, m))
     }
 
-    fn words(&self, line: usize, raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>, Error> {
+    fn words(
+        &self,
+        line: usize,
+        raw: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>, Error> {
         expand::words(raw, env, self.escape).map_err(|m| fail(line, ErrorKind::Expansion, m))
     }
 
     fn global_lookup(&self, name: &str) -> Option<String> {
-        self.global_args.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.clone())
+        self.global_args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
     }
 
     /// `ARG a=1 b`: names with optional defaults, raw.
     fn arg_decls(&mut self, ins: &Instruction) -> Result<Vec<(String, Option<String>)>, Error> {
         let raw = shell(ins, "ARG")?;
-        let words = expand::split_raw(raw, self.escape).map_err(|m| fail(ins.line, ErrorKind::Syntax, m))?;
+        let words = expand::split_raw(raw, self.escape)
+            .map_err(|m| fail(ins.line, ErrorKind::Syntax, m))?;
         let mut out = Vec::new();
         for w in words {
             let (name, default) = match w.split_once('=') {
@@ -198,7 +250,11 @@ impl Eval<'_> {
                 None => (w, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(fail(ins.line, ErrorKind::Syntax, format!("ARG: invalid name {name:?}")));
+                return Err(fail(
+                    ins.line,
+                    ErrorKind::Syntax,
+                    format!("ARG: invalid name {name:?}"),
+                ));
             }
             out.push((name, default));
         }
@@ -225,67 +281,121 @@ impl Eval<'_> {
         let line = ins.line;
         for f in &ins.flags {
             if f.name == "platform" {
-                self.warnings.push(Warning { line, message: "FROM --platform is ignored (ws2i images are wasm)".into() });
+                self.warnings.push(Warning {
+                    line,
+                    message: "FROM --platform is ignored (ws2i images are wasm)".into(),
+                });
             } else {
-                return Err(fail(line, ErrorKind::Unsupported, format!("FROM: flag --{} is not supported", f.name)));
+                return Err(fail(
+                    line,
+                    ErrorKind::Unsupported,
+                    format!("FROM: flag --{} is not supported", f.name),
+                ));
             }
         }
         let raw = shell(ins, "FROM")?;
         let words = self.words(line, raw, &|n| self.global_lookup(n))?;
         let (image, name) = match words.as_slice() {
             [image] => (image.clone(), None),
-            [image, as_, name] if as_.eq_ignore_ascii_case("as") => (image.clone(), Some(name.to_ascii_lowercase())),
-            _ => return Err(fail(line, ErrorKind::Syntax, "FROM takes `image [AS name]`")),
+            [image, as_, name] if as_.eq_ignore_ascii_case("as") => {
+                (image.clone(), Some(name.to_ascii_lowercase()))
+            }
+            _ => {
+                return Err(fail(
+                    line,
+                    ErrorKind::Syntax,
+                    "FROM takes `image [AS name]`",
+                ))
+            }
         };
         if image.is_empty() {
             return Err(fail(line, ErrorKind::Syntax, "FROM: empty image name"));
         }
         if let Some(n) = &name {
             let valid = n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
             if !valid {
-                return Err(fail(line, ErrorKind::Syntax, format!("invalid stage name {n:?}")));
+                return Err(fail(
+                    line,
+                    ErrorKind::Syntax,
+                    format!("invalid stage name {n:?}"),
+                ));
             }
             if self.stages.iter().any(|s| s.name.as_ref() == Some(n)) {
-                return Err(fail(line, ErrorKind::Syntax, format!("duplicate stage name {n:?}")));
+                return Err(fail(
+                    line,
+                    ErrorKind::Syntax,
+                    format!("duplicate stage name {n:?}"),
+                ));
             }
         }
         let lower = image.to_ascii_lowercase();
         let (base, base_config) = if lower == "scratch" {
             (Base::Scratch, ImageConfig::default())
-        } else if let Some(i) = self.stages.iter().position(|s| s.name.as_deref() == Some(&lower)) {
+        } else if let Some(i) = self
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(&lower))
+        {
             (Base::Stage(i), self.stages[i].config.clone())
         } else {
-            let cfg = self
-                .backend
-                .base_image(&image)
-                .map_err(|e| fail(line, ErrorKind::Reference, format!("base image {image}: {e:#}")))?;
+            let cfg = self.backend.base_image(&image).map_err(|e| {
+                fail(
+                    line,
+                    ErrorKind::Reference,
+                    format!("base image {image}: {e:#}"),
+                )
+            })?;
             (Base::Image(image), cfg)
         };
         Ok(Cur {
-            stage: Stage { name, base, config: base_config.clone(), base_config, steps: Vec::new() },
+            stage: Stage {
+                name,
+                base,
+                config: base_config.clone(),
+                base_config,
+                steps: Vec::new(),
+            },
             args: Vec::new(),
             cmd_set: false,
         })
     }
 
     /// `K=V K2="v 2"` or legacy `K V W` (value = the rest of the line).
-    fn pairs(&self, ins: &Instruction, what: &str, cur: &Cur) -> Result<Vec<(String, String)>, Error> {
+    fn pairs(
+        &self,
+        ins: &Instruction,
+        what: &str,
+        cur: &Cur,
+    ) -> Result<Vec<(String, String)>, Error> {
         let line = ins.line;
         let raw = shell(ins, what)?;
         let env = |n: &str| cur.lookup(n);
-        let words = expand::split_raw(raw, self.escape).map_err(|m| fail(line, ErrorKind::Syntax, m))?;
+        let words =
+            expand::split_raw(raw, self.escape).map_err(|m| fail(line, ErrorKind::Syntax, m))?;
         let mut out = Vec::new();
         if !words[0].contains('=') {
             let (key, rest) = raw.split_once(char::is_whitespace).unwrap_or((raw, ""));
             if rest.trim().is_empty() {
-                return Err(fail(line, ErrorKind::Syntax, format!("{what} {key} needs a value (`{what} {key}=value`)")));
+                return Err(fail(
+                    line,
+                    ErrorKind::Syntax,
+                    format!("{what} {key} needs a value (`{what} {key}=value`)"),
+                ));
             }
-            out.push((self.word(line, key, &env)?, self.word(line, rest.trim(), &env)?));
+            out.push((
+                self.word(line, key, &env)?,
+                self.word(line, rest.trim(), &env)?,
+            ));
         } else {
             for w in &words {
                 let Some((k, v)) = w.split_once('=') else {
-                    return Err(fail(line, ErrorKind::Syntax, format!("{what}: can't find = in {w:?}; must be name=value")));
+                    return Err(fail(
+                        line,
+                        ErrorKind::Syntax,
+                        format!("{what}: can't find = in {w:?}; must be name=value"),
+                    ));
                 };
                 out.push((self.word(line, k, &env)?, self.word(line, v, &env)?));
             }
@@ -299,7 +409,10 @@ impl Eval<'_> {
     fn apply(&mut self, cur: &mut Cur, ins: &Instruction) -> Result<(), Error> {
         let line = ins.line;
         let unsupported = |m: String| Err(fail(line, ErrorKind::Unsupported, m));
-        if !matches!(ins.keyword, Keyword::Copy | Keyword::Add | Keyword::Run | Keyword::Healthcheck) {
+        if !matches!(
+            ins.keyword,
+            Keyword::Copy | Keyword::Add | Keyword::Run | Keyword::Healthcheck
+        ) {
             no_flags(ins)?;
         }
         match ins.keyword {
@@ -313,7 +426,13 @@ impl Eval<'_> {
                     if self.opts.build_args.contains_key(&name) {
                         self.used_args.insert(name.clone());
                     }
-                    let value = self.opts.build_args.get(&name).cloned().or(default).or_else(|| self.global_lookup(&name));
+                    let value = self
+                        .opts
+                        .build_args
+                        .get(&name)
+                        .cloned()
+                        .or(default)
+                        .or_else(|| self.global_lookup(&name));
                     cur.args.push((name, value));
                 }
             }
@@ -329,7 +448,10 @@ impl Eval<'_> {
             }
             Keyword::Maintainer => {
                 let who = shell(ins, "MAINTAINER")?.to_string();
-                self.warnings.push(Warning { line, message: "MAINTAINER is deprecated; recorded as the image author".into() });
+                self.warnings.push(Warning {
+                    line,
+                    message: "MAINTAINER is deprecated; recorded as the image author".into(),
+                });
                 cur.stage.config.author = Some(who);
             }
             Keyword::Workdir => {
@@ -348,7 +470,11 @@ impl Eval<'_> {
             Keyword::Expose => {
                 for p in self.words(line, shell(ins, "EXPOSE")?, &|n| cur.lookup(n))? {
                     let port = expose(&p).ok_or_else(|| {
-                        fail(line, ErrorKind::Syntax, format!("EXPOSE: invalid port {p:?} (want PORT[-PORT][/tcp|udp|sctp])"))
+                        fail(
+                            line,
+                            ErrorKind::Syntax,
+                            format!("EXPOSE: invalid port {p:?} (want PORT[-PORT][/tcp|udp|sctp])"),
+                        )
                     })?;
                     cur.stage.config.exposed_ports.insert(port);
                 }
@@ -383,9 +509,16 @@ impl Eval<'_> {
                     Args::Shell(s) => self.words(line, s, &|n| cur.lookup(n))?,
                 };
                 if vols.is_empty() || vols.iter().any(String::is_empty) {
-                    return Err(fail(line, ErrorKind::Syntax, "VOLUME requires non-empty paths"));
+                    return Err(fail(
+                        line,
+                        ErrorKind::Syntax,
+                        "VOLUME requires non-empty paths",
+                    ));
                 }
-                cur.stage.config.volumes.extend(vols.iter().map(|v| clean_abs(v)));
+                cur.stage
+                    .config
+                    .volumes
+                    .extend(vols.iter().map(|v| clean_abs(v)));
             }
             Keyword::StopSignal => {
                 let s = self.word(line, shell(ins, "STOPSIGNAL")?, &|n| cur.lookup(n))?;
@@ -393,12 +526,21 @@ impl Eval<'_> {
             }
             Keyword::Healthcheck => match &ins.args {
                 Args::Shell(s) if s.eq_ignore_ascii_case("none") && ins.flags.is_empty() => {
-                    self.warnings.push(Warning { line, message: "HEALTHCHECK NONE ignored".into() });
+                    self.warnings.push(Warning {
+                        line,
+                        message: "HEALTHCHECK NONE ignored".into(),
+                    });
                 }
-                _ => return unsupported("HEALTHCHECK runs a native command; ws2i images have none".into()),
+                _ => {
+                    return unsupported(
+                        "HEALTHCHECK runs a native command; ws2i images have none".into(),
+                    )
+                }
             },
             Keyword::Onbuild => return unsupported("ONBUILD is not supported by ws2i bud".into()),
-            Keyword::Shell => return unsupported("SHELL is not supported: ws2i runs no shell".into()),
+            Keyword::Shell => {
+                return unsupported("SHELL is not supported: ws2i runs no shell".into())
+            }
             Keyword::Run => {
                 if let Some(f) = ins.flags.first() {
                     return unsupported(format!("RUN --{} is not supported", f.name));
@@ -414,7 +556,12 @@ impl Eval<'_> {
                         )
                     }
                 };
-                let workdir = cur.stage.config.workdir.clone().unwrap_or_else(|| "/".into());
+                let workdir = cur
+                    .stage
+                    .config
+                    .workdir
+                    .clone()
+                    .unwrap_or_else(|| "/".into());
                 let mut argv = argv;
                 argv[0] = resolve_in(Some(&workdir), &argv[0]);
                 let mut env = cur.stage.config.env.clone();
@@ -423,7 +570,13 @@ impl Eval<'_> {
                         env.push((k.clone(), v.clone()));
                     }
                 }
-                cur.stage.steps.push(Step::Run(RunStep { line, argv, env, workdir, user: cur.stage.config.user.clone() }));
+                cur.stage.steps.push(Step::Run(RunStep {
+                    line,
+                    argv,
+                    env,
+                    workdir,
+                    user: cur.stage.config.user.clone(),
+                }));
             }
             Keyword::Copy | Keyword::Add => {
                 let step = self.copy(cur, ins)?;
@@ -435,14 +588,21 @@ impl Eval<'_> {
 
     fn copy(&mut self, cur: &Cur, ins: &Instruction) -> Result<CopyStep, Error> {
         let line = ins.line;
-        let what = if ins.keyword == Keyword::Add { "ADD" } else { "COPY" };
+        let what = if ins.keyword == Keyword::Add {
+            "ADD"
+        } else {
+            "COPY"
+        };
         let env = |n: &str| cur.lookup(n);
         let (mut from, mut chmod, mut chown) = (None, None, None);
         for f in &ins.flags {
-            let value = f
-                .value
-                .as_deref()
-                .ok_or_else(|| fail(line, ErrorKind::Syntax, format!("{what}: --{} needs a value", f.name)))?;
+            let value = f.value.as_deref().ok_or_else(|| {
+                fail(
+                    line,
+                    ErrorKind::Syntax,
+                    format!("{what}: --{} needs a value", f.name),
+                )
+            })?;
             let value = self.word(line, value, &env)?;
             match f.name.as_str() {
                 "from" if what == "COPY" => from = Some(value),
@@ -450,7 +610,13 @@ impl Eval<'_> {
                     let mode = (!value.is_empty() && value.len() <= 4)
                         .then(|| u32::from_str_radix(&value, 8).ok())
                         .flatten()
-                        .ok_or_else(|| fail(line, ErrorKind::Syntax, format!("{what}: --chmod={value}: want an octal mode such as 0755")))?;
+                        .ok_or_else(|| {
+                            fail(
+                                line,
+                                ErrorKind::Syntax,
+                                format!("{what}: --chmod={value}: want an octal mode such as 0755"),
+                            )
+                        })?;
                     chmod = Some(mode);
                 }
                 "chown" => {
@@ -459,19 +625,36 @@ impl Eval<'_> {
                         None => (value.clone(), None),
                     };
                     if user.is_empty() || group.as_deref() == Some("") {
-                        return Err(fail(line, ErrorKind::Syntax, format!("{what}: --chown={value}: want USER[:GROUP]")));
+                        return Err(fail(
+                            line,
+                            ErrorKind::Syntax,
+                            format!("{what}: --chown={value}: want USER[:GROUP]"),
+                        ));
                     }
                     chown = Some(Chown { user, group });
                 }
-                other => return Err(fail(line, ErrorKind::Unsupported, format!("{what}: flag --{other} is not supported"))),
+                other => {
+                    return Err(fail(
+                        line,
+                        ErrorKind::Unsupported,
+                        format!("{what}: flag --{other} is not supported"),
+                    ))
+                }
             }
         }
         let mut args = match &ins.args {
-            Args::Exec(v) => v.iter().map(|w| self.word(line, w, &env)).collect::<Result<Vec<_>, _>>()?,
+            Args::Exec(v) => v
+                .iter()
+                .map(|w| self.word(line, w, &env))
+                .collect::<Result<Vec<_>, _>>()?,
             Args::Shell(s) => self.words(line, s, &env)?,
         };
         if args.len() < 2 {
-            return Err(fail(line, ErrorKind::Syntax, format!("{what} requires at least one source and a destination")));
+            return Err(fail(
+                line,
+                ErrorKind::Syntax,
+                format!("{what} requires at least one source and a destination"),
+            ));
         }
         let dest_raw = args.pop().unwrap_or_default();
         let dest_slash = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
@@ -498,7 +681,11 @@ impl Eval<'_> {
         let source = match from {
             Some(f) => {
                 if args.iter().any(|s| has_meta(s)) {
-                    return Err(fail(line, ErrorKind::Unsupported, format!("{what} --from: glob sources are not supported")));
+                    return Err(fail(
+                        line,
+                        ErrorKind::Unsupported,
+                        format!("{what} --from: glob sources are not supported"),
+                    ));
                 }
                 let paths: Vec<String> = args.iter().map(|s| clean_abs(s)).collect();
                 let lower = f.to_ascii_lowercase();
@@ -508,30 +695,54 @@ impl Eval<'_> {
                     .position(|s| s.name.as_deref() == Some(&lower))
                     .or_else(|| f.parse::<usize>().ok().filter(|i| *i < self.stages.len()));
                 if cur.stage.name.as_deref() == Some(&lower) {
-                    return Err(fail(line, ErrorKind::Reference, format!("{what} --from={f}: a stage cannot copy from itself")));
+                    return Err(fail(
+                        line,
+                        ErrorKind::Reference,
+                        format!("{what} --from={f}: a stage cannot copy from itself"),
+                    ));
                 }
                 match earlier {
                     Some(stage) => CopySource::Stage { stage, paths },
                     None if f.chars().all(|c| c.is_ascii_digit()) => {
-                        return Err(fail(line, ErrorKind::Reference, format!("{what} --from={f}: no such earlier stage")))
+                        return Err(fail(
+                            line,
+                            ErrorKind::Reference,
+                            format!("{what} --from={f}: no such earlier stage"),
+                        ))
                     }
-                    None => CopySource::Image { reference: f, paths },
+                    None => CopySource::Image {
+                        reference: f,
+                        paths,
+                    },
                 }
             }
             None => {
                 let mut rels = Vec::new();
                 for s in &args {
-                    let rel = clean_rel(s.trim_start_matches('/'))
-                        .ok_or_else(|| fail(line, ErrorKind::Context, format!("{what} {s}: path is outside the build context")))?;
+                    let rel = clean_rel(s.trim_start_matches('/')).ok_or_else(|| {
+                        fail(
+                            line,
+                            ErrorKind::Context,
+                            format!("{what} {s}: path is outside the build context"),
+                        )
+                    })?;
                     if has_meta(&rel) {
                         let before = rels.len();
                         self.glob(&rel, &mut rels);
                         if rels.len() == before {
-                            return Err(fail(line, ErrorKind::Context, format!("{what} {s}: no file in the build context matches")));
+                            return Err(fail(
+                                line,
+                                ErrorKind::Context,
+                                format!("{what} {s}: no file in the build context matches"),
+                            ));
                         }
                     } else {
                         if self.ignore.is_excluded(&rel) {
-                            return Err(fail(line, ErrorKind::Context, format!("{what} {s}: excluded by .containerignore/.dockerignore")));
+                            return Err(fail(
+                                line,
+                                ErrorKind::Context,
+                                format!("{what} {s}: excluded by .containerignore/.dockerignore"),
+                            ));
                         }
                         let probe = if rel.is_empty() { "." } else { rel.as_str() };
                         if let Err(e) = self.ctx.metadata(probe) {
@@ -548,21 +759,36 @@ impl Eval<'_> {
                 let mut entries = Vec::new();
                 for rel in &rels {
                     entries.extend(
-                        expand_entries(&self.ctx, rel, &dest, is_dir, Some(&self.ignore))
-                            .map_err(|e| fail(line, ErrorKind::Context, format!("{what} {rel}: {e:#}")))?,
+                        expand_entries(&self.ctx, rel, &dest, is_dir, Some(&self.ignore)).map_err(
+                            |e| fail(line, ErrorKind::Context, format!("{what} {rel}: {e:#}")),
+                        )?,
                     );
                 }
                 if what == "ADD" {
                     self.refuse_archives(line, &entries)?;
                 }
-                return Ok(CopyStep { line, source: CopySource::Context(entries), dest, dest_is_dir: is_dir, chmod, chown });
+                return Ok(CopyStep {
+                    line,
+                    source: CopySource::Context(entries),
+                    dest,
+                    dest_is_dir: is_dir,
+                    chmod,
+                    chown,
+                });
             }
         };
         let n = match &source {
             CopySource::Stage { paths, .. } | CopySource::Image { paths, .. } => paths.len(),
             CopySource::Context(_) => 0,
         };
-        Ok(CopyStep { line, source, dest, dest_is_dir: dest_is_dir(n)?, chmod, chown })
+        Ok(CopyStep {
+            line,
+            source,
+            dest,
+            dest_is_dir: dest_is_dir(n)?,
+            chmod,
+            chown,
+        })
     }
 
     /// ADD would auto-extract local archives; ws2i does not (yet), and
@@ -571,7 +797,11 @@ impl Eval<'_> {
         use std::io::Read;
         for e in entries.iter().filter(|e| e.kind == EntryKind::File) {
             let mut head = [0u8; 262];
-            let n = self.ctx.open(&e.src).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+            let n = self
+                .ctx
+                .open(&e.src)
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
             let head = &head[..n];
             let archive = head.starts_with(&[0x1f, 0x8b])
                 || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
@@ -604,7 +834,13 @@ fn glob_walk(dir: &Dir, base: String, segs: &[&str], out: &mut Vec<String>) {
         out.push(base);
         return;
     };
-    let join = |name: &str| if base.is_empty() { name.to_string() } else { format!("{base}/{name}") };
+    let join = |name: &str| {
+        if base.is_empty() {
+            name.to_string()
+        } else {
+            format!("{base}/{name}")
+        }
+    };
     if !has_meta(seg) {
         let p = join(seg);
         if dir.symlink_metadata(&p).is_ok() {
@@ -614,7 +850,9 @@ fn glob_walk(dir: &Dir, base: String, segs: &[&str], out: &mut Vec<String>) {
     }
     let listing = dir.read_dir(if base.is_empty() { "." } else { base.as_str() });
     let Ok(listing) = listing else { return };
-    let mut names: Vec<String> = listing.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    let mut names: Vec<String> = listing
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
     names.sort();
     for name in names.iter().filter(|n| match_segment(seg, n)) {
         let p = join(name);

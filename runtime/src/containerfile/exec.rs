@@ -58,12 +58,24 @@ fn join_abs(dir: &str, name: &str) -> String {
 /// when `dest_is_dir`); a directory's *contents* go into `dest`. `src` itself
 /// may be a symlink (followed, but only inside `root`: cap-std); symlinks
 /// below it are copied as links, never followed.
-pub fn expand_entries(root: &Dir, src: &str, dest: &str, dest_is_dir: bool, ignore: Option<&Ignore>) -> Result<Vec<Entry>> {
+pub fn expand_entries(
+    root: &Dir,
+    src: &str,
+    dest: &str,
+    dest_is_dir: bool,
+    ignore: Option<&Ignore>,
+) -> Result<Vec<Entry>> {
     let probe = if src.is_empty() { "." } else { src };
-    let meta = root.metadata(probe).with_context(|| format!("{probe}: not found (or outside its root)"))?;
+    let meta = root
+        .metadata(probe)
+        .with_context(|| format!("{probe}: not found (or outside its root)"))?;
     let mut out = Vec::new();
     if meta.is_dir() {
-        out.push(Entry { src: PathBuf::from(probe), dest: dest.to_string(), kind: EntryKind::Dir });
+        out.push(Entry {
+            src: PathBuf::from(probe),
+            dest: dest.to_string(),
+            kind: EntryKind::Dir,
+        });
         walk(root, src, dest, ignore, &mut out)?;
     } else if meta.is_file() {
         let dest = if dest_is_dir {
@@ -71,23 +83,42 @@ pub fn expand_entries(root: &Dir, src: &str, dest: &str, dest_is_dir: bool, igno
         } else {
             dest.to_string()
         };
-        out.push(Entry { src: PathBuf::from(src), dest, kind: EntryKind::File });
+        out.push(Entry {
+            src: PathBuf::from(src),
+            dest,
+            kind: EntryKind::File,
+        });
     } else {
         bail!("{src}: not a regular file or directory");
     }
     Ok(out)
 }
 
-fn walk(root: &Dir, rel: &str, dest: &str, ignore: Option<&Ignore>, out: &mut Vec<Entry>) -> Result<()> {
-    let listing = root.read_dir(if rel.is_empty() { "." } else { rel }).with_context(|| format!("reading {rel}"))?;
+fn walk(
+    root: &Dir,
+    rel: &str,
+    dest: &str,
+    ignore: Option<&Ignore>,
+    out: &mut Vec<Entry>,
+) -> Result<()> {
+    let listing = root
+        .read_dir(if rel.is_empty() { "." } else { rel })
+        .with_context(|| format!("reading {rel}"))?;
     let mut names = Vec::new();
     for e in listing {
         let name = e?.file_name();
-        names.push(name.into_string().map_err(|n| anyhow!("non-UTF-8 file name {n:?} under {rel}"))?);
+        names.push(
+            name.into_string()
+                .map_err(|n| anyhow!("non-UTF-8 file name {n:?} under {rel}"))?,
+        );
     }
     names.sort();
     for name in names {
-        let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         if ignore.is_some_and(|i| i.is_excluded(&child)) {
             continue;
         }
@@ -96,12 +127,24 @@ fn walk(root: &Dir, rel: &str, dest: &str, ignore: Option<&Ignore>, out: &mut Ve
         let ft = meta.file_type();
         if ft.is_symlink() {
             let target = root.read_link_contents(&child)?;
-            out.push(Entry { src: child.into(), dest: child_dest, kind: EntryKind::Symlink(target) });
+            out.push(Entry {
+                src: child.into(),
+                dest: child_dest,
+                kind: EntryKind::Symlink(target),
+            });
         } else if ft.is_dir() {
-            out.push(Entry { src: child.clone().into(), dest: child_dest.clone(), kind: EntryKind::Dir });
+            out.push(Entry {
+                src: child.clone().into(),
+                dest: child_dest.clone(),
+                kind: EntryKind::Dir,
+            });
             walk(root, &child, &child_dest, ignore, out)?;
         } else if ft.is_file() {
-            out.push(Entry { src: child.into(), dest: child_dest, kind: EntryKind::File });
+            out.push(Entry {
+                src: child.into(),
+                dest: child_dest,
+                kind: EntryKind::File,
+            });
         }
         // Sockets, fifos and devices are skipped, as a context should not carry them.
     }
@@ -139,7 +182,8 @@ impl DirBackend {
 
     /// Makes `reference` resolvable: its config, and a directory holding its rootfs.
     pub fn add_base(&mut self, reference: &str, config: ImageConfig, rootfs: &Path) {
-        self.bases.insert(reference.to_string(), (config, rootfs.to_path_buf()));
+        self.bases
+            .insert(reference.to_string(), (config, rootfs.to_path_buf()));
     }
 
     /// The rootfs directory of a started stage.
@@ -148,12 +192,17 @@ impl DirBackend {
     }
 
     fn open_stage(&self, stage: usize) -> Result<Dir> {
-        let p = self.stage_dir(stage).ok_or_else(|| anyhow!("stage {stage} not started"))?;
+        let p = self
+            .stage_dir(stage)
+            .ok_or_else(|| anyhow!("stage {stage} not started"))?;
         Ok(Dir::open_ambient_dir(p, ambient_authority())?)
     }
 
     fn base_dir(&self, reference: &str) -> Result<&Path> {
-        self.bases.get(reference).map(|(_, p)| p.as_path()).ok_or_else(|| anyhow!("image {reference} not found"))
+        self.bases
+            .get(reference)
+            .map(|(_, p)| p.as_path())
+            .ok_or_else(|| anyhow!("image {reference} not found"))
     }
 }
 
@@ -175,8 +224,12 @@ fn rel_dest(dest: &str) -> &str {
 /// Writes one entry into `dst`; files go to a temp name first, then rename.
 fn write_entry(src: &Dir, dst: &Dir, e: &Entry, chmod: Option<u32>) -> Result<()> {
     let target = rel_dest(&e.dest);
-    if let Some(parent) = Path::new(target).parent().filter(|p| !p.as_os_str().is_empty()) {
-        dst.create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    if let Some(parent) = Path::new(target)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        dst.create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let existing = dst.symlink_metadata(target).ok();
     let mode = |m: u32| Permissions::from_mode(chmod.unwrap_or(m) & 0o7777);
@@ -186,15 +239,20 @@ fn write_entry(src: &Dir, dst: &Dir, e: &Entry, chmod: Option<u32>) -> Result<()
                 if existing.is_some() {
                     dst.remove_file(target)?;
                 }
-                dst.create_dir(target).with_context(|| format!("creating {}", e.dest))?;
+                dst.create_dir(target)
+                    .with_context(|| format!("creating {}", e.dest))?;
             }
             let m = src.metadata(&e.src)?.permissions().mode();
             dst.set_permissions(target, mode(m))?;
         }
         EntryKind::File => {
             let tmp = format!("{target}.ws2i-tmp");
-            let mut from = src.open(&e.src).with_context(|| format!("opening {}", e.src.display()))?;
-            let mut to = dst.create(&tmp).with_context(|| format!("creating {}", e.dest))?;
+            let mut from = src
+                .open(&e.src)
+                .with_context(|| format!("opening {}", e.src.display()))?;
+            let mut to = dst
+                .create(&tmp)
+                .with_context(|| format!("creating {}", e.dest))?;
             io::copy(&mut from, &mut to)?;
             drop(to);
             let m = from.metadata()?.permissions().mode();
@@ -206,7 +264,8 @@ fn write_entry(src: &Dir, dst: &Dir, e: &Entry, chmod: Option<u32>) -> Result<()
         }
         EntryKind::Symlink(link) => {
             if existing.is_some() {
-                dst.remove_file(target).with_context(|| format!("replacing {}", e.dest))?;
+                dst.remove_file(target)
+                    .with_context(|| format!("replacing {}", e.dest))?;
             }
             // The link text is copied verbatim; it is only ever resolved inside the image.
             dst.symlink_contents(link, target)?;
@@ -217,7 +276,10 @@ fn write_entry(src: &Dir, dst: &Dir, e: &Entry, chmod: Option<u32>) -> Result<()
 
 impl BudBackend for DirBackend {
     fn base_image(&mut self, reference: &str) -> Result<ImageConfig> {
-        self.bases.get(reference).map(|(c, _)| c.clone()).ok_or_else(|| anyhow!("image {reference} not found"))
+        self.bases
+            .get(reference)
+            .map(|(c, _)| c.clone())
+            .ok_or_else(|| anyhow!("image {reference} not found"))
     }
 
     fn start_stage(&mut self, stage: usize, base: &Base) -> Result<()> {
@@ -226,7 +288,10 @@ impl BudBackend for DirBackend {
         let dst = Dir::open_ambient_dir(&dir, ambient_authority())?;
         match base {
             Base::Scratch => {}
-            Base::Image(r) => copy_tree(&Dir::open_ambient_dir(self.base_dir(r)?, ambient_authority())?, &dst)?,
+            Base::Image(r) => copy_tree(
+                &Dir::open_ambient_dir(self.base_dir(r)?, ambient_authority())?,
+                &dst,
+            )?,
             Base::Stage(s) => copy_tree(&self.open_stage(*s)?, &dst)?,
         }
         if self.stages.len() <= stage {
@@ -241,9 +306,11 @@ impl BudBackend for DirBackend {
         let (src, entries) = match &copy.source {
             CopySource::Context(entries) => (context.try_clone()?, entries.clone()),
             CopySource::Stage { stage: s, paths } => from_paths(self.open_stage(*s)?, paths, copy)?,
-            CopySource::Image { reference, paths } => {
-                from_paths(Dir::open_ambient_dir(self.base_dir(reference)?, ambient_authority())?, paths, copy)?
-            }
+            CopySource::Image { reference, paths } => from_paths(
+                Dir::open_ambient_dir(self.base_dir(reference)?, ambient_authority())?,
+                paths,
+                copy,
+            )?,
         };
         for e in &entries {
             write_entry(&src, &dst, e, copy.chmod)?;
@@ -256,11 +323,24 @@ impl BudBackend for DirBackend {
 
     fn make_dir(&mut self, stage: usize, path: &str) -> Result<()> {
         let dst = self.open_stage(stage)?;
-        dst.create_dir_all(rel_dest(path)).with_context(|| format!("WORKDIR {path}"))?;
+        dst.create_dir_all(rel_dest(path))
+            .with_context(|| format!("WORKDIR {path}"))?;
         Ok(())
     }
 
     fn run_wasm(&mut self, stage: usize, run: &RunStep) -> Result<()> {
+        use std::io::Read;
+        // Same admission rule as the real backend: the program must be a
+        // WebAssembly module inside the stage's own filesystem.
+        let prog = &run.argv[0];
+        let mut magic = [0u8; 4];
+        self.open_stage(stage)?
+            .open(rel_dest(prog))
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .with_context(|| format!("RUN {prog}: not found in the stage's filesystem"))?;
+        if &magic != b"\0asm" {
+            bail!("RUN {prog}: not a WebAssembly module; ws2i runs no native programs");
+        }
         self.runs.push((stage, run.clone()));
         Ok(())
     }
@@ -275,7 +355,13 @@ impl BudBackend for DirBackend {
 fn from_paths(dir: Dir, paths: &[String], copy: &CopyStep) -> Result<(Dir, Vec<Entry>)> {
     let mut entries = Vec::new();
     for p in paths {
-        entries.extend(expand_entries(&dir, p.trim_start_matches('/'), &copy.dest, copy.dest_is_dir, None)?);
+        entries.extend(expand_entries(
+            &dir,
+            p.trim_start_matches('/'),
+            &copy.dest,
+            copy.dest_is_dir,
+            None,
+        )?);
     }
     Ok((dir, entries))
 }

@@ -10,7 +10,12 @@ pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Expands `raw` into one word (no splitting on whitespace).
 pub fn word(raw: &str, env: Lookup<'_>, escape: char) -> Result<String, String> {
-    let mut lexer = Lexer { chars: raw.chars().collect(), pos: 0, env, escape };
+    let mut lexer = Lexer {
+        chars: raw.chars().collect(),
+        pos: 0,
+        env,
+        escape,
+    };
     let words = lexer.process(None, false)?;
     Ok(words.into_iter().next().unwrap_or_default())
 }
@@ -18,7 +23,12 @@ pub fn word(raw: &str, env: Lookup<'_>, escape: char) -> Result<String, String> 
 /// Expands `raw` and splits it into words on unquoted whitespace (including
 /// whitespace produced by an unquoted expansion, as Docker does).
 pub fn words(raw: &str, env: Lookup<'_>, escape: char) -> Result<Vec<String>, String> {
-    let mut lexer = Lexer { chars: raw.chars().collect(), pos: 0, env, escape };
+    let mut lexer = Lexer {
+        chars: raw.chars().collect(),
+        pos: 0,
+        env,
+        escape,
+    };
     lexer.process(None, true)
 }
 
@@ -218,14 +228,19 @@ impl Lexer<'_> {
                 }
                 let colon = op == ':';
                 let op = if colon {
-                    self.next().ok_or_else(|| format!("missing '}}' after ${{{name}:"))?
+                    self.next()
+                        .ok_or_else(|| format!("missing '}}' after ${{{name}:"))?
                 } else {
                     op
                 };
                 if !matches!(op, '-' | '+' | '?') {
                     return Err(format!("unsupported modifier {op:?} in ${{{name}...}}"));
                 }
-                let word = self.process(Some('}'), false)?.into_iter().next().unwrap_or_default();
+                let word = self
+                    .process(Some('}'), false)?
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default();
                 // With a colon, "set but empty" counts as unset.
                 let set = match &value {
                     Some(v) => !(colon && v.is_empty()),
@@ -290,7 +305,9 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(word("${NOPE:?must be set}", &env, '\\').unwrap_err().contains("must be set"));
+        assert!(word("${NOPE:?must be set}", &env, '\\')
+            .unwrap_err()
+            .contains("must be set"));
         assert!(word("${FOO", &env, '\\').is_err());
         assert!(word("${}", &env, '\\').is_err());
         assert!(word("${FOO%x}", &env, '\\').is_err());
@@ -314,7 +331,10 @@ mod tests {
 
     #[test]
     fn raw_split_keeps_quotes() {
-        assert_eq!(split_raw("K=V K2=\"v 2\" K3=a\\ b", '\\').unwrap(), ["K=V", "K2=\"v 2\"", "K3=a\\ b"]);
+        assert_eq!(
+            split_raw("K=V K2=\"v 2\" K3=a\\ b", '\\').unwrap(),
+            ["K=V", "K2=\"v 2\"", "K3=a\\ b"]
+        );
         assert!(split_raw("K=\"v", '\\').is_err());
     }
 }

@@ -7,65 +7,120 @@ pub fn has_meta(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Matches one path segment against one pattern segment.
-pub fn match_segment(pat: &str, name: &str) -> bool {
+/// One element of a segment pattern.
+enum Tok {
+    Star,
+    Any,
+    /// A `[...]` class: the chars of its body (without the brackets).
+    Class(Vec<char>),
+    Lit(char),
+}
+
+fn tokens(pat: &str) -> Vec<Tok> {
     let p: Vec<char> = pat.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    seg(&p, &n)
-}
-
-fn seg(p: &[char], n: &[char]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some('*') => (0..=n.len()).any(|i| seg(&p[1..], &n[i..])),
-        Some('?') => !n.is_empty() && seg(&p[1..], &n[1..]),
-        Some('[') => match (class(&p[1..], n.first().copied()), n.first()) {
-            (Some((true, used)), Some(_)) => seg(&p[1 + used..], &n[1..]),
-            (Some(_), _) => false,
-            // An unclosed `[` is a literal.
-            (None, Some('[')) => seg(&p[1..], &n[1..]),
-            (None, _) => false,
-        },
-        Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && seg(&p[2..], &n[1..]),
-        Some(c) => n.first() == Some(c) && seg(&p[1..], &n[1..]),
-    }
-}
-
-/// Parses a class after `[`; returns (matched, chars consumed including `]`).
-fn class(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
+    let mut out = Vec::new();
     let mut i = 0;
-    let negate = matches!(p.first(), Some('!') | Some('^'));
-    if negate {
+    while i < p.len() {
+        match p[i] {
+            '*' => {
+                if !matches!(out.last(), Some(Tok::Star)) {
+                    out.push(Tok::Star);
+                }
+            }
+            '?' => out.push(Tok::Any),
+            '[' => {
+                // `]` right after `[` or `[!` is a member, not the end.
+                let body_start = i + 1 + usize::from(matches!(p.get(i + 1), Some('!') | Some('^')));
+                match p.iter().skip(body_start + 1).position(|&c| c == ']') {
+                    Some(off) => {
+                        let end = body_start + 1 + off;
+                        out.push(Tok::Class(p[i + 1..end].to_vec()));
+                        i = end;
+                    }
+                    None => out.push(Tok::Lit('[')),
+                }
+            }
+            '\\' if i + 1 < p.len() => {
+                out.push(Tok::Lit(p[i + 1]));
+                i += 1;
+            }
+            c => out.push(Tok::Lit(c)),
+        }
         i += 1;
     }
+    out
+}
+
+fn class_matches(body: &[char], c: char) -> bool {
+    let (negate, body) = match body.first() {
+        Some('!') | Some('^') => (true, &body[1..]),
+        _ => (false, body),
+    };
     let mut hit = false;
-    let mut first = true;
-    while i < p.len() {
-        if p[i] == ']' && !first {
-            return Some((hit != negate, i + 1));
-        }
-        first = false;
-        let lo = p[i];
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            if let Some(c) = c {
-                hit |= lo <= c && c <= p[i + 2];
-            }
+    let mut i = 0;
+    while i < body.len() {
+        if i + 2 < body.len() && body[i + 1] == '-' {
+            hit |= body[i] <= c && c <= body[i + 2];
             i += 3;
         } else {
-            hit |= c == Some(lo);
+            hit |= body[i] == c;
             i += 1;
         }
     }
-    None
+    hit != negate
 }
 
-/// Matches a `/`-separated path against a `/`-separated pattern.
-pub fn match_path(pat: &[&str], path: &[&str]) -> bool {
-    match pat.first() {
-        None => path.is_empty(),
-        Some(&"**") => (0..=path.len()).any(|i| match_path(&pat[1..], &path[i..])),
-        Some(p) => !path.is_empty() && match_segment(p, path[0]) && match_path(&pat[1..], &path[1..]),
+/// Matches one path segment against one pattern segment, in O(pattern ×
+/// name) time whatever the pattern (ignore files come from untrusted contexts).
+pub fn match_segment(pat: &str, name: &str) -> bool {
+    let toks = tokens(pat);
+    let n: Vec<char> = name.chars().collect();
+    let (mut ti, mut ni) = (0, 0);
+    // Where to resume after the last `*`: (token after it, name position).
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        let ok = match toks.get(ti) {
+            Some(Tok::Star) => {
+                star = Some((ti + 1, ni));
+                ti += 1;
+                continue;
+            }
+            Some(Tok::Any) => true,
+            Some(Tok::Class(body)) => class_matches(body, n[ni]),
+            Some(Tok::Lit(c)) => *c == n[ni],
+            None => false,
+        };
+        if ok {
+            ti += 1;
+            ni += 1;
+        } else if let Some((t, m)) = star {
+            // Let the last `*` swallow one more char and retry.
+            ti = t;
+            ni = m + 1;
+            star = Some((t, m + 1));
+        } else {
+            return false;
+        }
     }
+    toks[ti..].iter().all(|t| matches!(t, Tok::Star))
+}
+
+/// Matches a `/`-separated path against a `/`-separated pattern, by dynamic
+/// programming so any number of `**` stays O(pattern × path).
+pub fn match_path(pat: &[&str], path: &[&str]) -> bool {
+    // ok[i][j]: pat[i..] matches path[j..].
+    let mut ok = vec![vec![false; path.len() + 1]; pat.len() + 1];
+    ok[pat.len()][path.len()] = true;
+    for i in (0..pat.len()).rev() {
+        for j in (0..=path.len()).rev() {
+            ok[i][j] = if pat[i] == "**" {
+                ok[i + 1][j] || (j < path.len() && ok[i][j + 1])
+            } else {
+                j < path.len() && ok[i + 1][j + 1] && match_segment(pat[i], path[j])
+            };
+        }
+    }
+    ok[0][0]
 }
 
 /// The rules of a `.containerignore` (or `.dockerignore`) file.
@@ -127,6 +182,17 @@ mod tests {
         assert!(match_segment("\\*", "*"));
         assert!(!match_segment("\\*", "a"));
         assert!(match_segment("[", "["));
+        assert!(match_segment("[]a]", "]"));
+        assert!(match_segment("a*b*c", "axxbyyc"));
+        assert!(!match_segment("a*b*c", "axxbyy"));
+        assert!(match_segment("*", ""));
+        assert!(!match_segment("?", ""));
+        // Would take forever with naive backtracking.
+        assert!(!match_segment(&"*a".repeat(30), &"a".repeat(29)));
+        assert!(!match_path(
+            &["**"; 40].iter().copied().chain(["x"]).collect::<Vec<_>>(),
+            &["a"; 40]
+        ));
     }
 
     #[test]

@@ -76,7 +76,10 @@ pub struct ImageConfig {
 
 impl ImageConfig {
     pub fn env_var(&self, name: &str) -> Option<&str> {
-        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn set_env(&mut self, name: &str, value: String) {
@@ -121,7 +124,10 @@ pub enum Step {
     Copy(CopyStep),
     Run(RunStep),
     /// `WORKDIR` creates its directory (mode 0755) when missing.
-    Workdir { line: usize, path: String },
+    Workdir {
+        line: usize,
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +152,10 @@ pub enum CopySource {
     /// with [`expand_entries`] once the stage exists.
     Stage { stage: usize, paths: Vec<String> },
     /// `--from=<image>`: absolute paths in that image's filesystem.
-    Image { reference: String, paths: Vec<String> },
+    Image {
+        reference: String,
+        paths: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -87,7 +87,11 @@ pub struct Instruction {
 }
 
 fn err(line: usize, message: impl Into<String>) -> Error {
-    Error { line, kind: ErrorKind::Syntax, message: message.into() }
+    Error {
+        line,
+        kind: ErrorKind::Syntax,
+        message: message.into(),
+    }
 }
 
 impl Containerfile {
@@ -102,7 +106,9 @@ impl Containerfile {
         // Directives only count in the leading comment block, before any blank
         // line, other comment or instruction.
         while i < lines.len() {
-            let Some((key, value)) = directive(lines[i]) else { break };
+            let Some((key, value)) = directive(lines[i]) else {
+                break;
+            };
             if seen.contains(&key) {
                 return Err(err(i + 1, format!("parser directive '{key}' given twice")));
             }
@@ -111,7 +117,12 @@ impl Containerfile {
                     escape = match value.as_str() {
                         "\\" => '\\',
                         "`" => '`',
-                        _ => return Err(err(i + 1, format!("invalid escape character {value:?}: must be \\ or `"))),
+                        _ => {
+                            return Err(err(
+                                i + 1,
+                                format!("invalid escape character {value:?}: must be \\ or `"),
+                            ))
+                        }
                     }
                 }
                 "syntax" => syntax = Some(value),
@@ -158,7 +169,11 @@ impl Containerfile {
             }
             instructions.push(instruction(start + 1, &logical)?);
         }
-        Ok(Containerfile { escape, syntax, instructions })
+        Ok(Containerfile {
+            escape,
+            syntax,
+            instructions,
+        })
     }
 }
 
@@ -178,9 +193,13 @@ fn instruction(line: usize, logical: &str) -> Result<Instruction, Error> {
         Some((w, r)) => (w, r.trim_start()),
         None => (logical, ""),
     };
-    let keyword = Keyword::parse(word).ok_or_else(|| err(line, format!("unknown instruction {word:?}")))?;
+    let keyword =
+        Keyword::parse(word).ok_or_else(|| err(line, format!("unknown instruction {word:?}")))?;
     let mut flags = Vec::new();
-    if matches!(keyword, Keyword::From | Keyword::Copy | Keyword::Add | Keyword::Run | Keyword::Healthcheck) {
+    if matches!(
+        keyword,
+        Keyword::From | Keyword::Copy | Keyword::Add | Keyword::Run | Keyword::Healthcheck
+    ) {
         while let Some(after) = rest.strip_prefix("--") {
             let (tok, r) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
             let (name, value) = match tok.split_once('=') {
@@ -190,17 +209,28 @@ fn instruction(line: usize, logical: &str) -> Result<Instruction, Error> {
             if name.is_empty() {
                 return Err(err(line, format!("{word}: malformed flag '--{tok}'")));
             }
-            flags.push(Flag { name: name.to_ascii_lowercase(), value });
+            flags.push(Flag {
+                name: name.to_ascii_lowercase(),
+                value,
+            });
             rest = r.trim_start();
         }
     }
     let rest = rest.trim();
     // Like Docker, text that starts with `[` but is not a JSON string array is shell form.
-    let args = match rest.starts_with('[').then(|| serde_json::from_str::<Vec<String>>(rest)) {
+    let args = match rest
+        .starts_with('[')
+        .then(|| serde_json::from_str::<Vec<String>>(rest))
+    {
         Some(Ok(v)) => Args::Exec(v),
         _ => Args::Shell(rest.to_string()),
     };
-    Ok(Instruction { line, keyword, flags, args })
+    Ok(Instruction {
+        line,
+        keyword,
+        flags,
+        args,
+    })
 }
 
 #[cfg(test)]
@@ -218,7 +248,13 @@ mod tests {
         assert_eq!(i.len(), 5);
         assert_eq!(i[0].line, 4);
         assert_eq!(i[1].line, 5);
-        assert_eq!(i[1].flags, vec![Flag { name: "chmod".into(), value: Some("0755".into()) }]);
+        assert_eq!(
+            i[1].flags,
+            vec![Flag {
+                name: "chmod".into(),
+                value: Some("0755".into())
+            }]
+        );
         assert_eq!(i[1].args, Args::Shell("a b /dst/".into()));
         assert_eq!(i[2].args, Args::Exec(vec!["usage".into()]));
         assert_eq!(i[3].keyword, Keyword::Run);
@@ -244,7 +280,10 @@ mod tests {
         assert_eq!((e.line, e.message.contains("twice")), (2, true));
         let e = Containerfile::parse("FROM scratch\n\nFORM x\n").unwrap_err();
         assert_eq!(e.line, 3);
-        assert!(e.to_string().contains("line 3") && e.to_string().contains("FORM"), "{e}");
+        assert!(
+            e.to_string().contains("line 3") && e.to_string().contains("FORM"),
+            "{e}"
+        );
         let e = Containerfile::parse("FROM scratch\nCOPY --=x a b\n").unwrap_err();
         assert_eq!(e.line, 2);
     }
