@@ -103,11 +103,8 @@ pub(crate) fn spawn_disk_watcher(state: Arc<RunState>, roots: Vec<PathBuf>) -> s
                 state.disk_over.store(true, Ordering::Relaxed);
                 return;
             }
-            let pause = (t0.elapsed() * 4).max(Duration::from_millis(50));
-            let until = Instant::now() + pause;
-            while Instant::now() < until && !state.done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            // Unparked by the run when it ends.
+            std::thread::park_timeout((t0.elapsed() * 4).max(Duration::from_millis(50)));
         }
     })
 }
