@@ -40,13 +40,8 @@ fn p2_guest(name: &str) -> PathBuf {
     repo().join("guest-scripts/target/wasm32-wasip2/release").join(format!("{name}.wasm"))
 }
 
-fn ws2i_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let st = cargo().args(["build", "-p", "ws2i", "--bin", "ws2i"]).current_dir(repo()).status().expect("run cargo");
-        assert!(st.success(), "building ws2i failed");
-        repo().join("target/debug/ws2i")
-    })
+fn ws2i_bin() -> PathBuf {
+    ws2i_tests::ws2i_bin()
 }
 
 /// A temp dir holding `rootfs/` (with every hostile guest under /bin) and `outside/secret`.
