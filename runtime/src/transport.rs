@@ -43,11 +43,13 @@ pub struct CopyOptions {
     pub registry: RegistryOptions,
     /// Store root for local references.
     pub store_root: Option<PathBuf>,
+    /// Draw a progress bar per blob (see [`crate::progress::enabled`]).
+    pub progress: bool,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { format: None, platform: Platform::host_default(), registry: RegistryOptions::default(), store_root: None }
+        CopyOptions { format: None, platform: Platform::host_default(), registry: RegistryOptions::default(), store_root: None, progress: false }
     }
 }
 
@@ -268,8 +270,12 @@ pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestina
         if dest.has_blob(desc)? {
             continue;
         }
-        let mut r = source.blob(desc).with_context(|| format!("reading blob {}", desc.digest))?;
-        dest.put_blob(desc, &mut r).with_context(|| format!("writing blob {}", desc.digest))?;
+        let inner = source.blob(desc).with_context(|| format!("reading blob {}", desc.digest))?;
+        let bar = crate::progress::blob_bar(opts.progress, &desc.digest.short(), desc.size);
+        let mut r = crate::progress::ProgressReader { inner, bar: bar.clone() };
+        let put = dest.put_blob(desc, &mut r);
+        bar.finish_and_clear();
+        put.with_context(|| format!("writing blob {}", desc.digest))?;
     }
     dest.put_manifest(&bytes, &mt)?;
     dest.commit()?;

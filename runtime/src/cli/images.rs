@@ -33,7 +33,7 @@ pub struct TransportFlags {
 }
 
 impl TransportFlags {
-    fn options(&self) -> Result<CopyOptions> {
+    fn options(&self, g: &Global) -> Result<CopyOptions> {
         Ok(CopyOptions {
             format: self.format,
             platform: match &self.platform {
@@ -47,6 +47,7 @@ impl TransportFlags {
                 attempts: None,
             },
             store_root: None,
+            progress: crate::progress::enabled(g.quiet),
         })
     }
 }
@@ -141,7 +142,7 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
         ImageCommand::Pull { src, flags } => {
             let src = parse_ref(&src)?;
             let dst = ImageRef::Local(LocalRef::Tagged(local_name_for(&src)?));
-            let d = transport::copy(&src, &dst, &flags.options()?)?;
+            let d = transport::copy(&src, &dst, &flags.options(g)?)?;
             if json {
                 println!("{}", serde_json::json!({"image": dst.to_string(), "digest": d}));
             } else {
@@ -150,7 +151,7 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
         }
         ImageCommand::Push { src, dest, flags } | ImageCommand::Copy { src, dest, flags } => {
             let (src, dest) = (parse_ref(&src)?, parse_ref(&dest)?);
-            let d = transport::copy(&src, &dest, &flags.options()?)?;
+            let d = transport::copy(&src, &dest, &flags.options(g)?)?;
             if json {
                 println!("{}", serde_json::json!({"destination": dest.to_string(), "digest": d}));
             } else {
@@ -176,7 +177,7 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
             }
         }
         ImageCommand::Inspect { reference, flags } => {
-            let info = transport::inspect(&parse_ref(&reference)?, &flags.options()?)?;
+            let info = transport::inspect(&parse_ref(&reference)?, &flags.options(g)?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
