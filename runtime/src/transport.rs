@@ -131,6 +131,158 @@ impl ImageDestination for LayoutDestination {
     }
 }
 
+/// One entry of a `docker save` manifest.json.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SaveEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// Writes `docker save` format (manifest.json + config + layer blobs as-is;
+/// docker/podman load decompress gzip layers themselves).
+pub struct DockerArchiveDestination {
+    layout: Layout,
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    name: Option<crate::reference::NameTag>,
+    manifest: Option<image::Manifest>,
+}
+
+impl ImageDestination for DockerArchiveDestination {
+    fn has_blob(&mut self, desc: &Descriptor) -> Result<bool> {
+        Ok(self.layout.has_blob(&desc.digest))
+    }
+
+    fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
+        self.layout.put_blob(reader, Some(&desc.digest))?;
+        Ok(())
+    }
+
+    fn put_manifest(&mut self, bytes: &[u8], _media_type: &str) -> Result<()> {
+        self.manifest = Some(image::Manifest::parse(bytes)?);
+        Ok(())
+    }
+
+    fn supported_formats(&self) -> &'static [ManifestFormat] {
+        &[ManifestFormat::Docker]
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        let m = self.manifest.as_ref().context("no manifest was written")?;
+        let entry = SaveEntry {
+            config: format!("{}.json", m.config.digest.hex()),
+            repo_tags: Some(self.name.iter().map(|n| n.to_string()).collect()),
+            layers: m.layers.iter().map(|l| format!("{}.tar", l.digest.hex())).collect(),
+        };
+        let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", parent)
+            .with_context(|| format!("creating archive next to {}", self.path.display()))?;
+        let mut b = tar::Builder::new(io::BufWriter::new(tmp));
+        b.mode(tar::HeaderMode::Deterministic);
+        let json = serde_json::to_vec(&[entry])?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(json.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "manifest.json", &json[..])?;
+        b.append_path_with_name(self.layout.blob_path(&m.config.digest), format!("{}.json", m.config.digest.hex()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for l in &m.layers {
+            if seen.insert(&l.digest) {
+                b.append_path_with_name(self.layout.blob_path(&l.digest), format!("{}.tar", l.digest.hex()))?;
+            }
+        }
+        let tmp = b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+        tmp.persist(&self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// Reads `docker save` archives; the manifest is synthesised (Docker v2s2)
+/// from manifest.json, with layer digests computed from the files.
+pub struct DockerArchiveSource {
+    dir: tempfile::TempDir,
+    manifest: Vec<u8>,
+    files: std::collections::BTreeMap<Digest, PathBuf>,
+}
+
+/// A path from manifest.json, confined to the unpacked archive.
+fn confined(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty() || !p.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+        bail!("docker-archive manifest.json names an unsafe path {rel:?}");
+    }
+    Ok(dir.join(p))
+}
+
+impl DockerArchiveSource {
+    fn open(path: &Path, name: Option<&crate::reference::NameTag>) -> Result<Self> {
+        let dir = unpack_archive(path)?;
+        let mj = std::fs::read(dir.path().join("manifest.json"))
+            .with_context(|| format!("{} has no manifest.json (not a docker-archive?)", path.display()))?;
+        let entries: Vec<SaveEntry> = serde_json::from_slice(&mj).context("malformed docker-archive manifest.json")?;
+        let entry = match name {
+            Some(n) => {
+                let want = n.to_string();
+                entries
+                    .into_iter()
+                    .find(|e| e.repo_tags.iter().flatten().any(|t| *t == want))
+                    .with_context(|| format!("{} has no image tagged {want}", path.display()))?
+            }
+            None => {
+                let mut it = entries.into_iter();
+                match (it.next(), it.next()) {
+                    (Some(e), None) => e,
+                    (None, _) => bail!("{} contains no image", path.display()),
+                    _ => bail!("{} contains several images; name one (docker-archive:FILE:NAME:TAG)", path.display()),
+                }
+            }
+        };
+        let mut files = std::collections::BTreeMap::new();
+        let mut describe = |rel: &str, media_type: &str| -> Result<Descriptor> {
+            let p = confined(dir.path(), rel)?;
+            let mut w = crate::digest::HashingWriter::new(io::sink());
+            io::copy(&mut File::open(&p).with_context(|| format!("docker-archive lacks {rel}"))?, &mut w)?;
+            let (d, size, _) = w.finish();
+            files.insert(d.clone(), p);
+            Ok(Descriptor::new(media_type, d, size))
+        };
+        let config = describe(&entry.config, image::media::DOCKER_CONFIG)?;
+        let mut layers = Vec::new();
+        for l in &entry.layers {
+            let mut magic = [0u8; 2];
+            let is_gz = File::open(confined(dir.path(), l)?).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == [0x1f, 0x8b];
+            let mt = if is_gz { image::media::DOCKER_LAYER_GZIP } else { image::media::DOCKER_LAYER_TAR };
+            layers.push(describe(l, mt)?);
+        }
+        let m = image::Manifest {
+            schema_version: 2,
+            media_type: Some(image::media::DOCKER_MANIFEST.into()),
+            config,
+            layers,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        Ok(DockerArchiveSource { dir, manifest: m.to_bytes(), files })
+    }
+}
+
+impl ImageSource for DockerArchiveSource {
+    fn manifest(&mut self, digest: Option<&Digest>) -> Result<(Vec<u8>, String)> {
+        if digest.is_some_and(|d| *d != Digest::of(&self.manifest)) {
+            bail!("docker-archive holds a single manifest");
+        }
+        Ok((self.manifest.clone(), image::media::DOCKER_MANIFEST.into()))
+    }
+
+    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        let p = self.files.get(&desc.digest).with_context(|| format!("blob {} not in {}", desc.digest, self.dir.path().display()))?;
+        Ok(Box::new(File::open(p)?))
+    }
+}
+
 /// Tars `dir` (no lock file) to a temp name next to `dest`, then renames.
 fn write_tar_of_dir(dir: &Path, dest: &Path) -> Result<()> {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -204,7 +356,7 @@ pub fn open_source(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn ImageSour
             Box::new(LayoutSource { layout, top, _keep: Some(dir) })
         }
         ImageRef::Docker(d) => Box::new(RegistrySource::new(d, &opts.registry)?),
-        ImageRef::DockerArchive { .. } => bail!("docker-archive: is not supported as a source yet"),
+        ImageRef::DockerArchive { path, name } => Box::new(DockerArchiveSource::open(path, name.as_ref())?),
     })
 }
 
@@ -224,7 +376,16 @@ pub fn open_destination(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn Imag
             Box::new(LayoutDestination { layout, ref_name: tag.clone(), archive: Some((path.clone(), dir)) })
         }
         ImageRef::Docker(d) => Box::new(RegistryDestination::new(d, &opts.registry)?),
-        ImageRef::DockerArchive { .. } => bail!("docker-archive: is not supported as a destination yet"),
+        ImageRef::DockerArchive { path, name } => {
+            let dir = tempfile::tempdir()?;
+            Box::new(DockerArchiveDestination {
+                layout: Layout::open(dir.path())?,
+                _dir: dir,
+                path: path.clone(),
+                name: name.clone(),
+                manifest: None,
+            })
+        }
     })
 }
 

@@ -110,3 +110,22 @@ fn hostile_oci_archive_is_refused() {
     assert!(format!("{e:#}").contains("non-regular"), "{e:#}");
     assert!(store.list().unwrap().is_empty());
 }
+
+#[test]
+fn docker_archive_is_read_by_skopeo_and_round_trips() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("store")).unwrap();
+    make_image(&store, "app:v1", &[("etc/greeting", b"hello docker\n")]).unwrap();
+    let arc = format!("docker-archive:{}:my/app:v1", t.path().join("d.tar").display());
+    copy(&"app:v1".parse().unwrap(), &arc.parse().unwrap(), &opts(&store, None)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", &arc])).unwrap();
+    assert_eq!(v["Labels"]["io.ws2i.test"], "app:v1");
+    // skopeo can copy it into an OCI layout umoci unpacks
+    let dir = t.path().join("sk");
+    skopeo(&["copy", &arc, &format!("oci:{}:x", dir.display())]);
+    // and ws2i reads it back
+    copy(&arc.parse().unwrap(), &"back:1".parse().unwrap(), &opts(&store, None)).unwrap();
+    let info = inspect(&"back:1".parse().unwrap(), &opts(&store, None)).unwrap();
+    assert_eq!(info.labels["io.ws2i.test"], "app:v1");
+    assert_eq!(info.layers.len(), 1);
+}
