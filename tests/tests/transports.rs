@@ -129,3 +129,30 @@ fn docker_archive_is_read_by_skopeo_and_round_trips() {
     assert_eq!(info.labels["io.ws2i.test"], "app:v1");
     assert_eq!(info.layers.len(), 1);
 }
+
+#[test]
+fn index_resolves_to_the_requested_platform() {
+    use ws2i::image::{media, Descriptor, Index, Platform};
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("store")).unwrap();
+    let (linux, _) = make_image(&store, "linux", &[("l", b"linux")]).unwrap();
+    let (wasm, _) = make_image(&store, "wasm", &[("w", b"wasm")]).unwrap();
+    let mut idx = Index::empty();
+    for (d, p) in [(&linux, "linux/amd64"), (&wasm, "wasip2/wasm")] {
+        let size = std::fs::metadata(store.blob_path(d)).unwrap().len();
+        let mut desc = Descriptor::new(media::OCI_MANIFEST, d.clone(), size);
+        desc.platform = Some(Platform::parse(p).unwrap());
+        idx.manifests.push(desc);
+    }
+    let bytes = serde_json::to_vec(&idx).unwrap();
+    let idx_digest = store.put_manifest(&bytes, media::OCI_INDEX).unwrap();
+    store.tag(&"multi:1".parse().unwrap(), &idx_digest).unwrap();
+    let pick = |p: &str| {
+        let o = CopyOptions { platform: Platform::parse(p).unwrap(), ..opts(&store, None) };
+        copy(&"multi:1".parse().unwrap(), &format!("picked-{}:1", p.replace('/', "-")).parse().unwrap(), &o)
+    };
+    assert_eq!(pick("wasip2/wasm").unwrap(), wasm);
+    assert_eq!(pick("linux/amd64").unwrap(), linux);
+    let e = format!("{:#}", pick("linux/arm64").unwrap_err());
+    assert!(e.contains("no manifest for platform linux/arm64") && e.contains("wasip2/wasm"), "{e}");
+}
