@@ -82,17 +82,25 @@ impl Conn {
     }
 
     /// Runs `op` with bounded retries on transient errors and explains auth failures.
-    fn call<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    fn call<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.rt.block_on(self.retry(what, op))
+    }
+
+    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
     {
         let mut delay = Duration::from_millis(200);
         for attempt in 1.. {
-            match self.rt.block_on(op(self.client.clone())) {
+            match op(self.client.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.attempts && is_transient(&e) => {
-                    std::thread::sleep(delay);
+                    tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
                 Err(e) => return Err(self.explain(e)).with_context(|| format!("{what} ({})", self.registry)),
@@ -239,35 +247,26 @@ impl ImageDestination for RegistryDestination {
 
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
         self.ensure_auth()?;
-        // Spool to disk so the upload can be retried and streamed with a known size.
-        let mut w = HashingWriter::new(tempfile::tempfile()?);
-        std::io::copy(reader, &mut w)?;
-        let (digest, size, file) = w.finish();
-        if digest != desc.digest {
-            anyhow::bail!("blob content {digest} does not match expected {}", desc.digest);
+        let spooled = spool(desc, reader)?;
+        self.conn.rt.block_on(push_spooled(&self.conn, spooled))
+    }
+
+    /// Spools every blob to disk, then uploads up to [`UPLOAD_CONCURRENCY`] at once.
+    fn put_blobs(&mut self, blobs: Vec<(Descriptor, Box<dyn Read + Send>)>) -> Result<()> {
+        use futures_util::StreamExt;
+        self.ensure_auth()?;
+        let mut spooled = Vec::new();
+        for (desc, mut r) in blobs {
+            spooled.push(spool(&desc, &mut r)?);
         }
-        let r = self.conn.reference.clone();
-        let ds = digest.to_string();
-        self.conn.call(&format!("pushing blob {digest}"), move |c| {
-            let (r, ds) = (r.clone(), ds.clone());
-            let f = file.try_clone();
-            async move {
-                let mut f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-                f.seek(SeekFrom::Start(0)).map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-                let stream = futures_util::stream::unfold(tokio::fs::File::from_std(f), |mut f| async move {
-                    use tokio::io::AsyncReadExt;
-                    let mut buf = vec![0u8; 256 * 1024];
-                    match f.read(&mut buf).await {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Some((Ok(bytes::Bytes::from(buf)), f))
-                        }
-                        Err(e) => Some((Err(OciDistributionError::GenericError(Some(e.to_string()))), f)),
-                    }
-                });
-                c.push_blob_stream(&r, stream, &ds, Some(size)).await.map(|_| ())
+        let conn = &self.conn;
+        conn.rt.block_on(async {
+            let mut results = futures_util::stream::iter(spooled.into_iter().map(|s| push_spooled(conn, s)))
+                .buffer_unordered(UPLOAD_CONCURRENCY);
+            while let Some(r) = results.next().await {
+                r?;
             }
+            Ok(())
         })
     }
 
@@ -285,6 +284,55 @@ impl ImageDestination for RegistryDestination {
     fn commit(self: Box<Self>) -> Result<()> {
         Ok(())
     }
+}
+
+const UPLOAD_CONCURRENCY: usize = 4;
+
+/// A blob copied to an anonymous temp file, its digest verified.
+struct Spooled {
+    digest: Digest,
+    size: u64,
+    file: std::fs::File,
+}
+
+/// Spools so the upload can be retried and streamed with a known size.
+fn spool(desc: &Descriptor, reader: &mut dyn Read) -> Result<Spooled> {
+    let mut w = HashingWriter::new(tempfile::tempfile()?);
+    std::io::copy(reader, &mut w)?;
+    let (digest, size, file) = w.finish();
+    if digest != desc.digest {
+        anyhow::bail!("blob content {digest} does not match expected {}", desc.digest);
+    }
+    Ok(Spooled { digest, size, file })
+}
+
+async fn push_spooled(conn: &Conn, s: Spooled) -> Result<()> {
+    let r = conn.reference.clone();
+    let ds = s.digest.to_string();
+    let size = s.size;
+    let file = s.file;
+    conn.retry(&format!("pushing blob {}", s.digest), move |c| {
+        let (r, ds) = (r.clone(), ds.clone());
+        let f = file.try_clone();
+        async move {
+            let mut f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+            f.seek(SeekFrom::Start(0)).map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+            let stream = futures_util::stream::unfold(tokio::fs::File::from_std(f), |mut f| async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 256 * 1024];
+                match f.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(bytes::Bytes::from(buf)), f))
+                    }
+                    Err(e) => Some((Err(OciDistributionError::GenericError(Some(e.to_string()))), f)),
+                }
+            });
+            c.push_blob_stream(&r, stream, &ds, Some(size)).await.map(|_| ())
+        }
+    })
+    .await
 }
 
 fn http_header(v: &str) -> Result<http::HeaderValue> {

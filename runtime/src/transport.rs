@@ -28,6 +28,13 @@ pub trait ImageDestination {
     /// Must verify `reader` against `desc.digest` and store nothing on mismatch.
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()>;
     fn put_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<()>;
+    /// Writes several blobs; destinations that can upload concurrently override this.
+    fn put_blobs(&mut self, blobs: Vec<(Descriptor, Box<dyn Read + Send>)>) -> Result<()> {
+        for (desc, mut r) in blobs {
+            self.put_blob(&desc, &mut r).with_context(|| format!("writing blob {}", desc.digest))?;
+        }
+        Ok(())
+    }
     /// Manifest formats this destination can hold, preferred first.
     fn supported_formats(&self) -> &'static [ManifestFormat] {
         &[ManifestFormat::Oci, ManifestFormat::Docker]
@@ -427,17 +434,20 @@ pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestina
     } else {
         (bytes, mt)
     };
+    let mut todo: Vec<(Descriptor, Box<dyn Read + Send>)> = Vec::new();
+    let mut bars = Vec::new();
     for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
-        if dest.has_blob(desc)? {
+        if dest.has_blob(desc)? || todo.iter().any(|(d, _)| d.digest == desc.digest) {
             continue;
         }
         let inner = source.blob(desc).with_context(|| format!("reading blob {}", desc.digest))?;
         let bar = crate::progress::blob_bar(opts.progress, &desc.digest.short(), desc.size);
-        let mut r = crate::progress::ProgressReader { inner, bar: bar.clone() };
-        let put = dest.put_blob(desc, &mut r);
-        bar.finish_and_clear();
-        put.with_context(|| format!("writing blob {}", desc.digest))?;
+        bars.push(bar.clone());
+        todo.push((desc.clone(), Box::new(crate::progress::ProgressReader { inner, bar })));
     }
+    let put = dest.put_blobs(todo);
+    bars.iter().for_each(|b| b.finish_and_clear());
+    put?;
     dest.put_manifest(&bytes, &mt)?;
     dest.commit()?;
     Ok(Digest::of(&bytes))
