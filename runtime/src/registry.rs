@@ -36,7 +36,12 @@ pub struct RegistryOptions {
     pub attempts: Option<u32>,
 }
 
-const ACCEPT: &[&str] = &[media::OCI_MANIFEST, media::OCI_INDEX, media::DOCKER_MANIFEST, media::DOCKER_LIST];
+const ACCEPT: &[&str] = &[
+    media::OCI_MANIFEST,
+    media::OCI_INDEX,
+    media::DOCKER_MANIFEST,
+    media::DOCKER_LIST,
+];
 
 struct Conn {
     rt: tokio::runtime::Runtime,
@@ -55,7 +60,11 @@ impl Conn {
             None => r.is_loopback(),
         };
         let config = ClientConfig {
-            protocol: if plain { ClientProtocol::HttpsExcept(vec![r.registry.clone()]) } else { ClientProtocol::Https },
+            protocol: if plain {
+                ClientProtocol::HttpsExcept(vec![r.registry.clone()])
+            } else {
+                ClientProtocol::Https
+            },
             use_monolithic_push: true,
             accept_invalid_certificates: opts.tls_verify == Some(false),
             connect_timeout: Some(Duration::from_secs(10)),
@@ -65,11 +74,15 @@ impl Conn {
         let creds = auth::lookup(&r.registry, opts.creds.as_ref(), opts.authfile.as_deref())?;
         let auth = match &creds {
             Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+            Credentials::Basic { username, password } => {
+                RegistryAuth::Basic(username.clone(), password.clone())
+            }
             Credentials::Bearer(t) => RegistryAuth::Bearer(t.clone()),
         };
         let reference = to_reference(r);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         Ok(Conn {
             rt,
             client: Client::new(config),
@@ -103,7 +116,10 @@ impl Conn {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => return Err(self.explain(e)).with_context(|| format!("{what} ({})", self.registry)),
+                Err(e) => {
+                    return Err(self.explain(e))
+                        .with_context(|| format!("{what} ({})", self.registry))
+                }
             }
         }
         unreachable!("loop returns")
@@ -111,8 +127,11 @@ impl Conn {
 
     fn explain(&self, e: OciDistributionError) -> anyhow::Error {
         let s = e.to_string();
-        let unauthorized = matches!(e, OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. })
-            || s.contains("401")
+        let unauthorized = matches!(
+            e,
+            OciDistributionError::AuthenticationFailure(_)
+                | OciDistributionError::UnauthorizedError { .. }
+        ) || s.contains("401")
             || s.contains("UNAUTHORIZED");
         if unauthorized {
             return if self.creds_given {
@@ -140,15 +159,21 @@ impl Conn {
 fn is_transient(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-        OciDistributionError::RequestError(r) => r.is_connect() || r.is_timeout() || r.is_request() || r.is_body(),
+        OciDistributionError::RequestError(r) => {
+            r.is_connect() || r.is_timeout() || r.is_request() || r.is_body()
+        }
         _ => false,
     }
 }
 
 fn to_reference(r: &DockerRef) -> Reference {
     match &r.target {
-        RemoteTarget::Tag(t) => Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone()),
-        RemoteTarget::Digest(d) => Reference::with_digest(r.registry.clone(), r.repository.clone(), d.to_string()),
+        RemoteTarget::Tag(t) => {
+            Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone())
+        }
+        RemoteTarget::Digest(d) => {
+            Reference::with_digest(r.registry.clone(), r.repository.clone(), d.to_string())
+        }
     }
 }
 
@@ -160,7 +185,10 @@ pub struct RegistrySource {
 impl RegistrySource {
     pub fn new(r: &DockerRef, opts: &RegistryOptions) -> Result<Self> {
         let conn = Conn::new(r, opts)?;
-        Ok(RegistrySource { conn, target: r.clone() })
+        Ok(RegistrySource {
+            conn,
+            target: r.clone(),
+        })
     }
 }
 
@@ -175,10 +203,12 @@ impl ImageSource for RegistrySource {
             None => self.conn.reference.clone(),
         };
         let a = self.conn.auth.clone();
-        let (bytes, _) = self.conn.call(&format!("pulling manifest {}", self.target), move |c| {
-            let (r, a) = (r.clone(), a.clone());
-            async move { c.pull_manifest_raw(&r, &a, ACCEPT).await }
-        })?;
+        let (bytes, _) =
+            self.conn
+                .call(&format!("pulling manifest {}", self.target), move |c| {
+                    let (r, a) = (r.clone(), a.clone());
+                    async move { c.pull_manifest_raw(&r, &a, ACCEPT).await }
+                })?;
         if let Some(d) = want {
             if Digest::of(&bytes) != d {
                 anyhow::bail!("manifest from {} does not match digest {d}", self.target);
@@ -194,18 +224,20 @@ impl ImageSource for RegistrySource {
         let r = self.conn.reference.clone();
         let digest = desc.digest.to_string();
         let f2 = file.try_clone()?;
-        self.conn.call(&format!("pulling blob {}", desc.digest), move |c| {
-            let (r, digest) = (r.clone(), digest.clone());
-            let f = f2.try_clone().map(|f| {
-                let _ = (&f).set_len(0);
-                let _ = (&f).seek(SeekFrom::Start(0));
-                tokio::fs::File::from_std(f)
-            });
-            async move {
-                let f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-                c.pull_blob(&r, digest.as_str(), f).await
-            }
-        })?;
+        self.conn
+            .call(&format!("pulling blob {}", desc.digest), move |c| {
+                let (r, digest) = (r.clone(), digest.clone());
+                let f = f2.try_clone().map(|f| {
+                    let _ = (&f).set_len(0);
+                    let _ = (&f).seek(SeekFrom::Start(0));
+                    tokio::fs::File::from_std(f)
+                });
+                async move {
+                    let f =
+                        f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+                    c.pull_blob(&r, digest.as_str(), f).await
+                }
+            })?;
         let mut file = file;
         file.seek(SeekFrom::Start(0))?;
         Ok(Box::new(file))
@@ -222,7 +254,10 @@ impl RegistryDestination {
         if matches!(r.target, RemoteTarget::Digest(_)) {
             anyhow::bail!("cannot push to a digest reference docker://{r}; give a tag");
         }
-        Ok(RegistryDestination { conn: Conn::new(r, opts)?, authed: false })
+        Ok(RegistryDestination {
+            conn: Conn::new(r, opts)?,
+            authed: false,
+        })
     }
 
     fn ensure_auth(&mut self) -> Result<()> {
@@ -261,8 +296,9 @@ impl ImageDestination for RegistryDestination {
         }
         let conn = &self.conn;
         conn.rt.block_on(async {
-            let mut results = futures_util::stream::iter(spooled.into_iter().map(|s| push_spooled(conn, s)))
-                .buffer_unordered(UPLOAD_CONCURRENCY);
+            let mut results =
+                futures_util::stream::iter(spooled.into_iter().map(|s| push_spooled(conn, s)))
+                    .buffer_unordered(UPLOAD_CONCURRENCY);
             while let Some(r) = results.next().await {
                 r?;
             }
@@ -301,7 +337,10 @@ fn spool(desc: &Descriptor, reader: &mut dyn Read) -> Result<Spooled> {
     std::io::copy(reader, &mut w)?;
     let (digest, size, file) = w.finish();
     if digest != desc.digest {
-        anyhow::bail!("blob content {digest} does not match expected {}", desc.digest);
+        anyhow::bail!(
+            "blob content {digest} does not match expected {}",
+            desc.digest
+        );
     }
     Ok(Spooled { digest, size, file })
 }
@@ -316,20 +355,27 @@ async fn push_spooled(conn: &Conn, s: Spooled) -> Result<()> {
         let f = file.try_clone();
         async move {
             let mut f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-            f.seek(SeekFrom::Start(0)).map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-            let stream = futures_util::stream::unfold(tokio::fs::File::from_std(f), |mut f| async move {
-                use tokio::io::AsyncReadExt;
-                let mut buf = vec![0u8; 256 * 1024];
-                match f.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        Some((Ok(bytes::Bytes::from(buf)), f))
+            f.seek(SeekFrom::Start(0))
+                .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+            let stream =
+                futures_util::stream::unfold(tokio::fs::File::from_std(f), |mut f| async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = vec![0u8; 256 * 1024];
+                    match f.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(bytes::Bytes::from(buf)), f))
+                        }
+                        Err(e) => Some((
+                            Err(OciDistributionError::GenericError(Some(e.to_string()))),
+                            f,
+                        )),
                     }
-                    Err(e) => Some((Err(OciDistributionError::GenericError(Some(e.to_string()))), f)),
-                }
-            });
-            c.push_blob_stream(&r, stream, &ds, Some(size)).await.map(|_| ())
+                });
+            c.push_blob_stream(&r, stream, &ds, Some(size))
+                .await
+                .map(|_| ())
         }
     })
     .await

@@ -31,7 +31,8 @@ pub trait ImageDestination {
     /// Writes several blobs; destinations that can upload concurrently override this.
     fn put_blobs(&mut self, blobs: Vec<(Descriptor, Box<dyn Read + Send>)>) -> Result<()> {
         for (desc, mut r) in blobs {
-            self.put_blob(&desc, &mut r).with_context(|| format!("writing blob {}", desc.digest))?;
+            self.put_blob(&desc, &mut r)
+                .with_context(|| format!("writing blob {}", desc.digest))?;
         }
         Ok(())
     }
@@ -56,7 +57,13 @@ pub struct CopyOptions {
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { format: None, platform: Platform::host_default(), registry: RegistryOptions::default(), store_root: None, progress: false }
+        CopyOptions {
+            format: None,
+            platform: Platform::host_default(),
+            registry: RegistryOptions::default(),
+            store_root: None,
+            progress: false,
+        }
     }
 }
 
@@ -106,7 +113,9 @@ impl ImageDestination for LayoutDestination {
     }
 
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
-        self.layout.put_blob(reader, Some(&desc.digest)).with_context(|| format!("storing blob {}", desc.digest))?;
+        self.layout
+            .put_blob(reader, Some(&desc.digest))
+            .with_context(|| format!("storing blob {}", desc.digest))?;
         Ok(())
     }
 
@@ -117,7 +126,8 @@ impl ImageDestination for LayoutDestination {
             Some(r) => self.layout.tag_descriptor(r, desc),
             // An untagged `oci:DIR` destination: the image is the index's only entry.
             None => self.layout.update_index(|idx| {
-                idx.manifests.retain(|m| m.annotations.contains_key(image::ANNOTATION_REF_NAME));
+                idx.manifests
+                    .retain(|m| m.annotations.contains_key(image::ANNOTATION_REF_NAME));
                 idx.manifests.push(desc);
                 Ok(())
             }),
@@ -182,9 +192,17 @@ impl ImageDestination for DockerArchiveDestination {
         let entry = SaveEntry {
             config: format!("{}.json", m.config.digest.hex()),
             repo_tags: Some(self.name.iter().map(|n| n.to_string()).collect()),
-            layers: m.layers.iter().map(|l| format!("{}.tar", l.digest.hex())).collect(),
+            layers: m
+                .layers
+                .iter()
+                .map(|l| format!("{}.tar", l.digest.hex()))
+                .collect(),
         };
-        let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", parent)
             .with_context(|| format!("creating archive next to {}", self.path.display()))?;
         let mut b = tar::Builder::new(io::BufWriter::new(tmp));
@@ -194,15 +212,22 @@ impl ImageDestination for DockerArchiveDestination {
         h.set_size(json.len() as u64);
         h.set_mode(0o644);
         b.append_data(&mut h, "manifest.json", &json[..])?;
-        b.append_path_with_name(self.layout.blob_path(&m.config.digest), format!("{}.json", m.config.digest.hex()))?;
+        b.append_path_with_name(
+            self.layout.blob_path(&m.config.digest),
+            format!("{}.json", m.config.digest.hex()),
+        )?;
         let mut seen = std::collections::BTreeSet::new();
         for l in &m.layers {
             if seen.insert(&l.digest) {
-                b.append_path_with_name(self.layout.blob_path(&l.digest), format!("{}.tar", l.digest.hex()))?;
+                b.append_path_with_name(
+                    self.layout.blob_path(&l.digest),
+                    format!("{}.tar", l.digest.hex()),
+                )?;
             }
         }
         let tmp = b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
-        tmp.persist(&self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        tmp.persist(&self.path)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         Ok(())
     }
 }
@@ -218,7 +243,11 @@ pub struct DockerArchiveSource {
 /// A path from manifest.json, confined to the unpacked archive.
 fn confined(dir: &Path, rel: &str) -> Result<PathBuf> {
     let p = Path::new(rel);
-    if rel.is_empty() || !p.components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+    if rel.is_empty()
+        || !p
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
         bail!("docker-archive manifest.json names an unsafe path {rel:?}");
     }
     Ok(dir.join(p))
@@ -227,9 +256,14 @@ fn confined(dir: &Path, rel: &str) -> Result<PathBuf> {
 impl DockerArchiveSource {
     fn open(path: &Path, name: Option<&crate::reference::NameTag>) -> Result<Self> {
         let dir = unpack_archive(path)?;
-        let mj = std::fs::read(dir.path().join("manifest.json"))
-            .with_context(|| format!("{} has no manifest.json (not a docker-archive?)", path.display()))?;
-        let entries: Vec<SaveEntry> = serde_json::from_slice(&mj).context("malformed docker-archive manifest.json")?;
+        let mj = std::fs::read(dir.path().join("manifest.json")).with_context(|| {
+            format!(
+                "{} has no manifest.json (not a docker-archive?)",
+                path.display()
+            )
+        })?;
+        let entries: Vec<SaveEntry> =
+            serde_json::from_slice(&mj).context("malformed docker-archive manifest.json")?;
         let entry = match name {
             Some(n) => {
                 let want = n.to_string();
@@ -243,7 +277,10 @@ impl DockerArchiveSource {
                 match (it.next(), it.next()) {
                     (Some(e), None) => e,
                     (None, _) => bail!("{} contains no image", path.display()),
-                    _ => bail!("{} contains several images; name one (docker-archive:FILE:NAME:TAG)", path.display()),
+                    _ => bail!(
+                        "{} contains several images; name one (docker-archive:FILE:NAME:TAG)",
+                        path.display()
+                    ),
                 }
             }
         };
@@ -251,7 +288,10 @@ impl DockerArchiveSource {
         let mut describe = |rel: &str, media_type: &str| -> Result<Descriptor> {
             let p = confined(dir.path(), rel)?;
             let mut w = crate::digest::HashingWriter::new(io::sink());
-            io::copy(&mut File::open(&p).with_context(|| format!("docker-archive lacks {rel}"))?, &mut w)?;
+            io::copy(
+                &mut File::open(&p).with_context(|| format!("docker-archive lacks {rel}"))?,
+                &mut w,
+            )?;
             let (d, size, _) = w.finish();
             files.insert(d.clone(), p);
             Ok(Descriptor::new(media_type, d, size))
@@ -260,8 +300,15 @@ impl DockerArchiveSource {
         let mut layers = Vec::new();
         for l in &entry.layers {
             let mut magic = [0u8; 2];
-            let is_gz = File::open(confined(dir.path(), l)?).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && magic == [0x1f, 0x8b];
-            let mt = if is_gz { image::media::DOCKER_LAYER_GZIP } else { image::media::DOCKER_LAYER_TAR };
+            let is_gz = File::open(confined(dir.path(), l)?)
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .is_ok()
+                && magic == [0x1f, 0x8b];
+            let mt = if is_gz {
+                image::media::DOCKER_LAYER_GZIP
+            } else {
+                image::media::DOCKER_LAYER_TAR
+            };
             layers.push(describe(l, mt)?);
         }
         let m = image::Manifest {
@@ -272,7 +319,11 @@ impl DockerArchiveSource {
             annotations: Default::default(),
             extra: Default::default(),
         };
-        Ok(DockerArchiveSource { dir, manifest: m.to_bytes(), files })
+        Ok(DockerArchiveSource {
+            dir,
+            manifest: m.to_bytes(),
+            files,
+        })
     }
 }
 
@@ -285,14 +336,19 @@ impl ImageSource for DockerArchiveSource {
     }
 
     fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
-        let p = self.files.get(&desc.digest).with_context(|| format!("blob {} not in {}", desc.digest, self.dir.path().display()))?;
+        let p = self.files.get(&desc.digest).with_context(|| {
+            format!("blob {} not in {}", desc.digest, self.dir.path().display())
+        })?;
         Ok(Box::new(File::open(p)?))
     }
 }
 
 /// Tars `dir` (no lock file) to a temp name next to `dest`, then renames.
 fn write_tar_of_dir(dir: &Path, dest: &Path) -> Result<()> {
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", parent)
         .with_context(|| format!("creating archive next to {}", dest.display()))?;
     let mut b = tar::Builder::new(io::BufWriter::new(tmp));
@@ -308,10 +364,14 @@ fn write_tar_of_dir(dir: &Path, dest: &Path) -> Result<()> {
         .collect();
     blobs.sort();
     for n in blobs {
-        b.append_path_with_name(dir.join("blobs/sha256").join(&n), format!("blobs/sha256/{n}"))?;
+        b.append_path_with_name(
+            dir.join("blobs/sha256").join(&n),
+            format!("blobs/sha256/{n}"),
+        )?;
     }
     let tmp = b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
-    tmp.persist(dest).with_context(|| format!("writing {}", dest.display()))?;
+    tmp.persist(dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
     Ok(())
 }
 
@@ -323,13 +383,27 @@ fn unpack_archive(path: &Path) -> Result<tempfile::TempDir> {
     let mut a = tar::Archive::new(io::BufReader::new(f));
     a.set_preserve_permissions(false);
     a.set_unpack_xattrs(false);
-    for entry in a.entries().with_context(|| format!("reading {}", path.display()))? {
+    for entry in a
+        .entries()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
         let mut e = entry?;
-        if !matches!(e.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Directory) {
-            bail!("{}: unexpected non-regular entry {:?} in an OCI archive", path.display(), e.path()?);
+        if !matches!(
+            e.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Directory
+        ) {
+            bail!(
+                "{}: unexpected non-regular entry {:?} in an OCI archive",
+                path.display(),
+                e.path()?
+            );
         }
         if !e.unpack_in(dir.path())? {
-            bail!("{}: entry {:?} escapes the archive", path.display(), e.path()?);
+            bail!(
+                "{}: entry {:?} escapes the archive",
+                path.display(),
+                e.path()?
+            );
         }
     }
     Ok(dir)
@@ -346,24 +420,42 @@ pub fn open_source(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn ImageSour
                         bail!("image {digest} not found in {}", store.root().display());
                     }
                     let bytes = store.layout().read_blob(digest)?;
-                    Descriptor::new(&image::sniff_media_type(&bytes)?, digest.clone(), bytes.len() as u64)
+                    Descriptor::new(
+                        &image::sniff_media_type(&bytes)?,
+                        digest.clone(),
+                        bytes.len() as u64,
+                    )
                 }
             };
-            Box::new(LayoutSource { layout: store.layout().clone(), top, _keep: None })
+            Box::new(LayoutSource {
+                layout: store.layout().clone(),
+                top,
+                _keep: None,
+            })
         }
         ImageRef::OciDir { path, tag } => {
             let layout = Layout::open_existing(path)?;
             let top = layout.find(tag.as_deref())?;
-            Box::new(LayoutSource { layout, top, _keep: None })
+            Box::new(LayoutSource {
+                layout,
+                top,
+                _keep: None,
+            })
         }
         ImageRef::OciArchive { path, tag } => {
             let dir = unpack_archive(path)?;
             let layout = Layout::open_existing(dir.path())?;
             let top = layout.find(tag.as_deref())?;
-            Box::new(LayoutSource { layout, top, _keep: Some(dir) })
+            Box::new(LayoutSource {
+                layout,
+                top,
+                _keep: Some(dir),
+            })
         }
         ImageRef::Docker(d) => Box::new(RegistrySource::new(d, &opts.registry)?),
-        ImageRef::DockerArchive { path, name } => Box::new(DockerArchiveSource::open(path, name.as_ref())?),
+        ImageRef::DockerArchive { path, name } => {
+            Box::new(DockerArchiveSource::open(path, name.as_ref())?)
+        }
     })
 }
 
@@ -371,16 +463,28 @@ pub fn open_destination(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn Imag
     Ok(match r {
         ImageRef::Local(LocalRef::Tagged(nt)) => {
             let store = opts.store()?;
-            Box::new(LayoutDestination { layout: store.layout().clone(), ref_name: Some(nt.to_string()), archive: None })
+            Box::new(LayoutDestination {
+                layout: store.layout().clone(),
+                ref_name: Some(nt.to_string()),
+                archive: None,
+            })
         }
-        ImageRef::Local(LocalRef::Digest { .. }) => bail!("cannot write to a digest reference {r}; give NAME:TAG"),
-        ImageRef::OciDir { path, tag } => {
-            Box::new(LayoutDestination { layout: Layout::open(path)?, ref_name: tag.clone(), archive: None })
+        ImageRef::Local(LocalRef::Digest { .. }) => {
+            bail!("cannot write to a digest reference {r}; give NAME:TAG")
         }
+        ImageRef::OciDir { path, tag } => Box::new(LayoutDestination {
+            layout: Layout::open(path)?,
+            ref_name: tag.clone(),
+            archive: None,
+        }),
         ImageRef::OciArchive { path, tag } => {
             let dir = tempfile::tempdir()?;
             let layout = Layout::open(dir.path())?;
-            Box::new(LayoutDestination { layout, ref_name: tag.clone(), archive: Some((path.clone(), dir)) })
+            Box::new(LayoutDestination {
+                layout,
+                ref_name: tag.clone(),
+                archive: Some((path.clone(), dir)),
+            })
         }
         ImageRef::Docker(d) => Box::new(RegistryDestination::new(d, &opts.registry)?),
         ImageRef::DockerArchive { path, name } => {
@@ -404,7 +508,11 @@ pub fn copy(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<Digest
     copy_between(source.as_mut(), dest, opts).with_context(|| format!("copying {src} to {dst}"))
 }
 
-pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestination>, opts: &CopyOptions) -> Result<Digest> {
+pub fn copy_between(
+    source: &mut dyn ImageSource,
+    mut dest: Box<dyn ImageDestination>,
+    opts: &CopyOptions,
+) -> Result<Digest> {
     let (mut bytes, mut mt) = source.manifest(None)?;
     for _ in 0..4 {
         if !image::is_index(&mt) {
@@ -423,7 +531,9 @@ pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestina
     let manifest = image::Manifest::parse(&bytes)?;
     let supported = dest.supported_formats();
     let want = match opts.format {
-        Some(f) if !supported.contains(&f) => bail!("the destination cannot hold {f:?} manifests (OCI layouts hold OCI manifests only)"),
+        Some(f) if !supported.contains(&f) => bail!(
+            "the destination cannot hold {f:?} manifests (OCI layouts hold OCI manifests only)"
+        ),
         Some(f) => f,
         None if supported.contains(&manifest.format()) => manifest.format(),
         None => supported[0],
@@ -440,10 +550,15 @@ pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestina
         if dest.has_blob(desc)? || todo.iter().any(|(d, _)| d.digest == desc.digest) {
             continue;
         }
-        let inner = source.blob(desc).with_context(|| format!("reading blob {}", desc.digest))?;
+        let inner = source
+            .blob(desc)
+            .with_context(|| format!("reading blob {}", desc.digest))?;
         let bar = crate::progress::blob_bar(opts.progress, &desc.digest.short(), desc.size);
         bars.push(bar.clone());
-        todo.push((desc.clone(), Box::new(crate::progress::ProgressReader { inner, bar })));
+        todo.push((
+            desc.clone(),
+            Box::new(crate::progress::ProgressReader { inner, bar }),
+        ));
     }
     let put = dest.put_blobs(todo);
     bars.iter().for_each(|b| b.finish_and_clear());
