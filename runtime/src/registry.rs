@@ -144,6 +144,11 @@ impl Conn {
                 )
             };
         }
+        if let OciDistributionError::RequestError(r) = &e {
+            if r.is_connect() {
+                return anyhow!("cannot reach registry {} (is it running? for a plain-HTTP registry not on localhost pass --tls-verify=false): {e}", self.registry);
+            }
+        }
         anyhow::Error::new(e)
     }
 
