@@ -337,6 +337,13 @@ fn packing_is_deterministic() {
     // The diff_id does not depend on compression, and the tar unpacks to the same tree.
     let (pn, pg) = (pack_vec(&a, Compression::None), pack_vec(&a, Compression::Gzip));
     assert_eq!(pn.diff_id, pg.diff_id);
+    // GNU gzip reads the multi-member (parallel) stream to the same tar.
+    let mut gz = Vec::new();
+    pack_dir(&a, &PackOptions::default(), &mut gz).unwrap();
+    fs::write(tmp.path().join("l.tar.gz"), &gz).unwrap();
+    let out = Command::new("gzip").arg("-dc").arg(tmp.path().join("l.tar.gz")).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(Digest::of(&out.stdout), pg.diff_id);
     let mut out = Vec::new();
     pack_dir(&a, &PackOptions { compression: Compression::Zstd, ..Default::default() }, &mut out).unwrap();
     let back = tmp.path().join("back");
@@ -496,4 +503,139 @@ fn unchanged_checkout_diffs_empty() {
     let build = cache.checkout(&base).unwrap();
     let changes = diff(&base, &build, &[]).unwrap();
     assert!(changes.is_empty(), "{:?}", changes.as_slice());
+}
+
+// ---------- measurements (run by benches/layers.sh; never timed in CI) ----------
+
+/// Prints a table of checkout strategies and pack throughput on a generated
+/// tree (WS2I_BENCH_MB, default 300 MB, in 10k files). Ignored: run explicitly.
+#[test]
+#[ignore]
+fn bench_layers() {
+    use std::time::Instant;
+    let mb: usize = std::env::var("WS2I_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let files = 10_000usize;
+    let per_file = mb * 1024 * 1024 / files;
+    let tmp = tempfile::tempdir_in(std::env::var("WS2I_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into())).unwrap();
+    let tree = tmp.path().join("tree");
+    // Half text-like, half incompressible: roughly what a runtime image holds.
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for i in 0..files {
+        let d = tree.join(format!("d{:03}", i % 100));
+        fs::create_dir_all(&d).unwrap();
+        let mut data = Vec::with_capacity(per_file);
+        while data.len() < per_file {
+            if (data.len() / 4096) % 2 == 0 {
+                data.extend_from_slice(format!("line {} of file {i} with some repeated words words words\n", data.len()).as_bytes());
+            } else {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                data.extend_from_slice(&seed.to_le_bytes());
+            }
+        }
+        data.truncate(per_file);
+        fs::write(d.join(format!("f{i}")), &data).unwrap();
+    }
+    let total = (per_file * files) as f64 / 1e6;
+    let settle = || run(&mut Command::new("sync"));
+    let row = |name: &str, secs: f64| println!("| {name:<44} | {secs:>7.2} s | {:>7.0} MB/s |", total / secs);
+    println!("\ntree: {files} files, {total:.0} MB, {} cores\n", std::thread::available_parallelism().unwrap());
+    println!("| operation                                    |    time   |  throughput  |");
+    println!("|----------------------------------------------|-----------|--------------|");
+
+    settle();
+    let t = Instant::now();
+    let mut tarball = Vec::new();
+    pack_dir(&tree, &PackOptions { compression: Compression::None, ..Default::default() }, &mut tarball).unwrap();
+    row("pack_dir, uncompressed (tar + sha256)", t.elapsed().as_secs_f64());
+    for (name, c) in [("pack_dir, gzip level 6", Compression::Gzip), ("pack_dir, zstd level 3", Compression::Zstd)] {
+        settle();
+        let t = Instant::now();
+        let mut sink = io::sink();
+        let p = pack_dir(&tree, &PackOptions { compression: c, ..Default::default() }, &mut sink).unwrap();
+        row(&format!("{name} ({:.0}% of input)", p.size as f64 / 1e6 / total * 100.0), t.elapsed().as_secs_f64());
+    }
+
+    let cache = RootfsCache::new(&tmp.path().join("cache")).unwrap();
+    let tarball = Arc::new(tarball);
+    let tb = tarball.clone();
+    let layer = LayerSource::new(Digest::of(&tarball), Compression::None, move || {
+        Ok(Box::new(io::Cursor::new(tb.as_ref().clone())) as Box<dyn Read>)
+    });
+    settle();
+    let t = Instant::now();
+    let base = cache.base(std::slice::from_ref(&layer)).unwrap();
+    row("RootfsCache::base, first (unpack)", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    cache.base(std::slice::from_ref(&layer)).unwrap();
+    println!("| {:<44} | {:>7.4} s |              |", "RootfsCache::base, cached", t.elapsed().as_secs_f64());
+
+    settle();
+    let t = Instant::now();
+    let build = cache.checkout(&base).unwrap();
+    row("checkout: full copy (copy_file_range)", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let changes = diff(&base, &build, &[]).unwrap();
+    assert!(changes.is_empty());
+    row("diff of an untouched checkout (ctime stamps)", t.elapsed().as_secs_f64());
+    // Touch every file (new ctime, same content): diff must compare bytes.
+    run(Command::new("chmod").args(["-R", "u+w"]).arg(build.path()));
+    let t = Instant::now();
+    let changes = diff(&base, &build, &[]).unwrap();
+    assert!(changes.is_empty());
+    row("diff after chmod -R (byte compare)", t.elapsed().as_secs_f64());
+    drop(build);
+
+    fn walk_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(root.join(rel)).unwrap() {
+            let p = rel.join(e.unwrap().file_name());
+            if fs::symlink_metadata(root.join(&p)).unwrap().is_dir() {
+                walk_files(root, &p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut list = Vec::new();
+    walk_files(base.path(), Path::new(""), &mut list);
+    let mk_dirs = |dst: &Path| {
+        for p in &list {
+            fs::create_dir_all(dst.join(p.parent().unwrap())).unwrap();
+        }
+    };
+    // Alternatives considered (measured here only).
+    let dst = tmp.path().join("alt-hardlink");
+    settle();
+    let t = Instant::now();
+    mk_dirs(&dst);
+    for p in &list {
+        fs::hard_link(base.path().join(p), dst.join(p)).unwrap();
+    }
+    row("alt: hardlink tree (unsafe as root)", t.elapsed().as_secs_f64());
+    let dst = tmp.path().join("alt-userspace");
+    settle();
+    let t = Instant::now();
+    mk_dirs(&dst);
+    for p in &list {
+        let data = fs::read(base.path().join(p)).unwrap();
+        fs::write(dst.join(p), data).unwrap();
+    }
+    row("alt: read+write copy (user space)", t.elapsed().as_secs_f64());
+    let dst = tmp.path().join("alt-parallel");
+    settle();
+    let t = Instant::now();
+    mk_dirs(&dst);
+    let threads = std::thread::available_parallelism().unwrap().get().max(2);
+    std::thread::scope(|s| {
+        for chunk in list.chunks(list.len().div_ceil(threads)) {
+            let (b, d) = (base.path(), &dst);
+            s.spawn(move || {
+                for p in chunk {
+                    fs::copy(b.join(p), d.join(p)).unwrap();
+                }
+            });
+        }
+    });
+    row(&format!("alt: copy_file_range, {threads} threads"), t.elapsed().as_secs_f64());
 }
