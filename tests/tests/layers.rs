@@ -496,6 +496,19 @@ fn cache_checkout_diff_pack_round_trip() {
 }
 
 #[test]
+fn cache_rejects_layer_not_matching_its_diff_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = RootfsCache::new(tmp.path()).unwrap();
+    let t = tar_of(|b| file(b, "a", b"real"));
+    let lie = LayerSource::new(Digest::of(b"something else"), Compression::None, move || {
+        Ok(Box::new(io::Cursor::new(t.clone())) as Box<dyn Read>)
+    });
+    let err = cache.base(&[lie]).unwrap_err();
+    assert!(format!("{err:#}").contains("does not match its diff_id"), "{err:#}");
+    assert_eq!(fs::read_dir(tmp.path().join("rootfs")).unwrap().count(), 0, "nothing cached");
+}
+
+#[test]
 fn unchanged_checkout_diffs_empty() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = RootfsCache::new(tmp.path()).unwrap();
