@@ -344,6 +344,13 @@ fn packing_is_deterministic() {
     let out = Command::new("gzip").arg("-dc").arg(tmp.path().join("l.tar.gz")).output().unwrap();
     assert!(out.status.success());
     assert_eq!(Digest::of(&out.stdout), pg.diff_id);
+    // GNU tar understands the PAX long names and sees no GNU extensions.
+    let list = Command::new("tar").arg("-tzf").arg(tmp.path().join("l.tar.gz")).output().unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let list = String::from_utf8(list.stdout).unwrap();
+    let long = format!("{}/{}/{}", "d".repeat(60), "e".repeat(60), "f".repeat(90));
+    assert!(list.lines().any(|l| l == long), "{list}");
+    assert!(!list.contains("LongLink") && !list.contains("PaxHeader"), "{list}");
     let mut out = Vec::new();
     pack_dir(&a, &PackOptions { compression: Compression::Zstd, ..Default::default() }, &mut out).unwrap();
     let back = tmp.path().join("back");
