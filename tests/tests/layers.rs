@@ -454,6 +454,8 @@ fn cache_checkout_diff_pack_round_trip() {
     fs::remove_file(r.join("bin/replace-me")).unwrap();
     std::os::unix::fs::symlink("../app/run", r.join("bin/replace-me")).unwrap();
     std::os::unix::fs::symlink("/etc/os-release", r.join("abs-link")).unwrap();
+    // A new name for a file the base already had: the link must survive.
+    fs::hard_link(r.join("usr/share/zoneinfo/UTC"), r.join("etc/UTC.hl")).unwrap();
     fs::create_dir_all(r.join("tmp/src")).unwrap();
     fs::write(r.join("tmp/src/main.go"), b"package main").unwrap();
 
@@ -472,10 +474,12 @@ fn cache_checkout_diff_pack_round_trip() {
         "Delete var/lib/old",
         "Upsert bin/replace-me",
         "Upsert abs-link",
+        "Upsert etc/UTC.hl",
+        "Upsert usr/share/zoneinfo/UTC",
     ] {
         assert!(paths.contains(&expected.to_string()), "{expected} missing from {paths:?}");
     }
-    for unexpected in ["tmp/src", "etc/localtime", "etc", "usr/share/zoneinfo/UTC"] {
+    for unexpected in ["tmp/src", "etc/localtime", "etc", "usr", "etc/os-release.hl"] {
         assert!(!paths.iter().any(|p| p.ends_with(&format!(" {unexpected}"))), "{unexpected} in {paths:?}");
     }
 
@@ -496,6 +500,10 @@ fn cache_checkout_diff_pack_round_trip() {
         fs::metadata(fresh.join("opt/app/server-link")).unwrap().ino()
     );
 
+    assert_eq!(
+        fs::metadata(fresh.join("usr/share/zoneinfo/UTC")).unwrap().ino(),
+        fs::metadata(fresh.join("etc/UTC.hl")).unwrap().ino()
+    );
     // Dropping the build root removes it.
     let bp = r.to_path_buf();
     drop(build);
