@@ -23,9 +23,14 @@ fn ensure_built() {
         let script = guest_scripts_dir().join("build");
         let mut cmd = Command::new(&script);
         cmd.arg("--hooks-only");
-        // The outer cargo's settings are for the host build, not the guests'.
-        for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
-            cmd.env_remove(var);
+        // What cargo sets for a running test (CARGO_PKG_*, CARGO_MANIFEST_DIR,
+        // ...) is not the guests' business and could change build-script
+        // fingerprints; a target dir or flags for the host build neither.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME") || k.contains("RUSTFLAGS") {
+                cmd.env_remove(&*k);
+            }
         }
         if let Some(cargo) = std::env::var_os("CARGO") {
             // Make the script use the same toolchain's cargo.
