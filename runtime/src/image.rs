@@ -1,1 +1,532 @@
-//! TODO: see docs/architecture.md
+//! OCI / Docker v2 schema 2 manifests, indexes and image configs.
+//!
+//! Manifests and configs keep unknown fields (`extra`) so a round trip never
+//! drops data; config blobs are copied byte-for-byte and only re-serialised
+//! when [`ImageBuilder`] changes them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Digest;
+
+pub mod media {
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+}
+
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+
+/// The manifest flavour written to a destination (`--format oci|docker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ManifestFormat {
+    #[default]
+    Oci,
+    Docker,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]` as given to `--platform`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: parts.get(2).map(|v| v.to_string()),
+                extra: Map::new(),
+            }),
+            _ => bail!("malformed platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or wasip2/wasm"),
+        }
+    }
+
+    pub fn host_default() -> Self {
+        Platform::parse("linux/amd64").expect("constant")
+    }
+
+    pub fn matches(&self, other: &Platform) -> bool {
+        self.os == other.os
+            && self.architecture == other.architecture
+            && (self.variant.is_none() || other.variant.is_none() || self.variant == other.variant)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// An OCI image manifest or a Docker v2 schema 2 manifest: same shape, different media types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An OCI image index or a Docker manifest list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Index {
+    pub fn empty() -> Self {
+        Index {
+            schema_version: 2,
+            media_type: Some(media::OCI_INDEX.to_string()),
+            manifests: Vec::new(),
+            annotations: BTreeMap::new(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn select(&self, want: &Platform) -> Result<&Descriptor> {
+        self.manifests
+            .iter()
+            .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+            .with_context(|| {
+                let have: Vec<String> = self
+                    .manifests
+                    .iter()
+                    .filter_map(|d| d.platform.as_ref().map(|p| format!("{}/{}", p.os, p.architecture)))
+                    .collect();
+                format!("no manifest for platform {}/{} (available: {})", want.os, want.architecture, have.join(", "))
+            })
+    }
+}
+
+pub fn is_index(media_type: &str) -> bool {
+    media_type == media::OCI_INDEX || media_type == media::DOCKER_LIST
+}
+
+pub fn is_manifest(media_type: &str) -> bool {
+    media_type == media::OCI_MANIFEST || media_type == media::DOCKER_MANIFEST
+}
+
+/// Works out a manifest's media type when a transport did not say (e.g. an OCI
+/// manifest may omit `mediaType`).
+pub fn sniff_media_type(bytes: &[u8]) -> Result<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+        manifests: Option<Value>,
+    }
+    let p: Probe = serde_json::from_slice(bytes).context("manifest is not JSON")?;
+    Ok(match (p.media_type, p.manifests) {
+        (Some(m), _) => m,
+        (None, Some(_)) => media::OCI_INDEX.to_string(),
+        (None, None) => media::OCI_MANIFEST.to_string(),
+    })
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let m: Manifest = serde_json::from_slice(bytes).context("malformed image manifest")?;
+        if m.schema_version != 2 {
+            bail!("unsupported manifest schemaVersion {} (only 2)", m.schema_version);
+        }
+        Ok(m)
+    }
+
+    pub fn format(&self) -> ManifestFormat {
+        match self.media_type.as_deref() {
+            Some(media::DOCKER_MANIFEST) => ManifestFormat::Docker,
+            _ => ManifestFormat::Oci,
+        }
+    }
+
+    /// Rewrites media types for `format`. Blobs are unchanged (gzip tar is the
+    /// same bytes in both worlds), so only the manifest digest changes.
+    pub fn convert(&self, format: ManifestFormat) -> Result<Manifest> {
+        let mut m = self.clone();
+        let map = |mt: &str| -> Result<String> {
+            use media::*;
+            Ok(match (format, mt) {
+                (ManifestFormat::Oci, DOCKER_CONFIG) => OCI_CONFIG,
+                (ManifestFormat::Oci, DOCKER_LAYER_GZIP) => OCI_LAYER_GZIP,
+                (ManifestFormat::Oci, DOCKER_LAYER_TAR) => OCI_LAYER_TAR,
+                (ManifestFormat::Docker, OCI_CONFIG) => DOCKER_CONFIG,
+                (ManifestFormat::Docker, OCI_LAYER_GZIP) => DOCKER_LAYER_GZIP,
+                (ManifestFormat::Docker, OCI_LAYER_TAR) => DOCKER_LAYER_TAR,
+                (ManifestFormat::Docker, OCI_LAYER_ZSTD) => {
+                    bail!("zstd layers cannot be expressed in Docker v2 schema 2; use --format oci")
+                }
+                (_, other) => return Ok(other.to_string()),
+            }
+            .to_string())
+        };
+        m.media_type = Some(
+            match format {
+                ManifestFormat::Oci => media::OCI_MANIFEST,
+                ManifestFormat::Docker => media::DOCKER_MANIFEST,
+            }
+            .to_string(),
+        );
+        m.config.media_type = map(&m.config.media_type)?;
+        for l in &mut m.layers {
+            l.media_type = map(&l.media_type)?;
+        }
+        if format == ManifestFormat::Docker {
+            // Docker v2s2 has no manifest annotations.
+            m.annotations.clear();
+        }
+        Ok(m)
+    }
+
+    pub fn media_type_or_default(&self) -> &str {
+        self.media_type.as_deref().unwrap_or(media::OCI_MANIFEST)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("manifest serialises")
+    }
+}
+
+/// The parts of an image config ws2i reads; everything else is kept in `extra`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default)]
+    pub architecture: String,
+    #[serde(default)]
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ContainerConfig>,
+    #[serde(default)]
+    pub rootfs: RootFs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub diff_ids: Vec<Digest>,
+}
+
+impl Default for RootFs {
+    fn default() -> Self {
+        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
+    }
+}
+
+impl ImageConfig {
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes).context("malformed image config")
+    }
+
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default()
+    }
+}
+
+/// RFC 3339 time for `created`: `SOURCE_DATE_EPOCH` when set (reproducible
+/// builds), else now.
+pub fn created_timestamp() -> Result<String> {
+    let secs = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v.trim().parse::<i64>().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not an integer"))?,
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+    };
+    Ok(rfc3339(secs))
+}
+
+fn rfc3339(secs: i64) -> String {
+    // Civil-from-days (Howard Hinnant), avoids a date crate for one format.
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A layer appended by [`ImageBuilder`].
+#[derive(Debug, Clone)]
+pub struct NewLayer {
+    pub diff_id: Digest,
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    pub created_by: String,
+}
+
+/// Builds a new image from a base (or from scratch): the base config is edited
+/// as JSON so fields ws2i does not know survive.
+#[derive(Debug, Clone)]
+pub struct ImageBuilder {
+    config: Value,
+    layers: Vec<Descriptor>,
+    annotations: BTreeMap<String, String>,
+}
+
+impl ImageBuilder {
+    pub fn scratch(platform: &Platform) -> Self {
+        let config = serde_json::json!({
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []},
+            "history": [],
+        });
+        ImageBuilder { config, layers: Vec::new(), annotations: BTreeMap::new() }
+    }
+
+    pub fn from_base(manifest: &Manifest, config_bytes: &[u8]) -> Result<Self> {
+        let config: Value = serde_json::from_slice(config_bytes).context("malformed base image config")?;
+        if !config.is_object() {
+            bail!("base image config is not a JSON object");
+        }
+        let layers = manifest.convert(ManifestFormat::Oci)?.layers;
+        Ok(ImageBuilder { config, layers, annotations: BTreeMap::new() })
+    }
+
+    fn container_config(&mut self) -> &mut Map<String, Value> {
+        let obj = self.config.as_object_mut().expect("checked object");
+        let c = obj.entry("config").or_insert_with(|| Value::Object(Map::new()));
+        if !c.is_object() {
+            *c = Value::Object(Map::new());
+        }
+        c.as_object_mut().expect("just made object")
+    }
+
+    pub fn add_layer(&mut self, layer: NewLayer) -> Result<&mut Self> {
+        let created = created_timestamp()?;
+        let obj = self.config.as_object_mut().expect("checked object");
+        let rootfs = obj
+            .entry("rootfs")
+            .or_insert_with(|| serde_json::json!({"type": "layers", "diff_ids": []}));
+        let ids = rootfs
+            .get_mut("diff_ids")
+            .and_then(Value::as_array_mut)
+            .context("base config has no rootfs.diff_ids array")?;
+        ids.push(Value::String(layer.diff_id.to_string()));
+        let history = obj.entry("history").or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(h) = history.as_array_mut() {
+            h.push(serde_json::json!({"created": created, "created_by": layer.created_by}));
+        }
+        self.layers.push(Descriptor::new(&layer.media_type, layer.digest, layer.size));
+        Ok(self)
+    }
+
+    pub fn set(&mut self, key: &str, value: Value) -> &mut Self {
+        self.container_config().insert(key.to_string(), value);
+        self
+    }
+
+    pub fn label(&mut self, key: &str, value: &str) -> &mut Self {
+        let c = self.container_config();
+        let labels = c.entry("Labels").or_insert_with(|| Value::Object(Map::new()));
+        if !labels.is_object() {
+            *labels = Value::Object(Map::new());
+        }
+        labels.as_object_mut().expect("object").insert(key.into(), Value::String(value.into()));
+        self
+    }
+
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        let c = self.container_config();
+        let env = c.entry("Env").or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(a) = env.as_array_mut() {
+            let prefix = format!("{key}=");
+            a.retain(|e| !e.as_str().is_some_and(|s| s.starts_with(&prefix)));
+            a.push(Value::String(format!("{key}={value}")));
+        }
+        self
+    }
+
+    pub fn annotation(&mut self, key: &str, value: &str) -> &mut Self {
+        self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// Serialises config and manifest (OCI); returns `(config_bytes, manifest)`.
+    pub fn finish(mut self) -> Result<(Vec<u8>, Manifest)> {
+        let created = created_timestamp()?;
+        self.config.as_object_mut().expect("object").insert("created".into(), Value::String(created));
+        let config_bytes = serde_json::to_vec(&self.config)?;
+        ImageConfig::parse(&config_bytes)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            config: Descriptor::new(media::OCI_CONFIG, Digest::of(&config_bytes), config_bytes.len() as u64),
+            layers: self.layers,
+            annotations: self.annotations,
+            extra: Map::new(),
+        };
+        Ok((config_bytes, manifest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn manifest_round_trip_keeps_unknown_fields_and_converts() {
+        let d = Digest::of(b"x");
+        let json = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{d}","size":1}},"layers":[{{"mediaType":"{}","digest":"{d}","size":1,"x-extra":1}}],"subject2":true}}"#,
+            media::DOCKER_MANIFEST,
+            media::DOCKER_CONFIG,
+            media::DOCKER_LAYER_GZIP
+        );
+        let m = Manifest::parse(json.as_bytes()).unwrap();
+        assert_eq!(m.format(), ManifestFormat::Docker);
+        let back: Value = serde_json::from_slice(&m.to_bytes()).unwrap();
+        assert_eq!(back["subject2"], true);
+        assert_eq!(back["layers"][0]["x-extra"], 1);
+        let oci = m.convert(ManifestFormat::Oci).unwrap();
+        assert_eq!(oci.layers[0].media_type, media::OCI_LAYER_GZIP);
+        assert_eq!(oci.config.media_type, media::OCI_CONFIG);
+        assert_eq!(oci.convert(ManifestFormat::Docker).unwrap(), m);
+        let mut z = oci.clone();
+        z.layers[0].media_type = media::OCI_LAYER_ZSTD.into();
+        assert!(z.convert(ManifestFormat::Docker).is_err());
+    }
+
+    #[test]
+    fn builder_keeps_base_fields() {
+        let base = br#"{"architecture":"amd64","os":"linux","config":{"Env":["A=1","PATH=/bin"]},"rootfs":{"type":"layers","diff_ids":[]},"weird":[1,2]}"#;
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            config: Descriptor::new(media::OCI_CONFIG, Digest::of(base), base.len() as u64),
+            layers: vec![],
+            annotations: BTreeMap::new(),
+            extra: Map::new(),
+        };
+        let mut b = ImageBuilder::from_base(&m, base).unwrap();
+        b.env("PATH", "/usr/bin").label("io.k8s.description", "x");
+        b.add_layer(NewLayer {
+            diff_id: Digest::of(b"t"),
+            digest: Digest::of(b"g"),
+            size: 3,
+            media_type: media::OCI_LAYER_GZIP.into(),
+            created_by: "ws2i assemble".into(),
+        })
+        .unwrap();
+        let (cfg, man) = b.finish().unwrap();
+        let v: Value = serde_json::from_slice(&cfg).unwrap();
+        assert_eq!(v["weird"], serde_json::json!([1, 2]));
+        assert_eq!(v["config"]["Env"], serde_json::json!(["A=1", "PATH=/usr/bin"]));
+        let c = ImageConfig::parse(&cfg).unwrap();
+        assert_eq!(c.rootfs.diff_ids, vec![Digest::of(b"t")]);
+        assert_eq!(c.labels()["io.k8s.description"], "x");
+        assert_eq!(man.layers.len(), 1);
+        assert_eq!(man.config.digest, Digest::of(&cfg));
+    }
+
+    #[test]
+    fn platform_parse_and_select() {
+        assert!(Platform::parse("linux").is_err());
+        let p = Platform::parse("wasip2/wasm").unwrap();
+        let mut idx = Index::empty();
+        let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::of(b"a"), 1);
+        d.platform = Some(Platform::parse("linux/amd64").unwrap());
+        idx.manifests.push(d);
+        let err = idx.select(&p).unwrap_err().to_string();
+        assert!(err.contains("linux/amd64"), "{err}");
+    }
+}

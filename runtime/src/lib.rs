@@ -8,15 +8,22 @@
 //! - [`layer`]: unpack hostile layers safely, diff a rootfs against its base, pack layers reproducibly.
 //! - [`reference`], [`image`], [`store`], [`registry`], [`transport`]: image references, manifests and
 //!   configs, the embedded local store, registries, and file transports.
+//! - [`containerfile`]: the Containerfile subset of `ws2i bud`: parse, plan, execute on a backend.
 //! - [`cli`]: argument parsing and output, nothing else.
 
+pub mod auth;
 pub mod cli;
+pub mod containerfile;
 pub mod digest;
+pub mod envfile;
 pub mod image;
 pub mod layer;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod sandbox;
+pub mod scripts;
+pub mod source;
 pub mod store;
 pub mod transport;
 pub mod units;

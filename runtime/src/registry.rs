@@ -1,1 +1,292 @@
-//! TODO: see docs/architecture.md
+//! Registry client on oci-client, wrapped as a synchronous [`ImageSource`] /
+//! [`ImageDestination`] (each owns a small tokio runtime; do not call from
+//! inside an async context — use `spawn_blocking`).
+//!
+//! Plain HTTP is used when `--tls-verify=false` or, by default, for loopback
+//! registries (`localhost`, `127.0.0.1`, `[::1]`): a local test registry has
+//! no certificate, and loopback traffic never leaves the host.
+//! Blobs are verified against their digest while streaming; uploads stream
+//! from disk monolithically; transient failures (5xx, connection errors) are
+//! retried with bounded exponential backoff; the manifest is pushed last.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+
+use crate::auth::{self, Credentials};
+use crate::digest::HashingWriter;
+use crate::image::{self, media, Descriptor};
+use crate::reference::{DockerRef, RemoteTarget};
+use crate::transport::{ImageDestination, ImageSource};
+use crate::Digest;
+
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// `None`: verify TLS except for loopback registries (plain HTTP there).
+    pub tls_verify: Option<bool>,
+    pub creds: Option<Credentials>,
+    pub authfile: Option<PathBuf>,
+    /// Attempts per request for transient errors (default 4).
+    pub attempts: Option<u32>,
+}
+
+const ACCEPT: &[&str] = &[media::OCI_MANIFEST, media::OCI_INDEX, media::DOCKER_MANIFEST, media::DOCKER_LIST];
+
+struct Conn {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    reference: Reference,
+    auth: RegistryAuth,
+    creds_given: bool,
+    registry: String,
+    attempts: u32,
+}
+
+impl Conn {
+    fn new(r: &DockerRef, opts: &RegistryOptions) -> Result<Self> {
+        let plain = match opts.tls_verify {
+            Some(v) => !v,
+            None => r.is_loopback(),
+        };
+        let config = ClientConfig {
+            protocol: if plain { ClientProtocol::HttpsExcept(vec![r.registry.clone()]) } else { ClientProtocol::Https },
+            use_monolithic_push: true,
+            accept_invalid_certificates: opts.tls_verify == Some(false),
+            connect_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(60)),
+            ..ClientConfig::default()
+        };
+        let creds = auth::lookup(&r.registry, opts.creds.as_ref(), opts.authfile.as_deref())?;
+        let auth = match &creds {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+            Credentials::Bearer(t) => RegistryAuth::Bearer(t.clone()),
+        };
+        let reference = to_reference(r);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Conn {
+            rt,
+            client: Client::new(config),
+            reference,
+            auth,
+            creds_given: !creds.is_anonymous(),
+            registry: r.registry.clone(),
+            attempts: opts.attempts.unwrap_or(4).max(1),
+        })
+    }
+
+    /// Runs `op` with bounded retries on transient errors and explains auth failures.
+    fn call<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+    {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1.. {
+            match self.rt.block_on(op(self.client.clone())) {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < self.attempts && is_transient(&e) => {
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                }
+                Err(e) => return Err(self.explain(e)).with_context(|| format!("{what} ({})", self.registry)),
+            }
+        }
+        unreachable!("loop returns")
+    }
+
+    fn explain(&self, e: OciDistributionError) -> anyhow::Error {
+        let s = e.to_string();
+        let unauthorized = matches!(e, OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. })
+            || s.contains("401")
+            || s.contains("UNAUTHORIZED");
+        if unauthorized {
+            return if self.creds_given {
+                anyhow!("registry {} rejected the credentials (401): check --creds / the auth file entry for {}", self.registry, self.registry)
+            } else {
+                anyhow!(
+                    "registry {} requires authentication (401): pass --creds USER:PASS or --authfile FILE (or set REGISTRY_AUTH_FILE; `podman login {}` writes one)",
+                    self.registry,
+                    self.registry
+                )
+            };
+        }
+        anyhow::Error::new(e)
+    }
+
+    fn authenticate(&self, op: RegistryOperation) -> Result<()> {
+        let (r, a) = (self.reference.clone(), self.auth.clone());
+        self.call("authenticating", move |c| {
+            let (r, a) = (r.clone(), a.clone());
+            async move { c.auth(&r, &a, op).await.map(|_| ()) }
+        })
+    }
+}
+
+fn is_transient(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
+        OciDistributionError::RequestError(r) => r.is_connect() || r.is_timeout() || r.is_request() || r.is_body(),
+        _ => false,
+    }
+}
+
+fn to_reference(r: &DockerRef) -> Reference {
+    match &r.target {
+        RemoteTarget::Tag(t) => Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone()),
+        RemoteTarget::Digest(d) => Reference::with_digest(r.registry.clone(), r.repository.clone(), d.to_string()),
+    }
+}
+
+pub struct RegistrySource {
+    conn: Conn,
+    target: DockerRef,
+}
+
+impl RegistrySource {
+    pub fn new(r: &DockerRef, opts: &RegistryOptions) -> Result<Self> {
+        let conn = Conn::new(r, opts)?;
+        Ok(RegistrySource { conn, target: r.clone() })
+    }
+}
+
+impl ImageSource for RegistrySource {
+    fn manifest(&mut self, digest: Option<&Digest>) -> Result<(Vec<u8>, String)> {
+        let want = digest.cloned().or(match &self.target.target {
+            RemoteTarget::Digest(d) => Some(d.clone()),
+            RemoteTarget::Tag(_) => None,
+        });
+        let r = match digest {
+            Some(d) => to_reference(&self.target.with_target(RemoteTarget::Digest(d.clone()))),
+            None => self.conn.reference.clone(),
+        };
+        let a = self.conn.auth.clone();
+        let (bytes, _) = self.conn.call(&format!("pulling manifest {}", self.target), move |c| {
+            let (r, a) = (r.clone(), a.clone());
+            async move { c.pull_manifest_raw(&r, &a, ACCEPT).await }
+        })?;
+        if let Some(d) = want {
+            if Digest::of(&bytes) != d {
+                anyhow::bail!("manifest from {} does not match digest {d}", self.target);
+            }
+        }
+        let mt = image::sniff_media_type(&bytes)?;
+        Ok((bytes.to_vec(), mt))
+    }
+
+    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        self.conn.authenticate(RegistryOperation::Pull)?;
+        let file = tempfile::tempfile().context("creating temp file for blob")?;
+        let r = self.conn.reference.clone();
+        let digest = desc.digest.to_string();
+        let f2 = file.try_clone()?;
+        self.conn.call(&format!("pulling blob {}", desc.digest), move |c| {
+            let (r, digest) = (r.clone(), digest.clone());
+            let f = f2.try_clone().map(|f| {
+                let _ = (&f).set_len(0);
+                let _ = (&f).seek(SeekFrom::Start(0));
+                tokio::fs::File::from_std(f)
+            });
+            async move {
+                let f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+                c.pull_blob(&r, digest.as_str(), f).await
+            }
+        })?;
+        let mut file = file;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Box::new(file))
+    }
+}
+
+pub struct RegistryDestination {
+    conn: Conn,
+    authed: bool,
+}
+
+impl RegistryDestination {
+    pub fn new(r: &DockerRef, opts: &RegistryOptions) -> Result<Self> {
+        if matches!(r.target, RemoteTarget::Digest(_)) {
+            anyhow::bail!("cannot push to a digest reference docker://{r}; give a tag");
+        }
+        Ok(RegistryDestination { conn: Conn::new(r, opts)?, authed: false })
+    }
+
+    fn ensure_auth(&mut self) -> Result<()> {
+        if !self.authed {
+            self.conn.authenticate(RegistryOperation::Push)?;
+            self.authed = true;
+        }
+        Ok(())
+    }
+}
+
+impl ImageDestination for RegistryDestination {
+    fn has_blob(&mut self, desc: &Descriptor) -> Result<bool> {
+        self.ensure_auth()?;
+        let r = self.conn.reference.clone();
+        let d = desc.digest.to_string();
+        self.conn.call("checking for blob", move |c| {
+            let (r, d) = (r.clone(), d.clone());
+            async move { c.blob_exists(&r, &d).await }
+        })
+    }
+
+    fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
+        self.ensure_auth()?;
+        // Spool to disk so the upload can be retried and streamed with a known size.
+        let mut w = HashingWriter::new(tempfile::tempfile()?);
+        std::io::copy(reader, &mut w)?;
+        let (digest, size, file) = w.finish();
+        if digest != desc.digest {
+            anyhow::bail!("blob content {digest} does not match expected {}", desc.digest);
+        }
+        let r = self.conn.reference.clone();
+        let ds = digest.to_string();
+        self.conn.call(&format!("pushing blob {digest}"), move |c| {
+            let (r, ds) = (r.clone(), ds.clone());
+            let f = file.try_clone();
+            async move {
+                let mut f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+                f.seek(SeekFrom::Start(0)).map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+                let stream = futures_util::stream::unfold(tokio::fs::File::from_std(f), |mut f| async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = vec![0u8; 256 * 1024];
+                    match f.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(bytes::Bytes::from(buf)), f))
+                        }
+                        Err(e) => Some((Err(OciDistributionError::GenericError(Some(e.to_string()))), f)),
+                    }
+                });
+                c.push_blob_stream(&r, stream, &ds, Some(size)).await.map(|_| ())
+            }
+        })
+    }
+
+    fn put_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<()> {
+        self.ensure_auth()?;
+        let r = self.conn.reference.clone();
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let ct = http_header(media_type)?;
+        self.conn.call("pushing manifest", move |c| {
+            let (r, body, ct) = (r.clone(), body.clone(), ct.clone());
+            async move { c.push_manifest_raw(&r, body, ct).await.map(|_| ()) }
+        })
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn http_header(v: &str) -> Result<http::HeaderValue> {
+    http::HeaderValue::from_str(v).map_err(|e| anyhow!("bad media type {v:?}: {e}"))
+}

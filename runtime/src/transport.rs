@@ -1,1 +1,328 @@
-//! TODO: see docs/architecture.md
+//! Sources and destinations of images, one per transport, and the single
+//! `copy` that moves an image between any two of them (containers/image style:
+//! N transports, not N² copy paths).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::image::{self, Descriptor, ManifestFormat, Platform};
+use crate::reference::{ImageRef, LocalRef};
+use crate::registry::{RegistryDestination, RegistryOptions, RegistrySource};
+use crate::store::{Layout, Store};
+use crate::Digest;
+
+/// Where an image is read from.
+pub trait ImageSource {
+    /// The top-level manifest (`None`) or the manifest with that digest, with its media type.
+    fn manifest(&mut self, digest: Option<&Digest>) -> Result<(Vec<u8>, String)>;
+    /// A blob's content; the destination verifies it against `desc.digest`.
+    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>>;
+}
+
+/// Where an image is written to. Blobs first, the manifest last, then `commit`.
+pub trait ImageDestination {
+    fn has_blob(&mut self, desc: &Descriptor) -> Result<bool>;
+    /// Must verify `reader` against `desc.digest` and store nothing on mismatch.
+    fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()>;
+    fn put_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<()>;
+    /// Manifest formats this destination can hold, preferred first.
+    fn supported_formats(&self) -> &'static [ManifestFormat] {
+        &[ManifestFormat::Oci, ManifestFormat::Docker]
+    }
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Convert the manifest to this format; `None` keeps the source format.
+    pub format: Option<ManifestFormat>,
+    pub platform: Platform,
+    pub registry: RegistryOptions,
+    /// Store root for local references.
+    pub store_root: Option<PathBuf>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> Self {
+        CopyOptions { format: None, platform: Platform::host_default(), registry: RegistryOptions::default(), store_root: None }
+    }
+}
+
+impl CopyOptions {
+    fn store(&self) -> Result<Store> {
+        match &self.store_root {
+            Some(r) => Store::open(r),
+            None => Store::open(Store::default_root()?),
+        }
+    }
+}
+
+/// Reads from an OCI layout (local store or `oci:` dir).
+pub struct LayoutSource {
+    layout: Layout,
+    top: Descriptor,
+    _keep: Option<tempfile::TempDir>,
+}
+
+impl ImageSource for LayoutSource {
+    fn manifest(&mut self, digest: Option<&Digest>) -> Result<(Vec<u8>, String)> {
+        let d = digest.unwrap_or(&self.top.digest);
+        let bytes = self.layout.read_blob(d)?;
+        let mt = match digest {
+            None if !self.top.media_type.is_empty() => self.top.media_type.clone(),
+            _ => image::sniff_media_type(&bytes)?,
+        };
+        Ok((bytes, mt))
+    }
+
+    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        Ok(Box::new(self.layout.open_blob(&desc.digest)?))
+    }
+}
+
+/// Writes into an OCI layout, tagging the manifest with `ref_name`; for
+/// `oci-archive:` the layout is a temp dir tarred up at `commit`.
+pub struct LayoutDestination {
+    layout: Layout,
+    ref_name: Option<String>,
+    archive: Option<(PathBuf, tempfile::TempDir)>,
+}
+
+impl ImageDestination for LayoutDestination {
+    fn has_blob(&mut self, desc: &Descriptor) -> Result<bool> {
+        Ok(self.layout.has_blob(&desc.digest))
+    }
+
+    fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
+        self.layout.put_blob(reader, Some(&desc.digest)).with_context(|| format!("storing blob {}", desc.digest))?;
+        Ok(())
+    }
+
+    fn put_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<()> {
+        let d = self.layout.put_bytes(bytes)?;
+        let desc = Descriptor::new(media_type, d, bytes.len() as u64);
+        match &self.ref_name {
+            Some(r) => self.layout.tag_descriptor(r, desc),
+            // An untagged `oci:DIR` destination: the image is the index's only entry.
+            None => self.layout.update_index(|idx| {
+                idx.manifests.retain(|m| m.annotations.contains_key(image::ANNOTATION_REF_NAME));
+                idx.manifests.push(desc);
+                Ok(())
+            }),
+        }
+    }
+
+    /// skopeo/containers-image ignore non-OCI manifests in an OCI layout's
+    /// index.json, so layouts (the store included) hold OCI manifests only.
+    fn supported_formats(&self) -> &'static [ManifestFormat] {
+        &[ManifestFormat::Oci]
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        if let Some((path, _dir)) = &self.archive {
+            write_tar_of_dir(self.layout.root(), path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Tars `dir` (no lock file) to a temp name next to `dest`, then renames.
+fn write_tar_of_dir(dir: &Path, dest: &Path) -> Result<()> {
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", parent)
+        .with_context(|| format!("creating archive next to {}", dest.display()))?;
+    let mut b = tar::Builder::new(io::BufWriter::new(tmp));
+    b.mode(tar::HeaderMode::Deterministic);
+    b.follow_symlinks(false);
+    for name in ["oci-layout", "index.json"] {
+        b.append_path_with_name(dir.join(name), name)?;
+    }
+    let mut blobs: Vec<_> = std::fs::read_dir(dir.join("blobs/sha256"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    blobs.sort();
+    for n in blobs {
+        b.append_path_with_name(dir.join("blobs/sha256").join(&n), format!("blobs/sha256/{n}"))?;
+    }
+    let tmp = b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    tmp.persist(dest).with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
+}
+
+/// Unpacks an `oci-archive:` into a temp dir. `tar::Archive::unpack` refuses
+/// `..` and absolute paths, so a hostile archive stays inside the temp dir.
+fn unpack_archive(path: &Path) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir().context("creating temp dir for archive")?;
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut a = tar::Archive::new(io::BufReader::new(f));
+    a.set_preserve_permissions(false);
+    a.set_unpack_xattrs(false);
+    for entry in a.entries().with_context(|| format!("reading {}", path.display()))? {
+        let mut e = entry?;
+        if !matches!(e.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Directory) {
+            bail!("{}: unexpected non-regular entry {:?} in an OCI archive", path.display(), e.path()?);
+        }
+        if !e.unpack_in(dir.path())? {
+            bail!("{}: entry {:?} escapes the archive", path.display(), e.path()?);
+        }
+    }
+    Ok(dir)
+}
+
+pub fn open_source(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn ImageSource>> {
+    Ok(match r {
+        ImageRef::Local(l) => {
+            let store = opts.store()?;
+            let top = match l {
+                LocalRef::Tagged(nt) => store.layout().find(Some(&nt.to_string()))?,
+                LocalRef::Digest { digest, .. } => {
+                    if !store.has_blob(digest) {
+                        bail!("image {digest} not found in {}", store.root().display());
+                    }
+                    let bytes = store.layout().read_blob(digest)?;
+                    Descriptor::new(&image::sniff_media_type(&bytes)?, digest.clone(), bytes.len() as u64)
+                }
+            };
+            Box::new(LayoutSource { layout: store.layout().clone(), top, _keep: None })
+        }
+        ImageRef::OciDir { path, tag } => {
+            let layout = Layout::open_existing(path)?;
+            let top = layout.find(tag.as_deref())?;
+            Box::new(LayoutSource { layout, top, _keep: None })
+        }
+        ImageRef::OciArchive { path, tag } => {
+            let dir = unpack_archive(path)?;
+            let layout = Layout::open_existing(dir.path())?;
+            let top = layout.find(tag.as_deref())?;
+            Box::new(LayoutSource { layout, top, _keep: Some(dir) })
+        }
+        ImageRef::Docker(d) => Box::new(RegistrySource::new(d, &opts.registry)?),
+        ImageRef::DockerArchive { .. } => bail!("docker-archive: is not supported as a source yet"),
+    })
+}
+
+pub fn open_destination(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn ImageDestination>> {
+    Ok(match r {
+        ImageRef::Local(LocalRef::Tagged(nt)) => {
+            let store = opts.store()?;
+            Box::new(LayoutDestination { layout: store.layout().clone(), ref_name: Some(nt.to_string()), archive: None })
+        }
+        ImageRef::Local(LocalRef::Digest { .. }) => bail!("cannot write to a digest reference {r}; give NAME:TAG"),
+        ImageRef::OciDir { path, tag } => {
+            Box::new(LayoutDestination { layout: Layout::open(path)?, ref_name: tag.clone(), archive: None })
+        }
+        ImageRef::OciArchive { path, tag } => {
+            let dir = tempfile::tempdir()?;
+            let layout = Layout::open(dir.path())?;
+            Box::new(LayoutDestination { layout, ref_name: tag.clone(), archive: Some((path.clone(), dir)) })
+        }
+        ImageRef::Docker(d) => Box::new(RegistryDestination::new(d, &opts.registry)?),
+        ImageRef::DockerArchive { .. } => bail!("docker-archive: is not supported as a destination yet"),
+    })
+}
+
+/// Copies one image (platform picked from an index) from `src` to `dst`;
+/// returns the manifest digest written.
+pub fn copy(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<Digest> {
+    let mut source = open_source(src, opts).with_context(|| format!("opening source {src}"))?;
+    let dest = open_destination(dst, opts).with_context(|| format!("opening destination {dst}"))?;
+    copy_between(source.as_mut(), dest, opts).with_context(|| format!("copying {src} to {dst}"))
+}
+
+pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestination>, opts: &CopyOptions) -> Result<Digest> {
+    let (mut bytes, mut mt) = source.manifest(None)?;
+    for _ in 0..4 {
+        if !image::is_index(&mt) {
+            break;
+        }
+        let idx: image::Index = serde_json::from_slice(&bytes).context("malformed image index")?;
+        let d = idx.select(&opts.platform)?.digest.clone();
+        (bytes, mt) = source.manifest(Some(&d))?;
+        if Digest::of(&bytes) != d {
+            bail!("manifest {d} does not match its digest");
+        }
+    }
+    if !image::is_manifest(&mt) {
+        bail!("unsupported manifest media type {mt:?}");
+    }
+    let manifest = image::Manifest::parse(&bytes)?;
+    let supported = dest.supported_formats();
+    let want = match opts.format {
+        Some(f) if !supported.contains(&f) => bail!("the destination cannot hold {f:?} manifests (OCI layouts hold OCI manifests only)"),
+        Some(f) => f,
+        None if supported.contains(&manifest.format()) => manifest.format(),
+        None => supported[0],
+    };
+    let (bytes, mt) = if want != manifest.format() {
+        let m = manifest.convert(want)?;
+        (m.to_bytes(), m.media_type_or_default().to_string())
+    } else {
+        (bytes, mt)
+    };
+    for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        if dest.has_blob(desc)? {
+            continue;
+        }
+        let mut r = source.blob(desc).with_context(|| format!("reading blob {}", desc.digest))?;
+        dest.put_blob(desc, &mut r).with_context(|| format!("writing blob {}", desc.digest))?;
+    }
+    dest.put_manifest(&bytes, &mt)?;
+    dest.commit()?;
+    Ok(Digest::of(&bytes))
+}
+
+/// What `ws2i inspect` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageInfo {
+    pub reference: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub config_digest: Digest,
+    pub created: Option<String>,
+    pub os: String,
+    pub architecture: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub config: Option<image::ContainerConfig>,
+    pub layers: Vec<Descriptor>,
+    pub diff_ids: Vec<Digest>,
+}
+
+/// Reads manifest and config of `r` from any transport.
+pub fn inspect(r: &ImageRef, opts: &CopyOptions) -> Result<ImageInfo> {
+    let mut src = open_source(r, opts).with_context(|| format!("opening {r}"))?;
+    let (mut bytes, mut mt) = src.manifest(None)?;
+    for _ in 0..4 {
+        if !image::is_index(&mt) {
+            break;
+        }
+        let idx: image::Index = serde_json::from_slice(&bytes).context("malformed image index")?;
+        let d = idx.select(&opts.platform)?.digest.clone();
+        (bytes, mt) = src.manifest(Some(&d))?;
+    }
+    let m = image::Manifest::parse(&bytes)?;
+    let mut cfg = Vec::new();
+    src.blob(&m.config)?.read_to_end(&mut cfg)?;
+    if Digest::of(&cfg) != m.config.digest {
+        bail!("config blob {} does not match its digest", m.config.digest);
+    }
+    let c = image::ImageConfig::parse(&cfg)?;
+    Ok(ImageInfo {
+        reference: r.to_string(),
+        digest: Digest::of(&bytes),
+        media_type: mt,
+        config_digest: m.config.digest.clone(),
+        labels: c.labels(),
+        created: c.created,
+        os: c.os,
+        architecture: c.architecture,
+        config: c.config,
+        layers: m.layers,
+        diff_ids: c.rootfs.diff_ids,
+    })
+}

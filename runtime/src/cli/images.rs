@@ -1,11 +1,230 @@
+//! Image commands: pull, push, copy, images, inspect, tag, rmi, prune.
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use super::{Global, OutputFormat};
+use crate::auth::Credentials;
+use crate::image::{ManifestFormat, Platform};
+use crate::reference::{ImageRef, LocalRef, NameTag, RemoteTarget};
+use crate::registry::RegistryOptions;
+use crate::store::Store;
+use crate::transport::{self, CopyOptions};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TransportFlags {
+    /// Manifest format to write (default: keep the source's).
+    #[arg(long, value_enum)]
+    pub format: Option<ManifestFormat>,
+    /// Registry credentials USER:PASS.
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Auth file (containers auth.json / docker config.json format).
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// Verify TLS (default: yes, except plain HTTP for localhost/127.0.0.1).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Platform to pick from a multi-platform image, OS/ARCH (default linux/amd64).
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+impl TransportFlags {
+    fn options(&self) -> Result<CopyOptions> {
+        Ok(CopyOptions {
+            format: self.format,
+            platform: match &self.platform {
+                Some(p) => Platform::parse(p)?,
+                None => Platform::host_default(),
+            },
+            registry: RegistryOptions {
+                tls_verify: self.tls_verify,
+                creds: self.creds.as_deref().map(Credentials::parse_creds).transpose()?,
+                authfile: self.authfile.clone(),
+                attempts: None,
+            },
+            store_root: None,
+        })
+    }
+}
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ImageCommand {
+    /// Copy an image from a registry (or any transport) into the local store.
+    Pull {
+        src: String,
+        #[command(flatten)]
+        flags: TransportFlags,
+    },
+    /// Copy a local image to a registry (or any transport).
+    Push {
+        src: String,
+        dest: String,
+        #[command(flatten)]
+        flags: TransportFlags,
+    },
+    /// Copy an image between any two transports.
+    Copy {
+        src: String,
+        dest: String,
+        #[command(flatten)]
+        flags: TransportFlags,
+    },
     /// List images in the local store.
     Images,
+    /// Show an image's config, labels, layers and digest.
+    Inspect {
+        reference: String,
+        #[command(flatten)]
+        flags: TransportFlags,
+    },
+    /// Give a local image another NAME[:TAG].
+    Tag { src: String, new: String },
+    /// Remove local image tags (blobs are freed by `prune`).
+    Rmi {
+        #[arg(required = true)]
+        refs: Vec<String>,
+    },
+    /// Delete blobs no tagged image uses.
+    Prune,
 }
 
-pub fn run(_g: &super::Global, _c: ImageCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+fn parse_ref(s: &str) -> Result<ImageRef> {
+    Ok(s.parse::<ImageRef>()?)
+}
+
+fn parse_local(s: &str) -> Result<LocalRef> {
+    Ok(s.parse::<LocalRef>()?)
+}
+
+/// The local name a pulled image gets.
+fn local_name_for(src: &ImageRef) -> Result<NameTag> {
+    match src {
+        ImageRef::Docker(d) => Ok(NameTag {
+            name: format!("{}/{}", d.registry, d.repository),
+            tag: match &d.target {
+                RemoteTarget::Tag(t) => t.clone(),
+                RemoteTarget::Digest(dg) => format!("sha256-{}", dg.hex()),
+            },
+        }),
+        ImageRef::OciDir { tag: Some(t), .. } | ImageRef::OciArchive { tag: Some(t), .. } => t
+            .parse::<NameTag>()
+            .with_context(|| format!("cannot name the pulled image after {t:?}; use `ws2i copy {src} NAME:TAG`")),
+        ImageRef::DockerArchive { name: Some(n), .. } => Ok(n.clone()),
+        ImageRef::Local(_) => bail!("{src} is already in the local store"),
+        _ => bail!("{src} carries no name; use `ws2i copy {src} NAME:TAG`"),
+    }
+}
+
+fn human_size(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n}B") } else { format!("{v:.1}{}", U[i]) }
+}
+
+pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
+    let json = g.output == OutputFormat::Json;
+    let say = |s: String| {
+        if !g.quiet {
+            println!("{s}");
+        }
+    };
+    match c {
+        ImageCommand::Pull { src, flags } => {
+            let src = parse_ref(&src)?;
+            let dst = ImageRef::Local(LocalRef::Tagged(local_name_for(&src)?));
+            let d = transport::copy(&src, &dst, &flags.options()?)?;
+            if json {
+                println!("{}", serde_json::json!({"image": dst.to_string(), "digest": d}));
+            } else {
+                say(format!("{dst} {d}"));
+            }
+        }
+        ImageCommand::Push { src, dest, flags } | ImageCommand::Copy { src, dest, flags } => {
+            let (src, dest) = (parse_ref(&src)?, parse_ref(&dest)?);
+            let d = transport::copy(&src, &dest, &flags.options()?)?;
+            if json {
+                println!("{}", serde_json::json!({"destination": dest.to_string(), "digest": d}));
+            } else {
+                say(d.to_string());
+            }
+        }
+        ImageCommand::Images => {
+            let list = Store::open(Store::default_root()?)?.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{:<40} {:<20} {:<20} {:>10} CREATED", "NAME", "TAG", "DIGEST", "SIZE");
+                for i in list {
+                    println!(
+                        "{:<40} {:<20} {:<20} {:>10} {}",
+                        i.name,
+                        i.tag,
+                        i.digest.short(),
+                        human_size(i.size),
+                        i.created.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        ImageCommand::Inspect { reference, flags } => {
+            let info = transport::inspect(&parse_ref(&reference)?, &flags.options()?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("Reference:    {}", info.reference);
+                println!("Digest:       {}", info.digest);
+                println!("MediaType:    {}", info.media_type);
+                println!("Platform:     {}/{}", info.os, info.architecture);
+                println!("Created:      {}", info.created.as_deref().unwrap_or("-"));
+                if let Some(c) = &info.config {
+                    println!("Env:          {:?}", c.env.clone().unwrap_or_default());
+                    println!("Entrypoint:   {:?}", c.entrypoint.clone().unwrap_or_default());
+                    println!("Cmd:          {:?}", c.cmd.clone().unwrap_or_default());
+                    println!("WorkingDir:   {}", c.working_dir.as_deref().unwrap_or(""));
+                    println!("User:         {}", c.user.as_deref().unwrap_or(""));
+                }
+                println!("Labels:");
+                for (k, v) in &info.labels {
+                    println!("  {k}={v}");
+                }
+                println!("Layers:");
+                for l in &info.layers {
+                    println!("  {} {:>10} {}", l.digest, human_size(l.size), l.media_type);
+                }
+            }
+        }
+        ImageCommand::Tag { src, new } => {
+            let store = Store::open(Store::default_root()?)?;
+            let r = store.resolve(&parse_local(&src)?)?;
+            let nt: NameTag = new.parse()?;
+            store.tag(&nt, &r.manifest_digest)?;
+            say(format!("{nt} {}", r.manifest_digest));
+        }
+        ImageCommand::Rmi { refs } => {
+            let store = Store::open(Store::default_root()?)?;
+            for r in refs {
+                let l = parse_local(&r)?;
+                store.remove(&l)?;
+                say(format!("untagged {l}"));
+            }
+        }
+        ImageCommand::Prune => {
+            let (n, bytes) = Store::open(Store::default_root()?)?.prune()?;
+            if json {
+                println!("{}", serde_json::json!({"blobs": n, "bytes": bytes}));
+            } else {
+                say(format!("removed {n} blobs, {}", human_size(bytes)));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

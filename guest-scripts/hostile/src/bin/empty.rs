@@ -1,0 +1,2 @@
+//! Does nothing: measures per-hook overhead.
+fn main() {}

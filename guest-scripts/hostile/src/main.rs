@@ -1,1 +1,0 @@
-fn main() { println!("hostile guests live in src/bin"); }

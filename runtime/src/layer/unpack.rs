@@ -1,0 +1,320 @@
+//! Unpacking a layer as hostile input. Every create/open goes through a cap-std
+//! `Dir` (openat-based, confined to the target) and, on top of that, we never
+//! resolve a symlink ourselves: a parent component that is a symlink is refused,
+//! and existing entries are replaced without following them.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use tar::EntryType;
+
+use super::path::{clean_entry_path, relativize_symlink};
+use super::whiteout::{self, remove_nofollow, Whiteout};
+use super::{Compression, LayerError};
+
+/// Caps that make a hostile layer fail fast instead of filling the disk.
+#[derive(Clone, Debug)]
+pub struct UnpackLimits {
+    /// Total uncompressed bytes of file content (sparse holes count).
+    pub max_bytes: u64,
+    pub max_entries: u64,
+    /// Keep setuid/setgid bits (off: they are dropped).
+    pub keep_setuid: bool,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits { max_bytes: 16 << 30, max_entries: 1_000_000, keep_setuid: false }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UnpackOptions {
+    pub limits: UnpackLimits,
+    /// Rewrite absolute symlink targets to relative ones (for base root
+    /// filesystems: wasmtime-wasi guests cannot follow absolute symlinks).
+    pub rewrite_absolute_symlinks: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    pub entries: u64,
+    /// Uncompressed file content written (sparse holes included).
+    pub bytes: u64,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub whiteouts: u64,
+    /// Device nodes, fifos and unknown entry types.
+    pub skipped: u64,
+}
+
+/// Unpacks one layer onto `target` (which may already hold lower layers),
+/// applying its whiteouts. `warn` receives one line per skipped entry.
+pub fn unpack(
+    reader: impl Read,
+    compression: Compression,
+    target: &Path,
+    limits: &UnpackLimits,
+    warn: &dyn Fn(&str),
+) -> Result<UnpackStats, LayerError> {
+    let opts = UnpackOptions { limits: limits.clone(), rewrite_absolute_symlinks: false };
+    unpack_with(reader, compression, target, &opts, warn)
+}
+
+pub fn unpack_with(
+    reader: impl Read,
+    compression: Compression,
+    target: &Path,
+    opts: &UnpackOptions,
+    warn: &dyn Fn(&str),
+) -> Result<UnpackStats, LayerError> {
+    let root = Dir::open_ambient_dir(target, ambient_authority())
+        .map_err(|e| LayerError::io(target.display(), e))?;
+    let decoder = compression.decoder(reader).map_err(LayerError::Format)?;
+    let mut u = Unpacker {
+        root,
+        opts,
+        stats: UnpackStats::default(),
+        created: BTreeSet::new(),
+        dir_modes: Vec::new(),
+        is_root: unsafe { libc::geteuid() } == 0,
+    };
+    let mut archive = tar::Archive::new(decoder);
+    for entry in archive.entries().map_err(LayerError::Format)? {
+        let entry = entry.map_err(LayerError::Format)?;
+        u.stats.entries += 1;
+        if u.stats.entries > opts.limits.max_entries {
+            return Err(LayerError::TooManyEntries { cap: opts.limits.max_entries });
+        }
+        u.entry(entry, warn)?;
+    }
+    u.finish()?;
+    Ok(u.stats)
+}
+
+struct Unpacker<'o> {
+    root: Dir,
+    opts: &'o UnpackOptions,
+    stats: UnpackStats,
+    /// Paths written by this layer, which its own whiteouts must not hide.
+    created: BTreeSet<PathBuf>,
+    /// Directory modes are applied last so a read-only directory does not block
+    /// its own children.
+    dir_modes: Vec<(PathBuf, u32)>,
+    is_root: bool,
+}
+
+impl Unpacker<'_> {
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>, warn: &dyn Fn(&str)) -> Result<(), LayerError> {
+        let raw = entry.path_bytes().into_owned();
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        let etype = entry.header().entry_type();
+        if matches!(etype, EntryType::XGlobalHeader) {
+            return Ok(());
+        }
+        let rel = clean_entry_path(&raw).map_err(|rule| LayerError::unsafe_entry(&name, rule))?;
+        let Some(file_name) = rel.file_name().map(|f| f.to_owned()) else {
+            // The root itself ("./"): nothing to create.
+            return if etype.is_dir() { Ok(()) } else { Err(LayerError::unsafe_entry(&name, "entry names the root")) };
+        };
+        let parent_rel = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let fname = Path::new(&file_name);
+
+        if let Some(w) = whiteout::parse(&file_name) {
+            self.stats.whiteouts += 1;
+            let Some(pdir) = self.open_parent(&parent_rel, &name, false)? else { return Ok(()) };
+            let res = match w {
+                Whiteout::Meta => Ok(()),
+                Whiteout::Opaque => whiteout::apply_opaque(&pdir, &parent_rel, &self.created),
+                Whiteout::Remove(victim) => {
+                    if self.created.contains(&parent_rel.join(victim)) {
+                        Ok(())
+                    } else {
+                        remove_nofollow(&pdir, Path::new(victim))
+                    }
+                }
+            };
+            return res.map_err(|e| LayerError::io(&name, e));
+        }
+
+        let mut mode = entry.header().mode().map_err(|e| LayerError::io(&name, e))? & 0o7777;
+        if !self.opts.limits.keep_setuid {
+            mode &= !0o6000;
+        }
+        let pdir = self.open_parent(&parent_rel, &name, true)?.expect("created");
+        let io = |e| LayerError::io(&name, e);
+        match etype {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let declared = entry.size();
+                let cap = self.opts.limits.max_bytes;
+                if self.stats.bytes.saturating_add(declared) > cap {
+                    return Err(LayerError::TooLarge { entry: name, cap });
+                }
+                remove_nofollow(&pdir, fname).map_err(io)?;
+                let mut oo = OpenOptions::new();
+                oo.write(true).create_new(true).mode(0o600);
+                let file = pdir.open_with(fname, &oo).map_err(io)?.into_std();
+                let mtime = entry.header().mtime().unwrap_or(0);
+                self.copy_sparse(&mut entry, &file, &name)?;
+                file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io)?;
+                set_mtime(&file, mtime);
+                self.stats.files += 1;
+            }
+            EntryType::Directory => {
+                match pdir.symlink_metadata(fname) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        pdir.remove_file(fname).map_err(io)?;
+                        pdir.create_dir(fname).map_err(io)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => pdir.create_dir(fname).map_err(io)?,
+                    Err(e) => return Err(io(e)),
+                }
+                self.dir_modes.push((rel.clone(), mode));
+                self.stats.dirs += 1;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| LayerError::unsafe_entry(&name, "symlink without a target"))?
+                    .into_owned();
+                let mut target = PathBuf::from(std::ffi::OsStr::from_bytes(&target));
+                if self.opts.rewrite_absolute_symlinks && target.is_absolute() {
+                    target = relativize_symlink(&rel, &target);
+                }
+                remove_nofollow(&pdir, fname).map_err(io)?;
+                // Never resolved here, so any target is harmless to create.
+                pdir.symlink_contents(&target, fname).map_err(io)?;
+                self.stats.symlinks += 1;
+            }
+            EntryType::Link => {
+                let raw_target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| LayerError::unsafe_entry(&name, "hardlink without a target"))?
+                    .into_owned();
+                let trel = clean_entry_path(&raw_target)
+                    .map_err(|_| LayerError::unsafe_entry(&name, "hardlink target escapes the root (absolute or `..`)"))?;
+                let (Some(tname), Some(tparent)) = (trel.file_name(), trel.parent()) else {
+                    return Err(LayerError::unsafe_entry(&name, "hardlink to the root"));
+                };
+                let tdir = self
+                    .open_parent(tparent, &name, false)?
+                    .ok_or_else(|| LayerError::unsafe_entry(&name, "hardlink target does not exist"))?;
+                match tdir.symlink_metadata(tname) {
+                    Ok(m) if m.is_dir() => return Err(LayerError::unsafe_entry(&name, "hardlink to a directory")),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err(LayerError::unsafe_entry(&name, "hardlink target does not exist"))
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+                if trel != rel {
+                    remove_nofollow(&pdir, fname).map_err(io)?;
+                    tdir.hard_link(tname, &pdir, fname).map_err(io)?;
+                }
+                self.stats.hardlinks += 1;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                warn(&format!("skipping {name:?}: device nodes and fifos are not unpacked"));
+                self.stats.skipped += 1;
+                return Ok(());
+            }
+            other => {
+                warn(&format!("skipping {name:?}: unsupported entry type {other:?}"));
+                self.stats.skipped += 1;
+                return Ok(());
+            }
+        }
+        self.created.insert(rel);
+        Ok(())
+    }
+
+    /// Opens the directory `parent` (relative to the root) one component at a
+    /// time, refusing symlinks and non-directories on the way. Missing
+    /// components are created when `create`, else `None` is returned.
+    fn open_parent(&self, parent: &Path, entry: &str, create: bool) -> Result<Option<Dir>, LayerError> {
+        let io = |e| LayerError::io(entry, e);
+        let mut dir = self.root.try_clone().map_err(io)?;
+        for comp in parent.components() {
+            match dir.symlink_metadata(comp) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(LayerError::unsafe_entry(entry, "a parent directory is a symlink (writing through symlinks is refused)"))
+                }
+                Ok(_) => return Err(LayerError::unsafe_entry(entry, "a parent path component is not a directory")),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    dir.create_dir(comp).map_err(io)?;
+                }
+                Err(e) => return Err(io(e)),
+            }
+            // Checked just above and we are the only writer of the target, so
+            // this does not follow a symlink; cap-std would confine it anyway.
+            dir = dir.open_dir(comp).map_err(io)?;
+        }
+        Ok(Some(dir))
+    }
+
+    /// Copies file content, counting it against the cap as it goes (the declared
+    /// size of a sparse entry may lie) and seeking over zero blocks so a zero
+    /// bomb neither takes disk space nor time to write.
+    fn copy_sparse(&mut self, src: &mut impl Read, file: &std::fs::File, name: &str) -> Result<(), LayerError> {
+        let cap = self.opts.limits.max_bytes;
+        let mut buf = vec![0u8; 128 * 1024];
+        let mut w = file;
+        let mut len = 0u64;
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LayerError::Format(e)),
+            };
+            self.stats.bytes += n as u64;
+            if self.stats.bytes > cap {
+                return Err(LayerError::TooLarge { entry: name.to_string(), cap });
+            }
+            let chunk = &buf[..n];
+            if chunk.iter().all(|&b| b == 0) {
+                w.seek(SeekFrom::Current(n as i64)).map_err(|e| LayerError::io(name, e))?;
+            } else {
+                w.write_all(chunk).map_err(|e| LayerError::io(name, e))?;
+            }
+            len += n as u64;
+        }
+        file.set_len(len).map_err(|e| LayerError::io(name, e))
+    }
+
+    fn finish(&mut self) -> Result<(), LayerError> {
+        for (rel, mode) in self.dir_modes.drain(..).rev() {
+            // Unprivileged, keep our own write/search bit or later layers (and
+            // cache removal) could not touch the tree.
+            let mode = if self.is_root { mode } else { mode | 0o700 };
+            if let Ok(m) = self.root.symlink_metadata(&rel) {
+                if m.is_dir() {
+                    self.root
+                        .set_permissions(&rel, cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(mode)))
+                        .map_err(|e| LayerError::io(rel.display(), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn set_mtime(file: &std::fs::File, mtime: u64) {
+    let t = libc::timespec { tv_sec: mtime.min(i64::MAX as u64) as libc::time_t, tv_nsec: 0 };
+    let times = [libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT }, t];
+    // Best effort: a wrong mtime never makes the tree unsafe.
+    unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
+}

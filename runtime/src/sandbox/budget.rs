@@ -1,0 +1,135 @@
+//! Budgets: their defaults, and the state one hook run (parent and spawned children) draws on.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::error::{BudgetExceeded, BudgetKind};
+use crate::{HumanDuration, Size};
+
+/// Limits for one hook run. A spawned child shares its parent's (the same deadline, the same counters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// Cap on each linear memory.
+    pub memory: Size,
+    /// Wall time from the start of the hook.
+    pub timeout: Duration,
+    /// Bytes of files created or changed under the rootfs and writable mounts.
+    pub disk: Size,
+    /// Bytes of stdout/stderr logged; beyond it output is dropped with a notice (not fatal).
+    pub log: Size,
+    /// Number of `ws2i.spawn` calls in the whole run.
+    pub spawn_count: u32,
+    /// Nesting of spawns (a hook that spawns is depth 1's parent).
+    pub spawn_depth: u32,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            memory: Size(1 << 30),
+            timeout: Duration::from_secs(30 * 60),
+            disk: Size(4 << 30),
+            log: Size(64 << 20),
+            spawn_count: 1000,
+            spawn_depth: 8,
+        }
+    }
+}
+
+impl Budget {
+    pub(crate) fn exceeded(&self, which: BudgetKind) -> BudgetExceeded {
+        let limit = match which {
+            BudgetKind::Memory => self.memory.to_string(),
+            BudgetKind::Time => HumanDuration(self.timeout).to_string(),
+            BudgetKind::Disk => self.disk.to_string(),
+            BudgetKind::SpawnCount => self.spawn_count.to_string(),
+            BudgetKind::SpawnDepth => self.spawn_depth.to_string(),
+        };
+        BudgetExceeded { which, limit }
+    }
+}
+
+/// Counters shared by a hook and its children.
+pub(crate) struct RunState {
+    pub budget: Budget,
+    pub deadline: Instant,
+    pub spawns: AtomicU32,
+    pub disk_used: AtomicU64,
+    pub disk_over: AtomicBool,
+    pub done: AtomicBool,
+}
+
+impl RunState {
+    pub fn new(budget: Budget) -> Arc<Self> {
+        let deadline = Instant::now() + budget.timeout;
+        Arc::new(RunState {
+            budget,
+            deadline,
+            spawns: AtomicU32::new(0),
+            disk_used: AtomicU64::new(0),
+            disk_over: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+        })
+    }
+
+    /// Called from the epoch callback: is any budget checked by time passing spent?
+    pub fn check(&self) -> Result<(), BudgetExceeded> {
+        if self.disk_over.load(Ordering::Relaxed) {
+            return Err(self.budget.exceeded(BudgetKind::Disk));
+        }
+        if Instant::now() >= self.deadline {
+            return Err(self.budget.exceeded(BudgetKind::Time));
+        }
+        Ok(())
+    }
+}
+
+/// Disk accounting: a watcher thread re-measures the bytes of regular files whose mtime or ctime
+/// is at or after the run's start, under each writable tree, and raises `disk_over` when their sum
+/// passes the budget; the guest is stopped at its next epoch check. Symlinks are not followed.
+/// The walk is adaptive (its interval is at least 4× its own duration) so a large base rootfs costs
+/// little; the price is that a fast writer can overshoot by what it writes in one interval.
+pub(crate) fn spawn_disk_watcher(state: Arc<RunState>, roots: Vec<PathBuf>) -> std::thread::JoinHandle<()> {
+    let start = SystemTime::now() - Duration::from_secs(1);
+    std::thread::spawn(move || {
+        let limit = state.budget.disk.bytes();
+        while !state.done.load(Ordering::Relaxed) {
+            let t0 = Instant::now();
+            let used: u64 = roots.iter().map(|r| changed_bytes(r, start)).sum();
+            state.disk_used.store(used, Ordering::Relaxed);
+            if used > limit {
+                state.disk_over.store(true, Ordering::Relaxed);
+                return;
+            }
+            let pause = (t0.elapsed() * 4).max(Duration::from_millis(50));
+            let until = Instant::now() + pause;
+            while Instant::now() < until && !state.done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    })
+}
+
+pub(crate) fn changed_bytes(root: &Path, since: SystemTime) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(md) = entry.metadata() else { continue }; // does not follow symlinks
+            if md.is_dir() {
+                stack.push(entry.path());
+            } else if md.is_file() {
+                let ctime = SystemTime::UNIX_EPOCH + Duration::from_secs(md.ctime().max(0) as u64);
+                let changed = md.modified().map(|m| m >= since).unwrap_or(true) || ctime >= since;
+                if changed {
+                    total += md.len().max(md.blocks() * 512);
+                }
+            }
+        }
+    }
+    total
+}

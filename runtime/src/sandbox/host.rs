@@ -1,0 +1,219 @@
+//! The `ws2i` host imports for core modules (`spawn`, `chmod`; ABI in docs/hooks.md) and
+//! resolving guest paths on the host side the way WASI does: inside the rootfs, through cap-std.
+
+use std::path::{Component, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use wasmtime::{Caller, Extern, Linker};
+
+use super::error::{BudgetKind, SandboxError};
+use super::log::{Event, Sink, Stream};
+use super::run::{run_one, Invocation, P1State, RunCtx, RunError};
+
+// wasi_snapshot_preview1 errno values.
+const ERRNO_SUCCESS: i32 = 0;
+const ERRNO_INVAL: i32 = 28;
+const ERRNO_ISDIR: i32 = 31;
+const ERRNO_NOENT: i32 = 44;
+const ERRNO_NOEXEC: i32 = 45;
+const ERRNO_PERM: i32 = 63;
+const ERRNO_IO: i32 = 29;
+
+/// Lexically normalise a guest path: `..` cannot climb above `/` (as WASI clamps it).
+pub(crate) fn normalize(path: &str) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for c in std::path::Path::new(path).components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts
+}
+
+/// The directory a guest path lives under (rootfs or the longest matching mount), the path
+/// relative to it, and whether it is read-only. Symlinks are resolved later by cap-std, which
+/// refuses any that lead outside the directory (absolute ones included).
+pub(crate) fn resolve(ctx: &RunCtx, guest: &str) -> std::io::Result<(Dir, PathBuf, bool)> {
+    let parts = normalize(guest);
+    let mut best: Option<(usize, &super::Mount)> = None;
+    for m in &ctx.mounts {
+        let mp = normalize(&m.guest);
+        if parts.len() >= mp.len() && parts[..mp.len()] == mp[..] && best.is_none_or(|(n, _)| mp.len() > n) {
+            best = Some((mp.len(), m));
+        }
+    }
+    let (host, skip, ro) = match best {
+        Some((n, m)) => (&m.host, n, m.read_only),
+        None => (&ctx.rootfs, 0, false),
+    };
+    let dir = Dir::open_ambient_dir(host, ambient_authority())?;
+    let rel: PathBuf = if parts.len() == skip { PathBuf::from(".") } else { parts[skip..].iter().collect() };
+    Ok((dir, rel, ro))
+}
+
+pub(crate) fn read_guest_file(ctx: &RunCtx, program: &str) -> Result<Vec<u8>, SandboxError> {
+    let not_found = || SandboxError::NotFound { path: program.into() };
+    let (dir, rel, _) = resolve(ctx, program).map_err(|e| SandboxError::io(format!("cannot open the rootfs for {program}"), e))?;
+    match dir.metadata(&rel) {
+        Ok(md) if md.is_file() => {}
+        Ok(_) => return Err(not_found()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+        // cap-std refuses escapes with PermissionDenied-like errors: to the hook it does not exist.
+        Err(_) => return Err(not_found()),
+    }
+    dir.read(&rel).map_err(|e| SandboxError::io(format!("cannot read hook {program}"), e))
+}
+
+fn memory(caller: &mut Caller<'_, P1State>) -> Option<wasmtime::Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(m)) => Some(m),
+        _ => None,
+    }
+}
+
+fn read_bytes(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Option<Vec<u8>> {
+    let mem = memory(caller)?;
+    let (ptr, len) = (usize::try_from(ptr as u32).ok()?, usize::try_from(len as u32).ok()?);
+    mem.data(&*caller).get(ptr..ptr.checked_add(len)?).map(<[u8]>::to_vec)
+}
+
+fn read_str(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Option<String> {
+    String::from_utf8(read_bytes(caller, ptr, len)?).ok()
+}
+
+fn read_list(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Option<Vec<String>> {
+    if len == 0 {
+        return Some(Vec::new());
+    }
+    let bytes = read_bytes(caller, ptr, len)?;
+    let body = bytes.strip_suffix(b"\0")?;
+    body.split(|&b| b == 0).map(|s| String::from_utf8(s.to_vec()).ok()).collect()
+}
+
+pub(crate) fn add_to_linker(linker: &mut Linker<P1State>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "ws2i",
+        "spawn",
+        |mut caller: Caller<'_, P1State>,
+         prog: i32,
+         prog_len: i32,
+         argv: i32,
+         argv_len: i32,
+         env: i32,
+         env_len: i32,
+         cwd: i32,
+         cwd_len: i32,
+         out: i32,
+         out_len: i32,
+         exit_ptr: i32|
+         -> wasmtime::Result<i32> {
+            let args = (|| {
+                let program = read_str(&mut caller, prog, prog_len)?;
+                let argv = read_list(&mut caller, argv, argv_len)?;
+                let env = read_list(&mut caller, env, env_len)?
+                    .into_iter()
+                    .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect::<Option<Vec<_>>>()?;
+                let cwd = read_str(&mut caller, cwd, cwd_len)?;
+                let out = read_str(&mut caller, out, out_len)?;
+                Some((program, argv, env, cwd, out))
+            })();
+            let Some((program, argv, env, cwd, out)) = args else { return Ok(ERRNO_INVAL) };
+            if program.is_empty() || !program.starts_with('/') {
+                return Ok(ERRNO_INVAL);
+            }
+            let ctx = caller.data().ctx.clone();
+            let depth = caller.data().depth + 1;
+            let budget = &ctx.state.budget;
+            if depth > budget.spawn_depth {
+                return Err(wasmtime::Error::new(budget.exceeded(BudgetKind::SpawnDepth)));
+            }
+            if ctx.state.spawns.fetch_add(1, Ordering::Relaxed) >= budget.spawn_count {
+                return Err(wasmtime::Error::new(budget.exceeded(BudgetKind::SpawnCount)));
+            }
+            ctx.spawned.fetch_add(1, Ordering::Relaxed);
+            let stdout = if out.is_empty() {
+                Sink::lines(Stream::Stdout, ctx.log.clone())
+            } else {
+                match open_output(&ctx, &out) {
+                    Ok(f) => Sink::bytes(Box::new(f)),
+                    Err(errno) => return Ok(errno),
+                }
+            };
+            let inv = Invocation { program, args: argv, env, cwd, stdout, depth };
+            let code = match run_one(&ctx, inv) {
+                Ok(code) => code,
+                Err(RunError::Budget(b)) => return Err(wasmtime::Error::new(b)),
+                Err(RunError::Trap(msg)) => {
+                    let _ = ctx.log.events.send(Event::Notice(format!("spawned module trapped: {msg}")));
+                    134
+                }
+                Err(RunError::Refused(SandboxError::NotFound { .. })) => return Ok(ERRNO_NOENT),
+                Err(RunError::Refused(SandboxError::NotWasm { .. })) => return Ok(ERRNO_NOEXEC),
+                Err(RunError::Refused(e)) => {
+                    let _ = ctx.log.events.send(Event::Notice(format!("spawn failed: {e}")));
+                    return Ok(ERRNO_NOEXEC);
+                }
+            };
+            let Some(mem) = memory(&mut caller) else { return Ok(ERRNO_INVAL) };
+            let Ok(at) = usize::try_from(exit_ptr as u32) else { return Ok(ERRNO_INVAL) };
+            match mem.write(&mut caller, at, &code.to_le_bytes()) {
+                Ok(()) => Ok(ERRNO_SUCCESS),
+                Err(_) => Ok(ERRNO_INVAL),
+            }
+        },
+    )?;
+    linker.func_wrap("ws2i", "chmod", |mut caller: Caller<'_, P1State>, ptr: i32, len: i32, mode: i32| -> wasmtime::Result<i32> {
+        let Some(path) = read_str(&mut caller, ptr, len) else { return Ok(ERRNO_INVAL) };
+        Ok(chmod(&caller.data().ctx, &path, mode as u32))
+    })?;
+    Ok(())
+}
+
+fn open_output(ctx: &Arc<RunCtx>, guest: &str) -> Result<cap_std::fs::File, i32> {
+    let (dir, rel, ro) = resolve(ctx, guest).map_err(|_| ERRNO_NOENT)?;
+    if ro {
+        return Err(ERRNO_PERM);
+    }
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    dir.open_with(&rel, &opts).map_err(|e| errno_of(&e))
+}
+
+fn errno_of(e: &std::io::Error) -> i32 {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ERRNO_NOENT,
+        std::io::ErrorKind::PermissionDenied => ERRNO_PERM,
+        std::io::ErrorKind::IsADirectory => ERRNO_ISDIR,
+        _ => ERRNO_IO,
+    }
+}
+
+/// Set permission bits; setuid/setgid are masked off, symlinks are left alone.
+pub(crate) fn chmod(ctx: &RunCtx, guest: &str, mode: u32) -> i32 {
+    use cap_std::fs::PermissionsExt;
+    if !guest.starts_with('/') {
+        return ERRNO_INVAL;
+    }
+    let Ok((dir, rel, ro)) = resolve(ctx, guest) else { return ERRNO_NOENT };
+    if ro {
+        return ERRNO_PERM;
+    }
+    match dir.symlink_metadata(&rel) {
+        Ok(md) if md.file_type().is_symlink() => return ERRNO_SUCCESS,
+        Ok(_) => {}
+        Err(e) => return errno_of(&e),
+    }
+    let perms = cap_std::fs::Permissions::from_mode(mode & 0o1777);
+    match dir.set_permissions(&rel, perms) {
+        Ok(()) => ERRNO_SUCCESS,
+        Err(e) => errno_of(&e),
+    }
+}

@@ -1,0 +1,511 @@
+//! End-to-end tests of the sandbox: hostile guests (guest-scripts/hostile) run through the
+//! library API and through the real `ws2i exec` binary.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use ws2i::sandbox::{Budget, BudgetKind, Hook, LogSink, Sandbox, SandboxConfig, SandboxError, Stdout, Stream};
+use ws2i::Size;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Build the hostile guests once (p1 for all, p2 for `socket`); return the dir of p1 .wasm files.
+fn guests() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let gs = repo().join("guest-scripts");
+        for args in [
+            &["build", "--release", "--target", "wasm32-wasip1", "-p", "hostile"][..],
+            &["build", "--release", "--target", "wasm32-wasip2", "-p", "hostile", "--bin", "socket"][..],
+        ] {
+            let st = cargo().args(args).current_dir(&gs).env_remove("CARGO_TARGET_DIR").status().expect("run cargo");
+            assert!(st.success(), "building hostile guests failed");
+        }
+        gs.join("target/wasm32-wasip1/release")
+    })
+}
+
+fn p2_guest(name: &str) -> PathBuf {
+    guests();
+    repo().join("guest-scripts/target/wasm32-wasip2/release").join(format!("{name}.wasm"))
+}
+
+fn ws2i_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let st = cargo().args(["build", "-p", "ws2i", "--bin", "ws2i"]).current_dir(repo()).status().expect("run cargo");
+        assert!(st.success(), "building ws2i failed");
+        repo().join("target/debug/ws2i")
+    })
+}
+
+/// A temp dir holding `rootfs/` (with every hostile guest under /bin) and `outside/secret`.
+struct World {
+    dir: tempfile::TempDir,
+}
+
+const SECRET: &str = "top secret\n";
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+        let secret = dir.path().join("outside/secret");
+        std::fs::write(&secret, SECRET).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        for e in std::fs::read_dir(guests()).unwrap().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "wasm") {
+                std::fs::copy(&p, rootfs.join("bin").join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        std::fs::copy(p2_guest("socket"), rootfs.join("bin/socket_p2.wasm")).unwrap();
+        World { dir }
+    }
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+    fn secret(&self) -> PathBuf {
+        self.dir.path().join("outside/secret")
+    }
+    fn assert_secret_untouched(&self) {
+        let s = self.secret();
+        assert_eq!(std::fs::read_to_string(&s).unwrap(), SECRET, "host file changed");
+        let md = std::fs::metadata(&s).unwrap();
+        assert_eq!(md.mode() & 0o7777, 0o600, "host file mode changed");
+        assert_eq!(md.nlink(), 1, "host file got a hardlink");
+    }
+    fn hook(&self, program: &str, args: &[&str]) -> Hook {
+        let mut h = Hook::new(self.rootfs(), program);
+        h.args = args.iter().map(|s| s.to_string()).collect();
+        h.budget = small_budget();
+        h
+    }
+}
+
+fn small_budget() -> Budget {
+    Budget {
+        memory: Size(64 << 20),
+        timeout: Duration::from_secs(20),
+        disk: Size(16 << 20),
+        log: Size(1 << 20),
+        spawn_count: 20,
+        spawn_depth: 4,
+    }
+}
+
+/// Records lines with the time they arrived.
+#[derive(Default)]
+struct Recorder {
+    lines: Mutex<Vec<(Instant, Stream, String)>>,
+    notices: Mutex<Vec<String>>,
+}
+
+impl LogSink for Recorder {
+    fn line(&self, stream: Stream, line: &str) {
+        self.lines.lock().unwrap().push((Instant::now(), stream, line.to_string()));
+    }
+    fn notice(&self, msg: &str) {
+        self.notices.lock().unwrap().push(msg.to_string());
+    }
+}
+
+impl Recorder {
+    fn stdout(&self) -> Vec<String> {
+        self.lines.lock().unwrap().iter().filter(|l| l.1 == Stream::Stdout).map(|l| l.2.clone()).collect()
+    }
+}
+
+fn sandbox() -> &'static Sandbox {
+    static SB: OnceLock<(tempfile::TempDir, Sandbox)> = OnceLock::new();
+    &SB.get_or_init(|| {
+        let cache = tempfile::tempdir().unwrap();
+        let sb = Sandbox::new(SandboxConfig { cache_dir: cache.path().to_path_buf() }).unwrap();
+        (cache, sb)
+    })
+    .1
+}
+
+fn run(hook: Hook) -> (Result<ws2i::sandbox::Outcome, SandboxError>, Recorder) {
+    let rec = Recorder::default();
+    let r = sandbox().run(hook, &rec);
+    (r, rec)
+}
+
+/// Run an attack guest: it must exit 0, report no LEAK, and leave the host file alone.
+fn attack(world: &World, guest: &str, args: &[&str]) -> Vec<String> {
+    let (r, rec) = run(world.hook(&format!("/bin/{guest}.wasm"), args));
+    let out = rec.stdout();
+    assert_eq!(r.expect("attack guest runs").exit_code, 0, "{out:?}");
+    assert!(out.iter().all(|l| !l.starts_with("LEAK")), "sandbox escape: {out:#?}");
+    assert!(out.iter().any(|l| l.starts_with("blocked")), "{out:?}");
+    world.assert_secret_untouched();
+    out
+}
+
+/// After a failure, the same sandbox still runs hooks fine.
+fn assert_healthy(world: &World) {
+    let (r, rec) = run(world.hook("/bin/env_dump.wasm", &["ok"]));
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert!(rec.stdout().contains(&"arg=ok".to_string()));
+}
+
+#[test]
+fn dotdot_cannot_leave_the_rootfs() {
+    let w = World::new();
+    attack(&w, "dotdot", &["outside/secret"]);
+}
+
+#[test]
+fn absolute_symlinks_lead_nowhere() {
+    let w = World::new();
+    std::os::unix::fs::symlink("/etc", w.rootfs().join("etc_link")).unwrap();
+    std::os::unix::fs::symlink(w.secret(), w.rootfs().join("secret_link")).unwrap();
+    let out = attack(&w, "abs_symlink", &[]);
+    assert!(out.iter().any(|l| l.starts_with("blocked: read /etc_link/passwd")), "{out:?}");
+    // The planted link is still a link to the host path, not replaced by a file pointing anywhere.
+    assert_eq!(std::fs::read_link(w.rootfs().join("secret_link")).unwrap(), w.secret());
+}
+
+#[test]
+fn relative_symlink_chains_cannot_climb_out() {
+    let w = World::new();
+    std::fs::create_dir(w.rootfs().join("d")).unwrap();
+    std::os::unix::fs::symlink("../hop2", w.rootfs().join("d/hop1")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret", w.rootfs().join("hop2")).unwrap();
+    attack(&w, "rel_symlink", &[]);
+}
+
+#[test]
+fn hardlinks_to_outside_files_fail() {
+    let w = World::new();
+    std::fs::create_dir(w.rootfs().join("d")).unwrap();
+    std::os::unix::fs::symlink(w.secret(), w.rootfs().join("secret_link")).unwrap();
+    std::os::unix::fs::symlink("../hop2", w.rootfs().join("d/hop1")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret", w.rootfs().join("hop2")).unwrap();
+    attack(&w, "hardlink", &[]);
+    // linkat(2) without AT_SYMLINK_FOLLOW may link a planted symlink itself: harmless, it is a
+    // symlink the guest still cannot follow. What must never exist is a link to the host inode.
+    let ino = std::fs::metadata(w.secret()).unwrap().ino();
+    for n in 1..=4 {
+        if let Ok(md) = std::fs::symlink_metadata(w.rootfs().join(format!("stolen{n}"))) {
+            assert!(md.file_type().is_symlink() && md.ino() != ino, "stolen{n} is a real file");
+        }
+    }
+}
+
+#[test]
+fn host_environment_is_not_passed_and_args_env_are_exact() {
+    let w = World::new();
+    let out = Command::new(ws2i_bin())
+        .env("WS2I_TEST_SECRET", "hunter2")
+        .args(["exec", "--env", "A=1", "--env", "B=two words", "--workdir", "/tmp"])
+        .arg(w.rootfs())
+        .args(["/bin/env_dump.wasm", "x", "--y"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!stdout.contains("hunter2"));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["arg=/bin/env_dump.wasm", "arg=x", "arg=--y", "env=A=1", "env=B=two words", "env=PWD=/tmp", "cwd=/"],
+        "argv and env exactly as given"
+    );
+}
+
+#[test]
+fn p2_guest_cannot_open_sockets() {
+    let w = World::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = attack(&w, "socket_p2", &[&port]);
+    assert!(out.iter().any(|l| l.starts_with("blocked: connect")), "{out:?}");
+    assert!(listener.accept().is_err(), "the guest reached the host's listener");
+}
+
+fn expect_budget(r: Result<ws2i::sandbox::Outcome, SandboxError>, which: BudgetKind, message: &str) {
+    match r {
+        Err(SandboxError::Budget(b)) => {
+            assert_eq!(b.which, which);
+            assert_eq!(SandboxError::Budget(b).to_string(), message);
+        }
+        other => panic!("expected the {which} budget error, got {other:?}"),
+    }
+}
+
+#[test]
+fn busy_loop_hits_the_time_budget() {
+    let w = World::new();
+    let mut h = w.hook("/bin/busy_loop.wasm", &[]);
+    h.budget.timeout = Duration::from_secs(2);
+    let t = Instant::now();
+    let (r, _) = run(h);
+    expect_budget(r, BudgetKind::Time, "hook exceeded its time budget (2s)");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert_healthy(&w);
+}
+
+#[test]
+fn sleeping_guest_hits_the_time_budget() {
+    let w = World::new();
+    let mut h = w.hook("/bin/sleeper.wasm", &[]);
+    h.budget.timeout = Duration::from_secs(2);
+    let t = Instant::now();
+    let (r, _) = run(h);
+    expect_budget(r, BudgetKind::Time, "hook exceeded its time budget (2s)");
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    assert_healthy(&w);
+}
+
+#[test]
+fn memory_growth_hits_the_memory_budget() {
+    let w = World::new();
+    let (r, _) = run(w.hook("/bin/memory_grow.wasm", &[]));
+    expect_budget(r, BudgetKind::Memory, "hook exceeded its memory budget (64MiB)");
+    assert_healthy(&w);
+}
+
+#[test]
+fn disk_fill_hits_the_disk_budget() {
+    let w = World::new();
+    let t = Instant::now();
+    let (r, _) = run(w.hook("/bin/disk_fill.wasm", &[]));
+    expect_budget(r, BudgetKind::Disk, "hook exceeded its disk budget (16MiB)");
+    assert!(t.elapsed() < Duration::from_secs(15));
+    std::fs::remove_file(w.rootfs().join("fill")).unwrap();
+    assert_healthy(&w);
+}
+
+#[test]
+fn log_flood_is_truncated_not_fatal() {
+    let w = World::new();
+    let mut h = w.hook("/bin/log_flood.wasm", &["20000"]);
+    h.budget.log = Size(64 << 10);
+    let (r, rec) = run(h);
+    let o = r.expect("log flood is not fatal");
+    assert_eq!(o.exit_code, 0);
+    assert!(o.stats.log_truncated);
+    let kept: usize = rec.stdout().iter().map(|l| l.len() + 1).sum();
+    assert!(kept <= 64 << 10, "kept {kept} bytes");
+    assert!(kept > 60 << 10, "kept only {kept} bytes");
+    let notices = rec.notices.lock().unwrap().clone();
+    assert!(notices.iter().any(|n| n.contains("log budget (64KiB)")), "{notices:?}");
+}
+
+#[test]
+fn spawn_recursion_hits_the_depth_budget() {
+    let w = World::new();
+    let (r, rec) = run(w.hook("/bin/spawner.wasm", &["deep", "/bin/spawner.wasm"]));
+    expect_budget(r, BudgetKind::SpawnDepth, "hook exceeded its spawn depth budget (4)");
+    assert!(rec.stdout().contains(&"depth 4".to_string()));
+    assert_healthy(&w);
+}
+
+#[test]
+fn spawn_count_budget() {
+    let w = World::new();
+    let (r, rec) = run(w.hook("/bin/spawner.wasm", &["wide", "/bin/empty.wasm", "25"]));
+    expect_budget(r, BudgetKind::SpawnCount, "hook exceeded its spawn count budget (20)");
+    assert!(rec.stdout().contains(&"spawn 19: Ok(0)".to_string()));
+    assert_healthy(&w);
+}
+
+#[test]
+fn spawn_runs_a_child_with_exact_argv_env_and_redirect() {
+    let w = World::new();
+    let (r, rec) = run(w.hook("/bin/spawner.wasm", &["run", "/bin/env_dump.wasm", "a1"]));
+    let o = r.unwrap();
+    assert_eq!(o.exit_code, 0);
+    assert_eq!(o.stats.spawns, 1);
+    assert_eq!(
+        rec.stdout(),
+        ["arg=/bin/env_dump.wasm", "arg=a1", "env=CHILD=1", "env=EXIT_CODE=7", "env=PWD=/tmp", "cwd=/", "spawn result Ok(7)"]
+    );
+    let (r, rec) = run(w.hook("/bin/spawner.wasm", &["out", "/bin/env_dump.wasm", "/tmp/child.out"]));
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert_eq!(rec.stdout(), ["spawn result Ok(0)"]);
+    let redirected = std::fs::read_to_string(w.rootfs().join("tmp/child.out")).unwrap();
+    assert_eq!(redirected, "arg=/bin/env_dump.wasm\nenv=CHILD=1\nenv=PWD=/\ncwd=/\n");
+    // Missing and non-wasm programs give noent / noexec.
+    std::fs::write(w.rootfs().join("bin/script"), "#!/bin/sh\necho hi\n").unwrap();
+    let (r, rec) = run(w.hook("/bin/spawner.wasm", &["run", "/bin/nope.wasm"]));
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert_eq!(rec.stdout(), ["spawn result Err(44)"]);
+    let (_, rec) = run(w.hook("/bin/spawner.wasm", &["run", "/bin/script"]));
+    assert_eq!(rec.stdout(), ["spawn result Err(45)"]);
+}
+
+#[test]
+fn chmod_sets_modes_inside_the_rootfs_only() {
+    let w = World::new();
+    let f = w.rootfs().join("tmp/tool");
+    std::fs::write(&f, "x").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::symlink(w.secret(), w.rootfs().join("secret_link")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret", w.rootfs().join("hop2")).unwrap();
+    let (r, rec) = run(w.hook(
+        "/bin/chmodder.wasm",
+        &["/tmp/tool", "6755", "/../outside/secret", "777", "/secret_link", "777", "/hop2", "777"],
+    ));
+    assert_eq!(r.unwrap().exit_code, 0);
+    let out = rec.stdout();
+    assert_eq!(out[0], "chmod /tmp/tool 6755 = 0");
+    assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o7777, 0o755, "setuid/setgid dropped");
+    assert_eq!(out[1], "chmod /../outside/secret 777 = 44", "`..` is clamped at /");
+    w.assert_secret_untouched();
+}
+
+#[test]
+fn non_wasm_hooks_are_refused_clearly() {
+    let w = World::new();
+    std::fs::write(w.rootfs().join("bin/assemble"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::copy("/bin/true", w.rootfs().join("bin/elf")).unwrap();
+    for (hook, found) in [("/bin/assemble", "a shell script (#!/bin/sh)"), ("/bin/elf", "a Linux ELF executable")] {
+        let out: Output = Command::new(ws2i_bin()).arg("exec").arg(w.rootfs()).arg(hook).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{err}");
+        assert!(err.starts_with("ws2i: error: "), "{err}");
+        assert!(err.contains(found) && err.contains("hooks must be WebAssembly"), "{err}");
+    }
+    let (r, _) = run(w.hook("/bin/missing.wasm", &[]));
+    assert!(matches!(r, Err(SandboxError::NotFound { .. })));
+}
+
+#[test]
+fn exit_code_and_budget_errors_through_the_cli() {
+    let w = World::new();
+    let out = Command::new(ws2i_bin())
+        .args(["exec", "--env", "EXIT_CODE=3"])
+        .arg(w.rootfs())
+        .arg("/bin/env_dump.wasm")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = Command::new(ws2i_bin())
+        .args(["exec", "--memory", "32MiB", "--timeout", "5s"])
+        .arg(w.rootfs())
+        .arg("/bin/memory_grow.wasm")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ws2i: error: ") && err.contains("hook exceeded its memory budget (32MiB)"), "{err}");
+}
+
+#[test]
+fn second_run_hits_the_compiled_module_cache() {
+    let w = World::new();
+    let cache = tempfile::tempdir().unwrap();
+    let json = |out: Output| -> serde_json::Value {
+        assert!(out.status.success(), "{out:?}");
+        let s = String::from_utf8(out.stdout).unwrap();
+        serde_json::from_str(s.lines().last().unwrap()).unwrap()
+    };
+    let exec = || {
+        Command::new(ws2i_bin())
+            .env("WS2I_CACHE", cache.path())
+            .args(["--output", "json", "exec"])
+            .arg(w.rootfs())
+            .arg("/bin/empty.wasm")
+            .output()
+            .unwrap()
+    };
+    let first = json(exec());
+    assert_eq!((first["cache_misses"].as_u64(), first["cache_hits"].as_u64()), (Some(1), Some(0)));
+    let second = json(exec());
+    assert_eq!((second["cache_misses"].as_u64(), second["cache_hits"].as_u64()), (Some(0), Some(1)));
+    // The loglevel-1 notice.
+    let out = Command::new(ws2i_bin())
+        .env("WS2I_CACHE", cache.path())
+        .args(["--loglevel", "1", "exec"])
+        .arg(w.rootfs())
+        .arg("/bin/empty.wasm")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("module cache: 1 hit(s), 0 compiled"));
+    // In process: a second run on the same sandbox is a hit too.
+    let (r1, _) = run(w.hook("/bin/repro.wasm", &[]));
+    let (r2, _) = run(w.hook("/bin/repro.wasm", &[]));
+    assert!(r1.unwrap().stats.cache_misses <= 1);
+    assert_eq!(r2.unwrap().stats.cache_hits, 1);
+}
+
+#[test]
+fn slow_printer_is_streamed_before_exit() {
+    let w = World::new();
+    let (r, rec) = run(w.hook("/bin/slow_printer.wasm", &[]));
+    let end = Instant::now();
+    assert_eq!(r.unwrap().exit_code, 0);
+    let lines = rec.lines.lock().unwrap();
+    let first = lines.iter().find(|l| l.2 == "slow line 0").expect("first line");
+    assert!(end - first.0 > Duration::from_millis(800), "first line arrived only at the end");
+    assert!(lines.iter().any(|l| l.1 == Stream::Stderr && l.2 == "slow err 3"));
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn capture_streams_stdout_bytes() {
+    let w = World::new();
+    let buf = Shared::default();
+    let mut h = w.hook("/bin/env_dump.wasm", &["cap"]);
+    h.stdout = Stdout::Capture(Box::new(buf.clone()));
+    let (r, rec) = run(h);
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert!(rec.stdout().is_empty());
+    assert_eq!(String::from_utf8(buf.0.lock().unwrap().clone()).unwrap(), "arg=/bin/env_dump.wasm\narg=cap\nenv=PWD=/\ncwd=/\n");
+}
+
+#[test]
+fn reproducible_mode_gives_identical_bytes() {
+    let w = World::new();
+    let once = || {
+        let mut h = w.hook("/bin/repro.wasm", &[]);
+        h.reproducible = Some(1_700_000_000);
+        let (r, rec) = run(h);
+        assert_eq!(r.unwrap().exit_code, 0);
+        (rec.stdout(), std::fs::read(w.rootfs().join("repro.out")).unwrap())
+    };
+    let (a, b) = (once(), once());
+    assert_eq!(a, b);
+    assert!(a.0[0].starts_with("now=1700000000.000000000 "), "{:?}", a.0);
+}
+
+#[test]
+fn mounts_are_visible_and_read_only_ones_stay_read_only() {
+    let w = World::new();
+    let data = w.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("f"), "x").unwrap();
+    let mut h = w.hook("/bin/chmodder.wasm", &["/data/f", "777"]);
+    h.mounts.push(ws2i::sandbox::Mount { host: data.clone(), guest: "/data".into(), read_only: true });
+    let (r, rec) = run(h);
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert_eq!(rec.stdout(), ["chmod /data/f 777 = 63"]);
+}
