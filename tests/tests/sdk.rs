@@ -157,10 +157,7 @@ fn artifacts_tar_is_a_plain_sorted_tar_with_modes_and_symlinks() {
 
 // ---- hooks through the real `ws2i exec` -----------------------------------
 //
-// These need `ws2i exec` (the sandbox work, issue 2) and the `ws2i.mode`
-// import (docs/hooks.md, "Host imports", an addition). Until both are on
-// the branch they run on, they are ignored; run them with
-// `cargo test -p ws2i-tests --test sdk -- --include-ignored`.
+// The hooks use the `ws2i.chmod` and `ws2i.mode` imports (docs/hooks.md).
 
 /// A rootfs with the test-builder's hooks at /usr/libexec/s2i and a source
 /// tree at /tmp/src.
@@ -174,7 +171,6 @@ fn builder_rootfs() -> Rootfs {
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_assemble_copies_a_source_tree_with_dirs_symlinks_and_modes_intact() {
     let rootfs = builder_rootfs();
     let out = run_ok(ws2i().arg("exec").arg(rootfs.path()).arg("/usr/libexec/s2i/assemble"));
@@ -187,7 +183,6 @@ fn sdk_assemble_copies_a_source_tree_with_dirs_symlinks_and_modes_intact() {
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_assemble_fails_with_exit_1_and_prints_requested_env() {
     let rootfs = builder_rootfs();
     let out = run_ok(
@@ -207,7 +202,6 @@ fn sdk_assemble_fails_with_exit_1_and_prints_requested_env() {
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_save_artifacts_writes_only_tar_and_assemble_restores_it() {
     let rootfs = builder_rootfs();
     rootfs.write("/opt/app-root/artifacts-cache/deps/lib.a", "lib", 0o640);
@@ -228,7 +222,6 @@ fn sdk_save_artifacts_writes_only_tar_and_assemble_restores_it() {
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_usage_prints_its_text() {
     let rootfs = builder_rootfs();
     let out = run_ok(ws2i().arg("exec").arg(rootfs.path()).arg("/usr/libexec/s2i/usage"));
@@ -236,7 +229,6 @@ fn sdk_usage_prints_its_text() {
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn c_hook_without_sdk_follows_the_same_contract() {
     let rootfs = Rootfs::new();
     rootfs.install_hook("c-hook/assemble", "/usr/libexec/s2i/assemble");
@@ -250,138 +242,4 @@ fn c_hook_without_sdk_follows_the_same_contract() {
     assert_eq!(mode_of(&app.join("start")), 0o755, "the C hook marked start executable");
     fs::set_permissions(app.join("start"), fs::Permissions::from_mode(0o644)).unwrap();
     assert_same_tree(&src, &app);
-}
-
-// ---- the guests' side of the ABI, under real wasmtime ---------------------
-//
-// Until `ws2i exec` exists, this runs the real hooks in wasmtime-wasi 48 with
-// a minimal stand-in for the `chmod` and `mode` imports (trusted test paths,
-// no budgets, no spawn): it proves the guests' half — SDK and C — works with
-// real WASI (readdir, symlink creation, file copies), not the sandbox.
-// Remove it once the `ws2i exec` tests above run by default.
-mod standin {
-    use std::path::{Path, PathBuf};
-    use wasmtime::{Caller, Engine, Extern, Linker, Module, Store};
-    use wasmtime_wasi::p1::WasiP1Ctx;
-    use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
-
-    struct Host {
-        wasi: WasiP1Ctx,
-        root: PathBuf,
-    }
-
-    fn guest_str(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Option<String> {
-        let Some(Extern::Memory(mem)) = caller.get_export("memory") else { return None };
-        let bytes = mem.data(&caller).get(ptr as usize..(ptr as usize).checked_add(len as usize)?)?;
-        String::from_utf8(bytes.to_vec()).ok()
-    }
-
-    fn host_path(root: &Path, guest: &str) -> PathBuf {
-        root.join(guest.trim_start_matches('/'))
-    }
-
-    /// Runs `hook` (a guest path) in `root` with `env`; returns its exit code.
-    pub fn run(root: &Path, hook: &str, env: &[(&str, &str)]) -> i32 {
-        let (code, out) = run_captured(root, hook, env);
-        print!("{}", String::from_utf8_lossy(&out));
-        code
-    }
-
-    /// Like [`run`], and returns stdout too.
-    pub fn run_captured(root: &Path, hook: &str, env: &[(&str, &str)]) -> (i32, Vec<u8>) {
-        use std::os::unix::fs::PermissionsExt;
-        let engine = Engine::default();
-        let module = Module::from_file(&engine, host_path(root, hook)).expect("compile hook");
-        let mut linker: Linker<Host> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi).unwrap();
-        linker
-            .func_wrap("ws2i", "chmod", |mut c: Caller<'_, Host>, p: i32, l: i32, mode: i32| -> i32 {
-                let Some(path) = guest_str(&mut c, p, l) else { return 28 };
-                let host = host_path(&c.data().root, &path);
-                match std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode as u32 & 0o1777)) {
-                    Ok(()) => 0,
-                    Err(_) => 44,
-                }
-            })
-            .unwrap();
-        linker
-            .func_wrap("ws2i", "mode", |mut c: Caller<'_, Host>, p: i32, l: i32, out: i32| -> i32 {
-                let Some(path) = guest_str(&mut c, p, l) else { return 28 };
-                let host = host_path(&c.data().root, &path);
-                let Ok(meta) = std::fs::symlink_metadata(&host) else { return 44 };
-                let Some(Extern::Memory(mem)) = c.get_export("memory") else { return 28 };
-                let bytes = (meta.permissions().mode() & 0o7777).to_le_bytes();
-                match mem.write(&mut c, out as usize, &bytes) {
-                    Ok(()) => 0,
-                    Err(_) => 28,
-                }
-            })
-            .unwrap();
-        let mut wasi = WasiCtxBuilder::new();
-        let stdout = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 << 20);
-        wasi.stdout(stdout.clone()).inherit_stderr().arg(hook);
-        wasi.preopened_dir(root, "/", FsPerms::ReadWrite).unwrap();
-        for (k, v) in env {
-            wasi.env(k, v);
-        }
-        let mut store = Store::new(&engine, Host { wasi: wasi.build_p1(), root: root.to_path_buf() });
-        let instance = linker.instantiate(&mut store, &module).expect("instantiate hook");
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start").unwrap();
-        let code = match start.call(&mut store, ()) {
-            Ok(()) => 0,
-            Err(e) => match e.downcast_ref::<I32Exit>() {
-                Some(exit) => exit.0,
-                None => panic!("{hook} trapped: {e:?}"),
-            },
-        };
-        drop(store);
-        (code, stdout.contents().to_vec())
-    }
-}
-
-#[test]
-fn sdk_assemble_guest_side_copies_the_tree_under_wasmtime() {
-    let rootfs = builder_rootfs();
-    assert_eq!(standin::run(rootfs.path(), "/usr/libexec/s2i/assemble", &[]), 0);
-    assert_same_tree(&rootfs.host("/tmp/src"), &rootfs.host("/opt/app-root/src"));
-    rootfs.write("/tmp/src/FAIL", "", 0o644);
-    assert_eq!(standin::run(rootfs.path(), "/usr/libexec/s2i/assemble", &[]), 1);
-}
-
-#[test]
-fn c_hook_guest_side_copies_the_tree_under_wasmtime() {
-    let rootfs = Rootfs::new();
-    rootfs.install_hook("c-hook/assemble", "/usr/libexec/s2i/assemble");
-    let src = rootfs.host("/opt/s2i/src");
-    make_source(&src);
-    rootfs.write("/opt/s2i/src/start", "#!app\n", 0o644);
-    assert_eq!(standin::run(rootfs.path(), "/usr/libexec/s2i/assemble", &[("DESTINATION", "/opt/s2i")]), 0);
-    let app = rootfs.host("/opt/app-root/src");
-    assert_eq!(mode_of(&app.join("start")), 0o755);
-    fs::set_permissions(app.join("start"), fs::Permissions::from_mode(0o644)).unwrap();
-    assert_same_tree(&src, &app);
-}
-
-#[test]
-fn sdk_save_artifacts_guest_side_writes_a_tar() {
-    let rootfs = builder_rootfs();
-    rootfs.write("/opt/app-root/artifacts-cache/deps/lib.a", "lib", 0o640);
-    let (code, out) = standin::run_captured(rootfs.path(), "/usr/libexec/s2i/save-artifacts", &[]);
-    assert_eq!(code, 0);
-    let mut entries = Vec::new();
-    for e in tar::Archive::new(&out[..]).entries().expect("stdout is a tar") {
-        let e = e.expect("a well-formed tar entry");
-        entries.push((e.path().unwrap().to_string_lossy().into_owned(), e.header().mode().unwrap()));
-    }
-    assert_eq!(entries, [("deps".to_string(), 0o755), ("deps/lib.a".to_string(), 0o640)]);
-    // Nothing after the archive but zero padding.
-    assert!(out.len() % 512 == 0, "stdout is whole tar blocks");
-}
-
-#[test]
-fn sdk_usage_guest_side_prints_its_text() {
-    let rootfs = builder_rootfs();
-    let (code, out) = standin::run_captured(rootfs.path(), "/usr/libexec/s2i/usage", &[]);
-    assert_eq!(code, 0);
-    assert!(String::from_utf8_lossy(&out).contains("Sample invocation"));
 }
