@@ -11,7 +11,10 @@ use std::sync::OnceLock;
 
 /// The repository root (the workspace that holds runtime/, sdk/, tests/).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// `target/<profile>/` of the running test executable
@@ -19,7 +22,13 @@ pub fn workspace_root() -> PathBuf {
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     exe.parent()
-        .and_then(|deps| if deps.file_name() == Some(OsStr::new("deps")) { deps.parent() } else { Some(deps) })
+        .and_then(|deps| {
+            if deps.file_name() == Some(OsStr::new("deps")) {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
         .expect("test executable lives in target/<profile>/deps")
         .to_path_buf()
 }
@@ -90,20 +99,30 @@ pub fn ws2i() -> Command {
 /// Runs a command to completion; panics (with the command) only if it could
 /// not be started.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command and asserts that it succeeded, printing its output if not.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed with {}\n{}", out.status, describe(&out));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\n{}",
+        out.status,
+        describe(&out)
+    );
     out
 }
 
 /// Runs a command and asserts that it failed, printing its output if not.
 pub fn run_fail(cmd: &mut Command) -> Output {
     let out = run(cmd);
-    assert!(!out.status.success(), "{cmd:?} unexpectedly succeeded\n{}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} unexpectedly succeeded\n{}",
+        describe(&out)
+    );
     out
 }
 
