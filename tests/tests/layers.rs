@@ -157,7 +157,7 @@ fn decompression_bomb_capped() {
     h.set_mode(0o644);
     h.set_size(10 << 30);
     h.set_cksum();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(h.as_bytes()).unwrap();
     let zeros = vec![0u8; 1 << 20];
     for _ in 0..8 {
