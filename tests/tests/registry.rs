@@ -350,4 +350,11 @@ fn copy_within_a_registry_mounts_blobs_and_falls_back_to_upload() {
     let v: serde_json::Value =
         serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &d])).unwrap();
     assert_eq!(v["Digest"], rep.digest.to_string());
+
+    // Never across registries: reg → reg2 uploads, even with a reg hint.
+    let reg2 = Registry::start().unwrap();
+    let far = format!("docker://{}/team/a:1", reg2.host());
+    let rep = copy_report(&r(&a), &r(&far), &hinted).unwrap();
+    assert!(rep.mounted.is_empty(), "{rep:?}");
+    assert_eq!(rep.copied.len(), 2);
 }
