@@ -1,0 +1,238 @@
+//! `ws2i build` end to end: the real binary, the test-builder hooks (guest-scripts/test-builder) in
+//! a builder image made with the library, real skopeo and umoci on the result.
+
+use std::fs;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ws2i::image::{ImageBuilder, NewLayer, Platform};
+use ws2i::layer::{pack_dir, MediaTypeFlavor, PackOptions};
+use ws2i::store::Store;
+use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, workspace_root, ws2i};
+
+const BUILDER: &str = "ws2i-test/test-builder:latest";
+
+/// A store with the test builder in it, and a source dir.
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let w = World { dir: tempfile::tempdir().unwrap() };
+        make_builder(&w.home(), BUILDER);
+        fs::create_dir_all(w.src()).unwrap();
+        fs::write(w.src().join("index.html"), "<h1>hello</h1>\n").unwrap();
+        fs::create_dir_all(w.src().join("lib")).unwrap();
+        fs::write(w.src().join("lib/app.txt"), "app\n").unwrap();
+        w
+    }
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    fn src(&self) -> PathBuf {
+        self.dir.path().join("src")
+    }
+    fn write_src(&self, rel: &str, content: impl AsRef<[u8]>) {
+        let p = self.src().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+    /// `ws2i build` with this world's store and a cache shared by the tests of this file.
+    fn build(&self, args: &[&str]) -> Command {
+        let mut c = ws2i();
+        c.env("WS2I_HOME", self.home()).env("WS2I_CACHE", shared_cache()).arg("build").args(args);
+        c
+    }
+    fn store(&self) -> Store {
+        Store::open(self.home()).unwrap()
+    }
+    fn has_image(&self, name: &str) -> bool {
+        self.store().resolve(&name.parse().unwrap()).is_ok()
+    }
+}
+
+/// Compiled modules and unpacked builder layers are content-addressed: sharing them between
+/// tests (and runs) only saves time.
+fn shared_cache() -> PathBuf {
+    workspace_root().join("target/test-cache/build")
+}
+
+/// The test builder: its hooks at /usr/libexec/s2i/<hook> (no suffix, like a shell-script
+/// builder), /opt/app-root and /tmp present, the S2I labels.
+fn make_builder(home: &Path, name: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let s2i = t.path().join("usr/libexec/s2i");
+    fs::create_dir_all(&s2i).unwrap();
+    for hook in ["assemble", "run", "save-artifacts", "usage"] {
+        let to = s2i.join(hook);
+        fs::copy(guests::wasm(&format!("test-builder/{hook}")), &to).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::create_dir_all(t.path().join("opt/app-root")).unwrap();
+    fs::create_dir_all(t.path().join("tmp")).unwrap();
+    fs::set_permissions(t.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    let store = Store::open(home).unwrap();
+    let mut blob = tempfile::tempfile().unwrap();
+    let packed = pack_dir(t.path(), &PackOptions::default(), &mut blob).unwrap();
+    blob.seek(SeekFrom::Start(0)).unwrap();
+    store.put_blob(&mut blob, Some(&packed.digest)).unwrap();
+    let mut b = ImageBuilder::scratch(&Platform::host_default());
+    b.add_layer(NewLayer {
+        diff_id: packed.diff_id.clone(),
+        digest: packed.digest.clone(),
+        size: packed.size,
+        media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
+        created_by: "test builder".into(),
+    })
+    .unwrap();
+    b.label("io.openshift.s2i.scripts-url", "image:///usr/libexec/s2i")
+        .label("io.k8s.description", "the ws2i test builder")
+        .env("PATH", "/usr/bin")
+        .env("FROM_IMAGE", "image");
+    let (cfg, m) = b.finish().unwrap();
+    store.commit_image(&cfg, &m, &name.parse().unwrap()).unwrap();
+}
+
+fn skopeo_inspect_config(home: &Path, name: &str) -> serde_json::Value {
+    let out = run(Command::new("skopeo").args(["inspect", "--config"]).arg(format!("oci:{}:{name}", home.display())));
+    assert!(out.status.success(), "skopeo inspect: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn digest_line(out: &Output) -> String {
+    let s = stdout(out);
+    s.split_whitespace().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn local_dir_build_has_labels_cmd_and_files() {
+    let w = World::new();
+    let out = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:v1", "-n", "My App", "--label", "team=web"]));
+    let err = stderr(&out);
+    assert!(err.contains("Installing application source"), "hook log streamed: {}", describe(&out));
+    assert!(err.contains("ws2i: ==> Running assemble"), "{err}");
+    assert!(stdout(&out).starts_with("Build completed: app:v1 sha256:"), "{}", describe(&out));
+    assert!(w.has_image("app:v1"));
+
+    let cfg = skopeo_inspect_config(&w.home(), "app:v1");
+    let c = &cfg["config"];
+    assert_eq!(c["Cmd"], serde_json::json!(["/usr/libexec/s2i/run"]));
+    let labels = &c["Labels"];
+    assert_eq!(labels["io.openshift.s2i.build.image"], BUILDER);
+    assert_eq!(labels["io.openshift.s2i.build.source-location"], w.src().to_str().unwrap());
+    assert_eq!(labels["io.k8s.display-name"], "My App");
+    assert_eq!(labels["io.k8s.description"], "the ws2i test builder", "builder labels carried over");
+    assert_eq!(labels["io.openshift.s2i.scripts-url"], "image:///usr/libexec/s2i");
+    assert_eq!(labels["team"], "web");
+    assert!(labels.get("io.openshift.s2i.build.commit.id").is_none(), "a plain dir has no commit");
+    // The build env does not leak into the image.
+    let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
+    assert_eq!(env, ["PATH=/usr/bin", "FROM_IMAGE=image"]);
+
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("bundle");
+    let out = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:app:v1", w.home().display()))
+        .arg(&bundle));
+    assert!(out.status.success(), "umoci: {}", describe(&out));
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(fs::read_to_string(rootfs.join("opt/app-root/src/index.html")).unwrap(), "<h1>hello</h1>\n");
+    assert_eq!(fs::read_to_string(rootfs.join("opt/app-root/src/lib/app.txt")).unwrap(), "app\n");
+    assert!(rootfs.join("usr/libexec/s2i/run").is_file());
+    assert!(!rootfs.join("tmp/src").exists(), "the injected source is not in the image");
+}
+
+#[test]
+fn env_precedence_and_json_output() {
+    let w = World::new();
+    w.write_src(".s2i/environment", "TEST_PRINT_ENV=FROM_IMAGE A B C\nA=file\nB=file\n");
+    let envf = w.dir.path().join("build.env");
+    fs::write(&envf, "// upstream's comment style\nB=envfile\nC=envfile\n").unwrap();
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:env",
+        "-E",
+        envf.to_str().unwrap(),
+        "-e",
+        "C=cli",
+        "--output",
+        "json",
+    ]));
+    let err = stderr(&out);
+    for want in ["env FROM_IMAGE=image", "env A=file", "env B=envfile", "env C=cli"] {
+        assert!(err.contains(want), "{want}: {}", describe(&out));
+    }
+    let j: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("stdout is only the JSON summary");
+    assert_eq!(j["image"], "app:env");
+    assert_eq!(j["cmd"], "/usr/libexec/s2i/run");
+    assert!(j["digest"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn source_s2i_bin_overrides_the_image_script() {
+    let w = World::new();
+    // The usage hook as assemble: it prints its text and installs nothing.
+    w.write_src(".s2i/bin/assemble", fs::read(guests::wasm("test-builder/usage")).unwrap());
+    let out = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:override"]));
+    assert!(stdout(&out).contains("app:override") && stderr(&out).contains("This is the ws2i test builder"), "{}", describe(&out));
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("b");
+    run_ok(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:app:override", w.home().display()))
+        .arg(&bundle));
+    assert!(!bundle.join("rootfs/opt/app-root/src").exists());
+    assert!(!bundle.join("rootfs/tmp/scripts").exists(), "injected scripts are not in the image");
+}
+
+#[test]
+fn failing_assemble_gives_its_exit_code_and_no_image() {
+    let w = World::new();
+    w.write_src("FAIL", "");
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:fail"]));
+    let err = stderr(&out);
+    assert!(err.contains("failing on purpose"), "{err}");
+    assert!(err.contains("assemble exited with code 1"), "{err}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!w.has_image("app:fail"));
+}
+
+#[test]
+fn bad_inputs_are_clear_errors_without_an_image() {
+    let w = World::new();
+    let missing = w.dir.path().join("nope");
+    let out = run_fail(&mut w.build(&[missing.to_str().unwrap(), BUILDER, "app:x"]));
+    assert!(stderr(&out).contains("does not exist"), "{}", describe(&out));
+
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), "no/such-builder", "app:x"]));
+    assert!(stderr(&out).contains("builder image no/such-builder not found"), "{}", describe(&out));
+
+    w.write_src(".s2i/environment", "A=1\nthis line is wrong\n");
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x"]));
+    assert!(stderr(&out).contains(".s2i/environment:2: malformed line"), "{}", describe(&out));
+
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x", "--as-dockerfile", "Dockerfile"]));
+    assert!(stderr(&out).contains("--as-dockerfile is not supported"), "{}", describe(&out));
+
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x", "--pull-policy", "sometimes"]));
+    assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
+    assert!(!w.has_image("app:x"));
+}
+
+#[test]
+fn reproducible_builds_give_the_same_digest() {
+    let w = World::new();
+    let a = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:r1", "--reproducible"]));
+    // Touch the source: mtimes must not matter.
+    fs::write(w.src().join("index.html"), "<h1>hello</h1>\n").unwrap();
+    let b = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:r2", "--reproducible", "-n", "app:r1"]));
+    assert_eq!(digest_line(&a), digest_line(&b), "{}\n{}", describe(&a), describe(&b));
+    // Without a tag only the digest is stored and printed.
+    let c = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "--reproducible", "-q", "-n", "app:r1"]));
+    assert_eq!(stdout(&c).trim(), digest_line(&a));
+}
