@@ -5,12 +5,14 @@
 //! 3. unpack its layers once ([`RootfsCache::base`]) and resolve the scripts against that rootfs;
 //! 4. check out a private writable copy, inject the source at `<destination>/src` and any
 //!    non-image scripts at `<destination>/scripts`;
-//! 5. run `assemble` in the sandbox with the merged environment;
+//! 5. with `--incremental`, run the previous image's `save-artifacts` (on a private copy of its
+//!    rootfs, stdout captured) and unpack its tar at `<destination>/artifacts`; then run
+//!    `assemble` in the sandbox with the merged environment;
 //! 6. diff against the base (the injected inputs left out), pack one layer, write the image on top
 //!    of the builder with `Cmd` = the run script and the S2I labels, and tag it.
 //!
 //! Nothing is written to the store before assemble succeeded, so a failed build leaves no image.
-//! Not yet done (see docs/build.md): `--incremental`, `--runtime-image`, `--inject`, `--volume`,
+//! Not yet done (see docs/build.md): `--runtime-image`, `--inject`, `--volume`,
 //! `image_metadata.json` labels, `--push`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +29,7 @@ use crate::image::{media, Descriptor, ImageBuilder, NewLayer, Platform};
 use crate::layer::{self, Compression, LayerSource, MediaTypeFlavor, PackOptions, RootfsCache};
 use crate::reference::{ImageRef, LocalRef, NameTag, RemoteTarget};
 use crate::registry::RegistryOptions;
-use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig, SandboxError};
+use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig, SandboxError, Stdout};
 use crate::scripts::{self, ImageFs, ResolvedScripts, ScriptLocation, ScriptName, ScriptSources};
 use crate::source::{self, SourceSpec};
 use crate::store::{ResolvedImage, Store};
@@ -80,6 +82,8 @@ pub struct BuildRequest {
     /// ws2i's cache root (compiled modules, unpacked rootfs).
     pub cache_dir: PathBuf,
     pub registry: RegistryOptions,
+    /// `--incremental`: restore the artifacts of the image currently tagged [`Self::tag`].
+    pub incremental: bool,
     /// Keep the build root and staging dir on disk (`--save-temp-dir`); their paths are logged.
     pub keep_temp: bool,
 }
@@ -105,6 +109,7 @@ impl BuildRequest {
             store_root,
             cache_dir,
             registry: RegistryOptions::default(),
+            incremental: false,
             keep_temp: false,
         }
     }
@@ -240,7 +245,9 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
     })?;
 
     let mut root = steps.run("Preparing build rootfs", || rootfs_cache.checkout(&base).map_err(BuildError::from))?;
-    let placed = inject(root.path(), &destination, &fetched.dir, &resolved)?;
+    let root_dir = Dir::open_ambient_dir(root.path(), ambient_authority()).context("opening the build root")?;
+    inject_source(&root_dir, &destination, &fetched.dir, "src")?;
+    let placed = install_scripts(&root_dir, &destination, &resolved)?;
 
     let env = BuildEnv {
         image: builder_env.iter().filter_map(|(k, v)| EnvVar::new(k.clone(), v.clone()).ok()).collect(),
@@ -250,14 +257,38 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
     }
     .resolve();
 
+    let mut hook_env: Vec<(String, String)> = env.iter().map(|e| (e.key().to_string(), e.value().to_string())).collect();
+    if !hook_env.iter().any(|(k, _)| k == "DESTINATION") {
+        hook_env.push(("DESTINATION".into(), destination.clone()));
+    }
     let sandbox = Sandbox::new(SandboxConfig { cache_dir: req.cache_dir.clone() }).context("starting the sandbox")?;
+
+    if req.incremental {
+        let ctx = Incremental {
+            req,
+            store: &store,
+            cache: &rootfs_cache,
+            sandbox: &sandbox,
+            log,
+            env: &hook_env,
+            destination: &destination,
+            fetched: &fetched,
+            staging: staging.path(),
+        };
+        let restored = steps.run("Saving artifacts of the previous image", || ctx.save_artifacts())?;
+        match restored {
+            Ok(dir) => inject_source(&root_dir, &destination, &dir, "artifacts")?,
+            Err(why) => {
+                log.warning(&format!("clean build: {why}"));
+                warnings.push(format!("clean build: {why}"));
+            }
+        }
+    }
+
     let assemble = placed.get(&ScriptName::Assemble).cloned().ok_or_else(|| anyhow!("no assemble script"))?;
     steps.run("Running assemble", || {
         let mut hook = Hook::new(root.path(), assemble.clone());
-        hook.env = env.iter().map(|e| (e.key().to_string(), e.value().to_string())).collect();
-        if !hook.env.iter().any(|(k, _)| k == "DESTINATION") {
-            hook.env.push(("DESTINATION".into(), destination.clone()));
-        }
+        hook.env = hook_env.clone();
         hook.cwd = format!("{destination}/src");
         hook.budget = req.budget.clone();
         hook.reproducible = req.source_date_epoch;
@@ -457,25 +488,28 @@ fn is_in_image(resolved: &ResolvedScripts, guest: &str) -> bool {
     resolved.scripts.values().any(|s| matches!(&s.location, ScriptLocation::InImage(p) if p == guest))
 }
 
-/// Puts the source at `<destination>/src` and every non-image script at
-/// `<destination>/scripts/<name>` in the build root, all through cap-std (the builder's own
-/// symlinks, e.g. `/tmp -> /somewhere`, stay inside the root). Returns each script's guest path.
-fn inject(
-    root: &Path,
-    destination: &str,
-    source_dir: &Path,
-    resolved: &ResolvedScripts,
-) -> Result<BTreeMap<ScriptName, String>, BuildError> {
-    let root_dir = Dir::open_ambient_dir(root, ambient_authority()).context("opening the build root")?;
-    let dest_rel = destination.trim_start_matches('/');
-    let src_rel = if dest_rel.is_empty() { "src".to_string() } else { format!("{dest_rel}/src") };
-    root_dir.create_dir_all(&src_rel).with_context(|| format!("creating {destination}/src in the build root"))?;
-    let src_in_root = root_dir.open_dir(&src_rel).with_context(|| format!("opening {destination}/src"))?;
-    let staged = Dir::open_ambient_dir(source_dir, ambient_authority()).context("opening the staged source")?;
+/// Puts the source at `<destination>/src` in the build root, through cap-std (the builder's own
+/// symlinks, e.g. `/tmp -> /somewhere`, stay inside the root).
+fn inject_source(root: &Dir, destination: &str, source_dir: &Path, sub: &str) -> Result<(), BuildError> {
+    let rel = join_rel(destination, sub);
+    root.create_dir_all(&rel).with_context(|| format!("creating {destination}/{sub} in the build root"))?;
+    let into = root.open_dir(&rel).with_context(|| format!("opening {destination}/{sub}"))?;
+    let staged = Dir::open_ambient_dir(source_dir, ambient_authority()).context("opening the staged input")?;
     let never = |_: &str| false;
     let opts = source::copy::CopyOptions { keep_symlinks: true, skip: &never };
-    source::copy::copy_tree(&staged, &src_in_root, &opts).with_context(|| format!("copying the source to {destination}/src"))?;
+    source::copy::copy_tree(&staged, &into, &opts).with_context(|| format!("copying into {destination}/{sub}"))?;
+    Ok(())
+}
 
+/// `destination` (a guest dir, "" for `/`) joined with `sub`, relative to the root.
+fn join_rel(destination: &str, sub: &str) -> String {
+    let d = destination.trim_start_matches('/');
+    if d.is_empty() { sub.to_string() } else { format!("{d}/{sub}") }
+}
+
+/// Installs every non-image script at `<destination>/scripts/<name>` (temp name, then rename)
+/// and returns each script's guest path.
+fn install_scripts(root: &Dir, destination: &str, resolved: &ResolvedScripts) -> Result<BTreeMap<ScriptName, String>, BuildError> {
     let mut placed = BTreeMap::new();
     for (name, script) in &resolved.scripts {
         let host = match &script.location {
@@ -485,19 +519,116 @@ fn inject(
             }
             ScriptLocation::Downloaded(p) | ScriptLocation::FromSource(p) => p,
         };
-        let scripts_rel = if dest_rel.is_empty() { "scripts".to_string() } else { format!("{dest_rel}/scripts") };
-        root_dir.create_dir_all(&scripts_rel).with_context(|| format!("creating {destination}/scripts"))?;
+        let scripts_rel = join_rel(destination, "scripts");
+        root.create_dir_all(&scripts_rel).with_context(|| format!("creating {destination}/scripts"))?;
         let file = format!("{scripts_rel}/{}", name.as_str());
         let bytes = std::fs::read(host).with_context(|| format!("reading script {}", host.display()))?;
         let tmp = format!("{file}.ws2i-tmp");
-        root_dir.write(&tmp, &bytes).with_context(|| format!("writing {destination}/scripts/{name}"))?;
-        root_dir
-            .set_permissions(&tmp, cap_std::fs::Permissions::from_std(std::os::unix::fs::PermissionsExt::from_mode(0o755)))
+        root.write(&tmp, &bytes).with_context(|| format!("writing {destination}/scripts/{name}"))?;
+        root.set_permissions(&tmp, cap_std::fs::Permissions::from_std(std::os::unix::fs::PermissionsExt::from_mode(0o755)))
             .context("setting script permissions")?;
-        root_dir.rename(&tmp, &root_dir, &file).context("installing a script")?;
+        root.rename(&tmp, root, &file).context("installing a script")?;
         placed.insert(*name, format!("/{file}"));
     }
     Ok(placed)
+}
+
+/// What an incremental build needs to run the previous image's `save-artifacts`.
+struct Incremental<'a> {
+    req: &'a BuildRequest,
+    store: &'a Store,
+    cache: &'a RootfsCache,
+    sandbox: &'a Sandbox,
+    log: &'a dyn BuildLog,
+    env: &'a [(String, String)],
+    destination: &'a str,
+    fetched: &'a source::FetchedSource,
+    staging: &'a Path,
+}
+
+impl Incremental<'_> {
+    /// `Ok(Ok(dir))`: the artifacts unpacked in `dir`. `Ok(Err(why))`: a clean build is done
+    /// instead (no previous image, no save-artifacts, or it failed), as upstream.
+    fn save_artifacts(&self) -> Result<Result<PathBuf, String>, BuildError> {
+        let Some(tag) = &self.req.tag else {
+            return Ok(Err("--incremental needs a TAG naming the previous image".into()));
+        };
+        let Ok(prev) = self.store.resolve(&LocalRef::Tagged(tag.clone())) else {
+            return Ok(Err(format!("no previous image {tag} in the local store")));
+        };
+        let base = self.cache.base(&layer_sources(self.store, &prev)?)?;
+        let labels: HashMap<String, String> = prev.config.labels().into_iter().collect();
+        let env: Vec<(String, String)> = prev
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        let image_url = self.req.image_scripts_url.clone().or_else(|| scripts::image_scripts_url(&labels, &env));
+        let fs = BaseFs(Dir::open_ambient_dir(base.path(), ambient_authority()).context("opening the previous image")?);
+        let src = ScriptSources {
+            scripts_url: self.req.scripts_url.as_deref(),
+            source_scripts: &self.fetched.scripts,
+            image_url: image_url.as_deref(),
+            image: &fs,
+            download_dir: &self.staging.join("downloads-previous"),
+            limits: scripts::DownloadLimits::default(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the I/O runtime")?;
+        let resolved = match rt.block_on(scripts::resolve(&src, &[])) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(format!("scripts of the previous image: {e}"))),
+        };
+        if resolved.get(ScriptName::SaveArtifacts).is_none() {
+            return Ok(Err(format!("the previous image {tag} has no save-artifacts script")));
+        }
+        let prev_root = self.cache.checkout(&base)?;
+        let prev_dir = Dir::open_ambient_dir(prev_root.path(), ambient_authority()).context("opening the previous rootfs")?;
+        let placed = install_scripts(&prev_dir, self.destination, &resolved)?;
+        let program = placed.get(&ScriptName::SaveArtifacts).cloned().ok_or_else(|| anyhow!("save-artifacts vanished"))?;
+        let tar_path = self.staging.join("artifacts.tar");
+        let tar = std::fs::File::create(&tar_path).with_context(|| format!("creating {}", tar_path.display()))?;
+        let limit = self.req.budget.disk.bytes();
+        let mut hook = Hook::new(prev_root.path(), program);
+        hook.env = self.env.to_vec();
+        hook.budget = self.req.budget.clone();
+        hook.reproducible = self.req.source_date_epoch;
+        hook.stdout = Stdout::Capture(Box::new(LimitedWriter { inner: tar, left: limit }));
+        let outcome = self.sandbox.run(hook, self.log).map_err(|e| anyhow!(e)).context("running save-artifacts")?;
+        if outcome.exit_code != 0 {
+            return Ok(Err(format!("save-artifacts exited with code {}", outcome.exit_code)));
+        }
+        let out = self.staging.join("artifacts");
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let tar = std::fs::File::open(&tar_path).with_context(|| format!("opening {}", tar_path.display()))?;
+        let warn = |w: &str| self.log.warning(&format!("artifacts: {w}"));
+        layer::unpack(tar, Compression::None, &out, &layer::UnpackLimits::default(), &warn)
+            .context("unpacking the artifacts of save-artifacts")?;
+        Ok(Ok(out))
+    }
+}
+
+/// Stops a hook's captured stdout at the disk budget instead of filling the host disk.
+struct LimitedWriter<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for LimitedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other("save-artifacts output exceeds the disk budget"));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The labels ws2i writes, in s2i's merge order: generated, then `--label`.

@@ -236,3 +236,20 @@ fn reproducible_builds_give_the_same_digest() {
     let c = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "--reproducible", "-q", "-n", "app:r1"]));
     assert_eq!(stdout(&c).trim(), digest_line(&a));
 }
+
+#[test]
+fn incremental_build_restores_the_previous_artifacts() {
+    let w = World::new();
+    // No previous image: a clean build with a notice.
+    let a = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:inc", "--incremental"]));
+    assert!(stderr(&a).contains("clean build: no previous image app:inc"), "{}", describe(&a));
+    assert!(stderr(&a).contains("no artifacts to restore"), "{}", describe(&a));
+    let b = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:inc", "--incremental"]));
+    let err = stderr(&b);
+    assert!(err.contains("ws2i: ==> Saving artifacts of the previous image"), "{}", describe(&b));
+    assert!(err.contains("Restoring build artifacts") && err.contains("restored 1 artifact files"), "{}", describe(&b));
+    assert!(!err.contains("clean build"), "{}", describe(&b));
+    // A plain build does not look at the previous image.
+    let c = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:inc"]));
+    assert!(stderr(&c).contains("no artifacts to restore"), "{}", describe(&c));
+}

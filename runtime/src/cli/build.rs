@@ -119,8 +119,8 @@ pub struct BuildArgs {
     /// Not supported: it needs native RUN; see the error for why.
     #[arg(long = "as-dockerfile", value_name = "PATH", hide = true)]
     pub as_dockerfile: Option<String>,
-    /// Not supported yet.
-    #[arg(long, hide = true)]
+    /// Restore the artifacts of the image currently tagged TAG (its save-artifacts) before assemble.
+    #[arg(long)]
     pub incremental: bool,
     /// Not supported yet.
     #[arg(long = "runtime-image", hide = true)]
@@ -168,9 +168,6 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
              and a Dockerfile would need a container engine to run assemble natively (RUN); build the image with `ws2i build` instead"
         );
     }
-    if a.incremental {
-        bail!("--incremental is not implemented yet");
-    }
     if a.runtime_image.is_some() {
         bail!("--runtime-image is not implemented yet");
     }
@@ -216,6 +213,7 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     };
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
     req.keep_temp = a.save_temp_dir;
+    req.incremental = a.incremental;
     req.budget = Budget { memory: a.memory, timeout: a.timeout.0, disk: a.disk, log: a.log_limit, ..Budget::default() };
     req.registry = RegistryOptions {
         tls_verify: a.tls_verify,
