@@ -89,7 +89,12 @@ pub struct BuildRequest {
 }
 
 impl BuildRequest {
-    pub fn new(source: SourceSpec, builder: impl Into<String>, store_root: PathBuf, cache_dir: PathBuf) -> Self {
+    pub fn new(
+        source: SourceSpec,
+        builder: impl Into<String>,
+        store_root: PathBuf,
+        cache_dir: PathBuf,
+    ) -> Self {
         BuildRequest {
             source,
             builder: builder.into(),
@@ -174,25 +179,39 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    fn run<T>(&mut self, what: &str, f: impl FnOnce() -> Result<T, BuildError>) -> Result<T, BuildError> {
+    fn run<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce() -> Result<T, BuildError>,
+    ) -> Result<T, BuildError> {
         self.log.step(what);
         let t = Instant::now();
         let r = f()?;
         let took = t.elapsed();
         self.log.step_done(what, took);
-        self.done.push(StepTime { step: what.to_string(), millis: took.as_millis() as u64 });
+        self.done.push(StepTime {
+            step: what.to_string(),
+            millis: took.as_millis() as u64,
+        });
         Ok(r)
     }
 }
 
 /// Runs one build. See the module doc for the order of operations.
 pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
-    let mut steps = Steps { log, done: Vec::new() };
+    let mut steps = Steps {
+        log,
+        done: Vec::new(),
+    };
     let mut warnings = Vec::new();
     let store = Store::open(&req.store_root).context("opening the local image store")?;
-    std::fs::create_dir_all(&req.cache_dir).with_context(|| format!("creating {}", req.cache_dir.display()))?;
+    std::fs::create_dir_all(&req.cache_dir)
+        .with_context(|| format!("creating {}", req.cache_dir.display()))?;
 
-    let staging = tempfile::Builder::new().prefix("ws2i-source-").tempdir().context("creating a staging dir")?;
+    let staging = tempfile::Builder::new()
+        .prefix("ws2i-source-")
+        .tempdir()
+        .context("creating a staging dir")?;
     let fetched = steps.run("Fetching source", || {
         source::fetch(&req.source, &staging.path().join("in"))
             .with_context(|| format!("fetching source {}", req.source.location.display()))
@@ -212,10 +231,14 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         .and_then(|c| c.env.clone())
         .unwrap_or_default()
         .iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect();
 
-    let rootfs_cache = RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
+    let rootfs_cache =
+        RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
     let base = steps.run("Unpacking builder layers", || {
         let layers = layer_sources(&store, &builder)?;
         rootfs_cache.base(&layers).map_err(BuildError::from)
@@ -224,14 +247,30 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
     let destination = guest_dir(
         req.destination
             .clone()
-            .or_else(|| label_value(&builder_labels, &["io.openshift.s2i.destination", "io.s2i.destination"]))
-            .or_else(|| builder_env.iter().find(|(k, v)| k == "STI_LOCATION" && !v.is_empty()).map(|(_, v)| v.clone()))
+            .or_else(|| {
+                label_value(
+                    &builder_labels,
+                    &["io.openshift.s2i.destination", "io.s2i.destination"],
+                )
+            })
+            .or_else(|| {
+                builder_env
+                    .iter()
+                    .find(|(k, v)| k == "STI_LOCATION" && !v.is_empty())
+                    .map(|(_, v)| v.clone())
+            })
             .unwrap_or_else(|| DEFAULT_DESTINATION.into()),
     )?;
 
     let resolved = steps.run("Resolving scripts", || {
-        let image_url = req.image_scripts_url.clone().or_else(|| scripts::image_scripts_url(&builder_labels, &builder_env));
-        let fs = BaseFs(Dir::open_ambient_dir(base.path(), ambient_authority()).context("opening the builder rootfs")?);
+        let image_url = req
+            .image_scripts_url
+            .clone()
+            .or_else(|| scripts::image_scripts_url(&builder_labels, &builder_env));
+        let fs = BaseFs(
+            Dir::open_ambient_dir(base.path(), ambient_authority())
+                .context("opening the builder rootfs")?,
+        );
         let src = ScriptSources {
             scripts_url: req.scripts_url.as_deref(),
             source_scripts: &fetched.scripts,
@@ -240,28 +279,45 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
             download_dir: &staging.path().join("downloads"),
             limits: scripts::DownloadLimits::default(),
         };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the I/O runtime")?;
-        rt.block_on(scripts::resolve(&src, &scripts::UPSTREAM_REQUIRED)).context("resolving S2I scripts").map_err(BuildError::from)
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the I/O runtime")?;
+        rt.block_on(scripts::resolve(&src, &scripts::UPSTREAM_REQUIRED))
+            .context("resolving S2I scripts")
+            .map_err(BuildError::from)
     })?;
 
-    let mut root = steps.run("Preparing build rootfs", || rootfs_cache.checkout(&base).map_err(BuildError::from))?;
-    let root_dir = Dir::open_ambient_dir(root.path(), ambient_authority()).context("opening the build root")?;
+    let mut root = steps.run("Preparing build rootfs", || {
+        rootfs_cache.checkout(&base).map_err(BuildError::from)
+    })?;
+    let root_dir = Dir::open_ambient_dir(root.path(), ambient_authority())
+        .context("opening the build root")?;
     inject_source(&root_dir, &destination, &fetched.dir, "src")?;
     let placed = install_scripts(&root_dir, &destination, &resolved)?;
 
     let env = BuildEnv {
-        image: builder_env.iter().filter_map(|(k, v)| EnvVar::new(k.clone(), v.clone()).ok()).collect(),
+        image: builder_env
+            .iter()
+            .filter_map(|(k, v)| EnvVar::new(k.clone(), v.clone()).ok())
+            .collect(),
         source_file: fetched.environment.clone(),
         cli_file: req.env_file.clone(),
         cli_args: req.env.clone(),
     }
     .resolve();
 
-    let mut hook_env: Vec<(String, String)> = env.iter().map(|e| (e.key().to_string(), e.value().to_string())).collect();
+    let mut hook_env: Vec<(String, String)> = env
+        .iter()
+        .map(|e| (e.key().to_string(), e.value().to_string()))
+        .collect();
     if !hook_env.iter().any(|(k, _)| k == "DESTINATION") {
         hook_env.push(("DESTINATION".into(), destination.clone()));
     }
-    let sandbox = Sandbox::new(SandboxConfig { cache_dir: req.cache_dir.clone() }).context("starting the sandbox")?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: req.cache_dir.clone(),
+    })
+    .context("starting the sandbox")?;
 
     if req.incremental {
         let ctx = Incremental {
@@ -275,7 +331,9 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
             fetched: &fetched,
             staging: staging.path(),
         };
-        let restored = steps.run("Saving artifacts of the previous image", || ctx.save_artifacts())?;
+        let restored = steps.run("Saving artifacts of the previous image", || {
+            ctx.save_artifacts()
+        })?;
         match restored {
             Ok(dir) => inject_source(&root_dir, &destination, &dir, "artifacts")?,
             Err(why) => {
@@ -285,24 +343,38 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         }
     }
 
-    let assemble = placed.get(&ScriptName::Assemble).cloned().ok_or_else(|| anyhow!("no assemble script"))?;
+    let assemble = placed
+        .get(&ScriptName::Assemble)
+        .cloned()
+        .ok_or_else(|| anyhow!("no assemble script"))?;
     steps.run("Running assemble", || {
         let mut hook = Hook::new(root.path(), assemble.clone());
         hook.env = hook_env.clone();
         hook.cwd = format!("{destination}/src");
         hook.budget = req.budget.clone();
         hook.reproducible = req.source_date_epoch;
-        let outcome = sandbox.run(hook, log).map_err(|e: SandboxError| anyhow!(e)).context("running assemble")?;
+        let outcome = sandbox
+            .run(hook, log)
+            .map_err(|e: SandboxError| anyhow!(e))
+            .context("running assemble")?;
         if outcome.exit_code != 0 {
-            return Err(BuildError::AssembleFailed { exit_code: outcome.exit_code });
+            return Err(BuildError::AssembleFailed {
+                exit_code: outcome.exit_code,
+            });
         }
         Ok(())
     })?;
 
-    let run_path = placed.get(&ScriptName::Run).cloned().ok_or_else(|| anyhow!("no run script"))?;
+    let run_path = placed
+        .get(&ScriptName::Run)
+        .cloned()
+        .ok_or_else(|| anyhow!("no run script"))?;
     // The inputs are not part of the result; a run script injected from outside the image must
     // stay (it is the image's Cmd), every other injected script goes.
-    let mut exclude = vec![format!("{destination}/src"), format!("{destination}/artifacts")];
+    let mut exclude = vec![
+        format!("{destination}/src"),
+        format!("{destination}/artifacts"),
+    ];
     let scripts_dir = format!("{destination}/scripts");
     if is_in_image(&resolved, &run_path) {
         exclude.push(scripts_dir);
@@ -316,17 +388,22 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
     let exclude_refs: Vec<&str> = exclude.iter().map(String::as_str).collect();
 
     let (packed, changes) = steps.run("Committing the layer", || {
-        let changes = layer::diff(&base, &root, &exclude_refs).context("comparing the build with the builder")?;
+        let changes = layer::diff(&base, &root, &exclude_refs)
+            .context("comparing the build with the builder")?;
         let opts = PackOptions {
             compression: req.compression,
             source_date_epoch: req.source_date_epoch.unwrap_or(0),
             preserve_mtimes: req.source_date_epoch.is_none(),
             ..PackOptions::default()
         };
-        let mut tmp = tempfile::tempfile_in(store.root()).context("creating a temporary layer file")?;
+        let mut tmp =
+            tempfile::tempfile_in(store.root()).context("creating a temporary layer file")?;
         let packed = layer::pack(&changes, &opts, &mut tmp).context("packing the layer")?;
-        tmp.seek(SeekFrom::Start(0)).context("rereading the layer")?;
-        store.put_blob(&mut tmp, Some(&packed.digest)).context("storing the layer")?;
+        tmp.seek(SeekFrom::Start(0))
+            .context("rereading the layer")?;
+        store
+            .put_blob(&mut tmp, Some(&packed.digest))
+            .context("storing the layer")?;
         Ok((packed, changes.as_slice().len()))
     })?;
     if req.keep_temp {
@@ -353,7 +430,10 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         if let Some(c) = &fetched.info.commit {
             b.annotation("org.opencontainers.image.revision", &c.id);
         }
-        b.annotation("org.opencontainers.image.base.digest", &builder.manifest_digest.to_string());
+        b.annotation(
+            "org.opencontainers.image.base.digest",
+            &builder.manifest_digest.to_string(),
+        );
         let (config_bytes, manifest) = b.finish()?;
         let (config_bytes, manifest) = match req.source_date_epoch {
             Some(sde) => fix_created(config_bytes, manifest, sde)?,
@@ -387,14 +467,24 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
 }
 
 fn label_value(labels: &HashMap<String, String>, keys: &[&str]) -> Option<String> {
-    keys.iter().find_map(|k| labels.get(*k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+    keys.iter().find_map(|k| {
+        labels
+            .get(*k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    })
 }
 
 /// A guest directory: absolute, plain components only, no trailing slash.
 fn guest_dir(d: String) -> Result<String, BuildError> {
-    let ok = d.starts_with('/') && d.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..");
+    let ok = d.starts_with('/')
+        && d.split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != "..");
     if !ok && d != "/" {
-        return Err(BuildError::Other(anyhow!("invalid destination {d:?}: expected an absolute path without '.' or '..'")));
+        return Err(BuildError::Other(anyhow!(
+            "invalid destination {d:?}: expected an absolute path without '.' or '..'"
+        )));
     }
     Ok(if d == "/" { String::new() } else { d })
 }
@@ -405,12 +495,20 @@ fn local_name(d: &crate::reference::DockerRef) -> Result<NameTag> {
         RemoteTarget::Tag(t) => t.clone(),
         RemoteTarget::Digest(dg) => format!("sha256-{}", dg.hex()),
     };
-    format!("{}/{}:{tag}", d.registry, d.repository).parse::<NameTag>().map_err(|e| anyhow!(e))
+    format!("{}/{}:{tag}", d.registry, d.repository)
+        .parse::<NameTag>()
+        .map_err(|e| anyhow!(e))
 }
 
 fn resolve_builder(req: &BuildRequest, store: &Store) -> Result<ResolvedImage, BuildError> {
-    let not_found = |reason: String| BuildError::BuilderNotFound { builder: req.builder.clone(), reason };
-    let r: ImageRef = req.builder.parse().map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
+    let not_found = |reason: String| BuildError::BuilderNotFound {
+        builder: req.builder.clone(),
+        reason,
+    };
+    let r: ImageRef = req
+        .builder
+        .parse()
+        .map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
     match r {
         ImageRef::Local(l) => {
             store.resolve(&l).map_err(|e| {
@@ -465,7 +563,8 @@ fn layer_sources(store: &Store, img: &ResolvedImage) -> Result<Vec<LayerSource>,
         .iter()
         .zip(diff_ids)
         .map(|(l, diff_id)| {
-            let compression = Compression::from_media_type(&l.media_type).map_err(|e| anyhow!(e))?;
+            let compression =
+                Compression::from_media_type(&l.media_type).map_err(|e| anyhow!(e))?;
             let path = store.blob_path(&l.digest);
             Ok(LayerSource::new(diff_id.clone(), compression, move || {
                 Ok(Box::new(std::fs::File::open(&path)?) as Box<dyn std::io::Read>)
@@ -485,31 +584,55 @@ impl ImageFs for BaseFs {
 }
 
 fn is_in_image(resolved: &ResolvedScripts, guest: &str) -> bool {
-    resolved.scripts.values().any(|s| matches!(&s.location, ScriptLocation::InImage(p) if p == guest))
+    resolved
+        .scripts
+        .values()
+        .any(|s| matches!(&s.location, ScriptLocation::InImage(p) if p == guest))
 }
 
 /// Puts the source at `<destination>/src` in the build root, through cap-std (the builder's own
 /// symlinks, e.g. `/tmp -> /somewhere`, stay inside the root).
-fn inject_source(root: &Dir, destination: &str, source_dir: &Path, sub: &str) -> Result<(), BuildError> {
+fn inject_source(
+    root: &Dir,
+    destination: &str,
+    source_dir: &Path,
+    sub: &str,
+) -> Result<(), BuildError> {
     let rel = join_rel(destination, sub);
-    root.create_dir_all(&rel).with_context(|| format!("creating {destination}/{sub} in the build root"))?;
-    let into = root.open_dir(&rel).with_context(|| format!("opening {destination}/{sub}"))?;
-    let staged = Dir::open_ambient_dir(source_dir, ambient_authority()).context("opening the staged input")?;
+    root.create_dir_all(&rel)
+        .with_context(|| format!("creating {destination}/{sub} in the build root"))?;
+    let into = root
+        .open_dir(&rel)
+        .with_context(|| format!("opening {destination}/{sub}"))?;
+    let staged = Dir::open_ambient_dir(source_dir, ambient_authority())
+        .context("opening the staged input")?;
     let never = |_: &str| false;
-    let opts = source::copy::CopyOptions { keep_symlinks: true, skip: &never };
-    source::copy::copy_tree(&staged, &into, &opts).with_context(|| format!("copying into {destination}/{sub}"))?;
+    let opts = source::copy::CopyOptions {
+        keep_symlinks: true,
+        skip: &never,
+    };
+    source::copy::copy_tree(&staged, &into, &opts)
+        .with_context(|| format!("copying into {destination}/{sub}"))?;
     Ok(())
 }
 
 /// `destination` (a guest dir, "" for `/`) joined with `sub`, relative to the root.
 fn join_rel(destination: &str, sub: &str) -> String {
     let d = destination.trim_start_matches('/');
-    if d.is_empty() { sub.to_string() } else { format!("{d}/{sub}") }
+    if d.is_empty() {
+        sub.to_string()
+    } else {
+        format!("{d}/{sub}")
+    }
 }
 
 /// Installs every non-image script at `<destination>/scripts/<name>` (temp name, then rename)
 /// and returns each script's guest path.
-fn install_scripts(root: &Dir, destination: &str, resolved: &ResolvedScripts) -> Result<BTreeMap<ScriptName, String>, BuildError> {
+fn install_scripts(
+    root: &Dir,
+    destination: &str,
+    resolved: &ResolvedScripts,
+) -> Result<BTreeMap<ScriptName, String>, BuildError> {
     let mut placed = BTreeMap::new();
     for (name, script) in &resolved.scripts {
         let host = match &script.location {
@@ -520,14 +643,21 @@ fn install_scripts(root: &Dir, destination: &str, resolved: &ResolvedScripts) ->
             ScriptLocation::Downloaded(p) | ScriptLocation::FromSource(p) => p,
         };
         let scripts_rel = join_rel(destination, "scripts");
-        root.create_dir_all(&scripts_rel).with_context(|| format!("creating {destination}/scripts"))?;
+        root.create_dir_all(&scripts_rel)
+            .with_context(|| format!("creating {destination}/scripts"))?;
         let file = format!("{scripts_rel}/{}", name.as_str());
-        let bytes = std::fs::read(host).with_context(|| format!("reading script {}", host.display()))?;
+        let bytes =
+            std::fs::read(host).with_context(|| format!("reading script {}", host.display()))?;
         let tmp = format!("{file}.ws2i-tmp");
-        root.write(&tmp, &bytes).with_context(|| format!("writing {destination}/scripts/{name}"))?;
-        root.set_permissions(&tmp, cap_std::fs::Permissions::from_std(std::os::unix::fs::PermissionsExt::from_mode(0o755)))
-            .context("setting script permissions")?;
-        root.rename(&tmp, root, &file).context("installing a script")?;
+        root.write(&tmp, &bytes)
+            .with_context(|| format!("writing {destination}/scripts/{name}"))?;
+        root.set_permissions(
+            &tmp,
+            cap_std::fs::Permissions::from_std(std::os::unix::fs::PermissionsExt::from_mode(0o755)),
+        )
+        .context("setting script permissions")?;
+        root.rename(&tmp, root, &file)
+            .context("installing a script")?;
         placed.insert(*name, format!("/{file}"));
     }
     Ok(placed)
@@ -551,7 +681,9 @@ impl Incremental<'_> {
     /// instead (no previous image, no save-artifacts, or it failed), as upstream.
     fn save_artifacts(&self) -> Result<Result<PathBuf, String>, BuildError> {
         let Some(tag) = &self.req.tag else {
-            return Ok(Err("--incremental needs a TAG naming the previous image".into()));
+            return Ok(Err(
+                "--incremental needs a TAG naming the previous image".into()
+            ));
         };
         let Ok(prev) = self.store.resolve(&LocalRef::Tagged(tag.clone())) else {
             return Ok(Err(format!("no previous image {tag} in the local store")));
@@ -565,10 +697,20 @@ impl Incremental<'_> {
             .and_then(|c| c.env.clone())
             .unwrap_or_default()
             .iter()
-            .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|e| {
+                e.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
-        let image_url = self.req.image_scripts_url.clone().or_else(|| scripts::image_scripts_url(&labels, &env));
-        let fs = BaseFs(Dir::open_ambient_dir(base.path(), ambient_authority()).context("opening the previous image")?);
+        let image_url = self
+            .req
+            .image_scripts_url
+            .clone()
+            .or_else(|| scripts::image_scripts_url(&labels, &env));
+        let fs = BaseFs(
+            Dir::open_ambient_dir(base.path(), ambient_authority())
+                .context("opening the previous image")?,
+        );
         let src = ScriptSources {
             scripts_url: self.req.scripts_url.as_deref(),
             source_scripts: &self.fetched.scripts,
@@ -577,36 +719,63 @@ impl Incremental<'_> {
             download_dir: &self.staging.join("downloads-previous"),
             limits: scripts::DownloadLimits::default(),
         };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the I/O runtime")?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the I/O runtime")?;
         let resolved = match rt.block_on(scripts::resolve(&src, &[])) {
             Ok(r) => r,
             Err(e) => return Ok(Err(format!("scripts of the previous image: {e}"))),
         };
         if resolved.get(ScriptName::SaveArtifacts).is_none() {
-            return Ok(Err(format!("the previous image {tag} has no save-artifacts script")));
+            return Ok(Err(format!(
+                "the previous image {tag} has no save-artifacts script"
+            )));
         }
         let prev_root = self.cache.checkout(&base)?;
-        let prev_dir = Dir::open_ambient_dir(prev_root.path(), ambient_authority()).context("opening the previous rootfs")?;
+        let prev_dir = Dir::open_ambient_dir(prev_root.path(), ambient_authority())
+            .context("opening the previous rootfs")?;
         let placed = install_scripts(&prev_dir, self.destination, &resolved)?;
-        let program = placed.get(&ScriptName::SaveArtifacts).cloned().ok_or_else(|| anyhow!("save-artifacts vanished"))?;
+        let program = placed
+            .get(&ScriptName::SaveArtifacts)
+            .cloned()
+            .ok_or_else(|| anyhow!("save-artifacts vanished"))?;
         let tar_path = self.staging.join("artifacts.tar");
-        let tar = std::fs::File::create(&tar_path).with_context(|| format!("creating {}", tar_path.display()))?;
+        let tar = std::fs::File::create(&tar_path)
+            .with_context(|| format!("creating {}", tar_path.display()))?;
         let limit = self.req.budget.disk.bytes();
         let mut hook = Hook::new(prev_root.path(), program);
         hook.env = self.env.to_vec();
         hook.budget = self.req.budget.clone();
         hook.reproducible = self.req.source_date_epoch;
-        hook.stdout = Stdout::Capture(Box::new(LimitedWriter { inner: tar, left: limit }));
-        let outcome = self.sandbox.run(hook, self.log).map_err(|e| anyhow!(e)).context("running save-artifacts")?;
+        hook.stdout = Stdout::Capture(Box::new(LimitedWriter {
+            inner: tar,
+            left: limit,
+        }));
+        let outcome = self
+            .sandbox
+            .run(hook, self.log)
+            .map_err(|e| anyhow!(e))
+            .context("running save-artifacts")?;
         if outcome.exit_code != 0 {
-            return Ok(Err(format!("save-artifacts exited with code {}", outcome.exit_code)));
+            return Ok(Err(format!(
+                "save-artifacts exited with code {}",
+                outcome.exit_code
+            )));
         }
         let out = self.staging.join("artifacts");
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let tar = std::fs::File::open(&tar_path).with_context(|| format!("opening {}", tar_path.display()))?;
+        let tar = std::fs::File::open(&tar_path)
+            .with_context(|| format!("opening {}", tar_path.display()))?;
         let warn = |w: &str| self.log.warning(&format!("artifacts: {w}"));
-        layer::unpack(tar, Compression::None, &out, &layer::UnpackLimits::default(), &warn)
-            .context("unpacking the artifacts of save-artifacts")?;
+        layer::unpack(
+            tar,
+            Compression::None,
+            &out,
+            &layer::UnpackLimits::default(),
+            &warn,
+        )
+        .context("unpacking the artifacts of save-artifacts")?;
         Ok(Ok(out))
     }
 }
@@ -620,7 +789,9 @@ struct LimitedWriter<W> {
 impl<W: std::io::Write> std::io::Write for LimitedWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if buf.len() as u64 > self.left {
-            return Err(std::io::Error::other("save-artifacts output exceeds the disk budget"));
+            return Err(std::io::Error::other(
+                "save-artifacts output exceeds the disk budget",
+            ));
         }
         let n = self.inner.write(buf)?;
         self.left -= n as u64;
@@ -642,7 +813,10 @@ fn output_labels(req: &BuildRequest, info: &source::SourceInfo) -> Vec<(String, 
     add(format!("{NS}build.image"), &req.builder);
     if let Some(c) = &info.commit {
         if !c.author_name.is_empty() {
-            add(format!("{NS}build.commit.author"), &format!("{} <{}>", c.author_name, c.author_email));
+            add(
+                format!("{NS}build.commit.author"),
+                &format!("{} <{}>", c.author_name, c.author_email),
+            );
         }
         add(format!("{NS}build.commit.date"), &c.date);
         add(format!("{NS}build.commit.id"), &c.id);
@@ -651,11 +825,21 @@ fn output_labels(req: &BuildRequest, info: &source::SourceInfo) -> Vec<(String, 
     }
     add(format!("{NS}build.source-location"), &info.location);
     if let Some(cd) = &info.context_dir {
-        add(format!("{NS}build.source-context-dir"), &cd.to_string_lossy());
+        add(
+            format!("{NS}build.source-context-dir"),
+            &cd.to_string_lossy(),
+        );
     }
-    let display = req.application_name.clone().or_else(|| req.tag.as_ref().map(NameTag::to_string)).unwrap_or_default();
+    let display = req
+        .application_name
+        .clone()
+        .or_else(|| req.tag.as_ref().map(NameTag::to_string))
+        .unwrap_or_default();
     add("io.k8s.display-name".into(), &display);
-    add("io.k8s.description".into(), req.description.as_deref().unwrap_or(""));
+    add(
+        "io.k8s.description".into(),
+        req.description.as_deref().unwrap_or(""),
+    );
     for (k, v) in &req.labels {
         l.push((k.clone(), v.clone()));
     }
@@ -672,7 +856,11 @@ fn fix_created(
     let ts = crate::image::rfc3339(sde as i64);
     let mut v: serde_json::Value = serde_json::from_slice(&config_bytes)?;
     v["created"] = serde_json::Value::String(ts.clone());
-    if let Some(last) = v.get_mut("history").and_then(|h| h.as_array_mut()).and_then(|h| h.last_mut()) {
+    if let Some(last) = v
+        .get_mut("history")
+        .and_then(|h| h.as_array_mut())
+        .and_then(|h| h.last_mut())
+    {
         if last.is_object() {
             last["created"] = serde_json::Value::String(ts);
         }

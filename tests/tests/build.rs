@@ -21,8 +21,14 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let w = World { dir: tempfile::tempdir().unwrap() };
-        make_builder(&w.home(), BUILDER);
+        let w = World {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        make_builder(
+            &w.home(),
+            BUILDER,
+            &["assemble", "run", "save-artifacts", "usage"],
+        );
         fs::create_dir_all(w.src()).unwrap();
         fs::write(w.src().join("index.html"), "<h1>hello</h1>\n").unwrap();
         fs::create_dir_all(w.src().join("lib")).unwrap();
@@ -43,7 +49,10 @@ impl World {
     /// `ws2i build` with this world's store and a cache shared by the tests of this file.
     fn build(&self, args: &[&str]) -> Command {
         let mut c = ws2i();
-        c.env("WS2I_HOME", self.home()).env("WS2I_CACHE", shared_cache()).arg("build").args(args);
+        c.env("WS2I_HOME", self.home())
+            .env("WS2I_CACHE", shared_cache())
+            .arg("build")
+            .args(args);
         c
     }
     fn store(&self) -> Store {
@@ -62,11 +71,11 @@ fn shared_cache() -> PathBuf {
 
 /// The test builder: its hooks at /usr/libexec/s2i/<hook> (no suffix, like a shell-script
 /// builder), /opt/app-root and /tmp present, the S2I labels.
-fn make_builder(home: &Path, name: &str) {
+fn make_builder(home: &Path, name: &str, hooks: &[&str]) {
     let t = tempfile::tempdir().unwrap();
     let s2i = t.path().join("usr/libexec/s2i");
     fs::create_dir_all(&s2i).unwrap();
-    for hook in ["assemble", "run", "save-artifacts", "usage"] {
+    for hook in hooks {
         let to = s2i.join(hook);
         fs::copy(guests::wasm(&format!("test-builder/{hook}")), &to).unwrap();
         fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
@@ -93,11 +102,15 @@ fn make_builder(home: &Path, name: &str) {
         .env("PATH", "/usr/bin")
         .env("FROM_IMAGE", "image");
     let (cfg, m) = b.finish().unwrap();
-    store.commit_image(&cfg, &m, &name.parse().unwrap()).unwrap();
+    store
+        .commit_image(&cfg, &m, &name.parse().unwrap())
+        .unwrap();
 }
 
 fn skopeo_inspect_config(home: &Path, name: &str) -> serde_json::Value {
-    let out = run(Command::new("skopeo").args(["inspect", "--config"]).arg(format!("oci:{}:{name}", home.display())));
+    let out = run(Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:{name}", home.display())));
     assert!(out.status.success(), "skopeo inspect: {}", describe(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -110,11 +123,27 @@ fn digest_line(out: &Output) -> String {
 #[test]
 fn local_dir_build_has_labels_cmd_and_files() {
     let w = World::new();
-    let out = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:v1", "-n", "My App", "--label", "team=web"]));
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:v1",
+        "-n",
+        "My App",
+        "--label",
+        "team=web",
+    ]));
     let err = stderr(&out);
-    assert!(err.contains("Installing application source"), "hook log streamed: {}", describe(&out));
+    assert!(
+        err.contains("Installing application source"),
+        "hook log streamed: {}",
+        describe(&out)
+    );
     assert!(err.contains("ws2i: ==> Running assemble"), "{err}");
-    assert!(stdout(&out).starts_with("Build completed: app:v1 sha256:"), "{}", describe(&out));
+    assert!(
+        stdout(&out).starts_with("Build completed: app:v1 sha256:"),
+        "{}",
+        describe(&out)
+    );
     assert!(w.has_image("app:v1"));
 
     let cfg = skopeo_inspect_config(&w.home(), "app:v1");
@@ -122,12 +151,24 @@ fn local_dir_build_has_labels_cmd_and_files() {
     assert_eq!(c["Cmd"], serde_json::json!(["/usr/libexec/s2i/run"]));
     let labels = &c["Labels"];
     assert_eq!(labels["io.openshift.s2i.build.image"], BUILDER);
-    assert_eq!(labels["io.openshift.s2i.build.source-location"], w.src().to_str().unwrap());
+    assert_eq!(
+        labels["io.openshift.s2i.build.source-location"],
+        w.src().to_str().unwrap()
+    );
     assert_eq!(labels["io.k8s.display-name"], "My App");
-    assert_eq!(labels["io.k8s.description"], "the ws2i test builder", "builder labels carried over");
-    assert_eq!(labels["io.openshift.s2i.scripts-url"], "image:///usr/libexec/s2i");
+    assert_eq!(
+        labels["io.k8s.description"], "the ws2i test builder",
+        "builder labels carried over"
+    );
+    assert_eq!(
+        labels["io.openshift.s2i.scripts-url"],
+        "image:///usr/libexec/s2i"
+    );
     assert_eq!(labels["team"], "web");
-    assert!(labels.get("io.openshift.s2i.build.commit.id").is_none(), "a plain dir has no commit");
+    assert!(
+        labels.get("io.openshift.s2i.build.commit.id").is_none(),
+        "a plain dir has no commit"
+    );
     // The build env does not leak into the image.
     let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
     assert_eq!(env, ["PATH=/usr/bin", "FROM_IMAGE=image"]);
@@ -140,16 +181,28 @@ fn local_dir_build_has_labels_cmd_and_files() {
         .arg(&bundle));
     assert!(out.status.success(), "umoci: {}", describe(&out));
     let rootfs = bundle.join("rootfs");
-    assert_eq!(fs::read_to_string(rootfs.join("opt/app-root/src/index.html")).unwrap(), "<h1>hello</h1>\n");
-    assert_eq!(fs::read_to_string(rootfs.join("opt/app-root/src/lib/app.txt")).unwrap(), "app\n");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("opt/app-root/src/index.html")).unwrap(),
+        "<h1>hello</h1>\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("opt/app-root/src/lib/app.txt")).unwrap(),
+        "app\n"
+    );
     assert!(rootfs.join("usr/libexec/s2i/run").is_file());
-    assert!(!rootfs.join("tmp/src").exists(), "the injected source is not in the image");
+    assert!(
+        !rootfs.join("tmp/src").exists(),
+        "the injected source is not in the image"
+    );
 }
 
 #[test]
 fn env_precedence_and_json_output() {
     let w = World::new();
-    w.write_src(".s2i/environment", "TEST_PRINT_ENV=FROM_IMAGE A B C\nA=file\nB=file\n");
+    w.write_src(
+        ".s2i/environment",
+        "TEST_PRINT_ENV=FROM_IMAGE A B C\nA=file\nB=file\n",
+    );
     let envf = w.dir.path().join("build.env");
     fs::write(&envf, "// upstream's comment style\nB=envfile\nC=envfile\n").unwrap();
     let out = run_ok(&mut w.build(&[
@@ -164,10 +217,16 @@ fn env_precedence_and_json_output() {
         "json",
     ]));
     let err = stderr(&out);
-    for want in ["env FROM_IMAGE=image", "env A=file", "env B=envfile", "env C=cli"] {
+    for want in [
+        "env FROM_IMAGE=image",
+        "env A=file",
+        "env B=envfile",
+        "env C=cli",
+    ] {
         assert!(err.contains(want), "{want}: {}", describe(&out));
     }
-    let j: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("stdout is only the JSON summary");
+    let j: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("stdout is only the JSON summary");
     assert_eq!(j["image"], "app:env");
     assert_eq!(j["cmd"], "/usr/libexec/s2i/run");
     assert!(j["digest"].as_str().unwrap().starts_with("sha256:"));
@@ -177,17 +236,30 @@ fn env_precedence_and_json_output() {
 fn source_s2i_bin_overrides_the_image_script() {
     let w = World::new();
     // The usage hook as assemble: it prints its text and installs nothing.
-    w.write_src(".s2i/bin/assemble", fs::read(guests::wasm("test-builder/usage")).unwrap());
+    w.write_src(
+        ".s2i/bin/assemble",
+        fs::read(guests::wasm("test-builder/usage")).unwrap(),
+    );
     let out = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:override"]));
-    assert!(stdout(&out).contains("app:override") && stderr(&out).contains("This is the ws2i test builder"), "{}", describe(&out));
+    assert!(
+        stdout(&out).contains("app:override")
+            && stderr(&out).contains("This is the ws2i test builder"),
+        "{}",
+        describe(&out)
+    );
     let t = tempfile::tempdir().unwrap();
     let bundle = t.path().join("b");
-    run_ok(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
-        .arg(format!("{}:app:override", w.home().display()))
-        .arg(&bundle));
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:app:override", w.home().display()))
+            .arg(&bundle),
+    );
     assert!(!bundle.join("rootfs/opt/app-root/src").exists());
-    assert!(!bundle.join("rootfs/tmp/scripts").exists(), "injected scripts are not in the image");
+    assert!(
+        !bundle.join("rootfs/tmp/scripts").exists(),
+        "injected scripts are not in the image"
+    );
 }
 
 #[test]
@@ -207,19 +279,66 @@ fn bad_inputs_are_clear_errors_without_an_image() {
     let w = World::new();
     let missing = w.dir.path().join("nope");
     let out = run_fail(&mut w.build(&[missing.to_str().unwrap(), BUILDER, "app:x"]));
-    assert!(stderr(&out).contains("does not exist"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("does not exist"),
+        "{}",
+        describe(&out)
+    );
 
     let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), "no/such-builder", "app:x"]));
-    assert!(stderr(&out).contains("builder image no/such-builder not found"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("builder image no/such-builder not found"),
+        "{}",
+        describe(&out)
+    );
 
     w.write_src(".s2i/environment", "A=1\nthis line is wrong\n");
     let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x"]));
-    assert!(stderr(&out).contains(".s2i/environment:2: malformed line"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(".s2i/environment:2: malformed line"),
+        "{}",
+        describe(&out)
+    );
 
-    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x", "--as-dockerfile", "Dockerfile"]));
-    assert!(stderr(&out).contains("--as-dockerfile is not supported"), "{}", describe(&out));
+    w.write_src(".s2i/environment", "A=1\n");
+    make_builder(&w.home(), "no-assemble:latest", &["run"]);
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), "no-assemble", "app:x"]));
+    assert!(
+        stderr(&out).contains("no assemble script found"),
+        "{}",
+        describe(&out)
+    );
 
-    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x", "--pull-policy", "sometimes"]));
+    w.write_src(".s2i/bin/assemble", "#!/bin/sh\necho native\n");
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/tmp/scripts/assemble") && err.contains("a shell script"),
+        "{}",
+        describe(&out)
+    );
+    fs::remove_file(w.src().join(".s2i/bin/assemble")).unwrap();
+
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:x",
+        "--as-dockerfile",
+        "Dockerfile",
+    ]));
+    assert!(
+        stderr(&out).contains("--as-dockerfile is not supported"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:x",
+        "--pull-policy",
+        "sometimes",
+    ]));
     assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
     assert!(!w.has_image("app:x"));
 }
@@ -227,13 +346,38 @@ fn bad_inputs_are_clear_errors_without_an_image() {
 #[test]
 fn reproducible_builds_give_the_same_digest() {
     let w = World::new();
-    let a = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:r1", "--reproducible"]));
+    let a = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:r1",
+        "--reproducible",
+    ]));
     // Touch the source: mtimes must not matter.
     fs::write(w.src().join("index.html"), "<h1>hello</h1>\n").unwrap();
-    let b = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:r2", "--reproducible", "-n", "app:r1"]));
-    assert_eq!(digest_line(&a), digest_line(&b), "{}\n{}", describe(&a), describe(&b));
+    let b = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:r2",
+        "--reproducible",
+        "-n",
+        "app:r1",
+    ]));
+    assert_eq!(
+        digest_line(&a),
+        digest_line(&b),
+        "{}\n{}",
+        describe(&a),
+        describe(&b)
+    );
     // Without a tag only the digest is stored and printed.
-    let c = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "--reproducible", "-q", "-n", "app:r1"]));
+    let c = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "--reproducible",
+        "-q",
+        "-n",
+        "app:r1",
+    ]));
     assert_eq!(stdout(&c).trim(), digest_line(&a));
 }
 
@@ -241,15 +385,135 @@ fn reproducible_builds_give_the_same_digest() {
 fn incremental_build_restores_the_previous_artifacts() {
     let w = World::new();
     // No previous image: a clean build with a notice.
-    let a = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:inc", "--incremental"]));
-    assert!(stderr(&a).contains("clean build: no previous image app:inc"), "{}", describe(&a));
-    assert!(stderr(&a).contains("no artifacts to restore"), "{}", describe(&a));
-    let b = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:inc", "--incremental"]));
+    let a = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:inc",
+        "--incremental",
+    ]));
+    assert!(
+        stderr(&a).contains("clean build: no previous image app:inc"),
+        "{}",
+        describe(&a)
+    );
+    assert!(
+        stderr(&a).contains("no artifacts to restore"),
+        "{}",
+        describe(&a)
+    );
+    let b = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:inc",
+        "--incremental",
+    ]));
     let err = stderr(&b);
-    assert!(err.contains("ws2i: ==> Saving artifacts of the previous image"), "{}", describe(&b));
-    assert!(err.contains("Restoring build artifacts") && err.contains("restored 1 artifact files"), "{}", describe(&b));
+    assert!(
+        err.contains("ws2i: ==> Saving artifacts of the previous image"),
+        "{}",
+        describe(&b)
+    );
+    assert!(
+        err.contains("Restoring build artifacts") && err.contains("restored 1 artifact files"),
+        "{}",
+        describe(&b)
+    );
     assert!(!err.contains("clean build"), "{}", describe(&b));
     // A plain build does not look at the previous image.
     let c = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:inc"]));
-    assert!(stderr(&c).contains("no artifacts to restore"), "{}", describe(&c));
+    assert!(
+        stderr(&c).contains("no artifacts to restore"),
+        "{}",
+        describe(&c)
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=Ada Builder",
+                "-c",
+                "user.email=ada@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir),
+    );
+    stdout(&out).trim().to_string()
+}
+
+#[test]
+fn git_source_with_ref_and_context_dir_gets_commit_labels() {
+    let w = World::new();
+    let work = w.dir.path().join("work");
+    fs::create_dir_all(work.join("app")).unwrap();
+    git(&work, &["init", "-q"]);
+    fs::write(work.join("app/version.txt"), "one\n").unwrap();
+    fs::write(work.join("README"), "not in the context dir\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "first version"]);
+    git(&work, &["tag", "v1"]);
+    let v1 = git(&work, &["rev-parse", "HEAD"]);
+    let v1_date = git(&work, &["show", "-s", "--format=%ad", "HEAD"]);
+    fs::write(work.join("app/version.txt"), "two\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "second version"]);
+    let bare = w.dir.path().join("repo.git");
+    run_ok(
+        Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&work)
+            .arg(&bare),
+    );
+    let url = format!("file://{}", bare.display());
+
+    let out = run_ok(&mut w.build(&[
+        &url,
+        BUILDER,
+        "app:git",
+        "--ref",
+        "v1",
+        "--context-dir",
+        "app",
+    ]));
+    let cfg = skopeo_inspect_config(&w.home(), "app:git");
+    let l = &cfg["config"]["Labels"];
+    assert_eq!(
+        l["io.openshift.s2i.build.commit.id"],
+        v1.as_str(),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        l["io.openshift.s2i.build.commit.ref"], "HEAD",
+        "a tag checkout is detached, as upstream"
+    );
+    assert_eq!(
+        l["io.openshift.s2i.build.commit.author"],
+        "Ada Builder <ada@example.com>"
+    );
+    assert_eq!(l["io.openshift.s2i.build.commit.message"], "first version");
+    assert_eq!(l["io.openshift.s2i.build.commit.date"], v1_date.as_str());
+    assert_eq!(l["io.openshift.s2i.build.source-location"], url.as_str());
+    assert_eq!(l["io.openshift.s2i.build.source-context-dir"], "app");
+
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("b");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:app:git", w.home().display()))
+            .arg(&bundle),
+    );
+    let app = bundle.join("rootfs/opt/app-root/src");
+    assert_eq!(
+        fs::read_to_string(app.join("version.txt")).unwrap(),
+        "one\n"
+    );
+    assert!(!app.join("README").exists() && !app.join(".git").exists());
 }

@@ -184,7 +184,14 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     spec.ignore_submodules = a.ignore_submodules;
     let cache = sandbox::default_cache_dir();
     let mut req = BuildRequest::new(spec, a.builder.clone(), Store::default_root()?, cache);
-    req.tag = a.tag.as_deref().map(|t| t.parse::<NameTag>().with_context(|| format!("invalid TAG {t:?}"))).transpose()?;
+    req.tag = a
+        .tag
+        .as_deref()
+        .map(|t| {
+            t.parse::<NameTag>()
+                .with_context(|| format!("invalid TAG {t:?}"))
+        })
+        .transpose()?;
     req.pull_policy = match a.pull_policy {
         PullPolicyArg::Always => PullPolicy::Always,
         PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
@@ -196,7 +203,11 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     if let Some(f) = &a.environment_file {
         req.env_file = build::read_env_file(f)?;
     }
-    req.env = a.env.iter().map(|e| parse_env_arg(e)).collect::<Result<_, _>>()?;
+    req.env = a
+        .env
+        .iter()
+        .map(|e| parse_env_arg(e))
+        .collect::<Result<_, _>>()?;
     req.labels = a
         .labels
         .iter()
@@ -214,10 +225,20 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
     req.keep_temp = a.save_temp_dir;
     req.incremental = a.incremental;
-    req.budget = Budget { memory: a.memory, timeout: a.timeout.0, disk: a.disk, log: a.log_limit, ..Budget::default() };
+    req.budget = Budget {
+        memory: a.memory,
+        timeout: a.timeout.0,
+        disk: a.disk,
+        log: a.log_limit,
+        ..Budget::default()
+    };
     req.registry = RegistryOptions {
         tls_verify: a.tls_verify,
-        creds: a.creds.as_deref().map(Credentials::parse_creds).transpose()?,
+        creds: a
+            .creds
+            .as_deref()
+            .map(Credentials::parse_creds)
+            .transpose()?,
         authfile: None,
         attempts: None,
     };
@@ -231,7 +252,10 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         Ok(r) => r,
         Err(BuildError::AssembleFailed { exit_code }) => {
             eprintln!("ws2i: error: build failed: assemble exited with code {exit_code}; no image was written");
-            let code = u8::try_from(exit_code).ok().filter(|c| *c != 0).unwrap_or(1);
+            let code = u8::try_from(exit_code)
+                .ok()
+                .filter(|c| *c != 0)
+                .unwrap_or(1);
             return Ok(ExitCode::from(code));
         }
         Err(e) => return Err(anyhow::Error::new(e).context("build failed")),
