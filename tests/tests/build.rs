@@ -517,3 +517,62 @@ fn git_source_with_ref_and_context_dir_gets_commit_labels() {
     );
     assert!(!app.join("README").exists() && !app.join(".git").exists());
 }
+
+#[test]
+fn docker_builder_is_pulled_and_the_result_pushed() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new();
+    let remote_builder = format!("docker://{}/s2i/test-builder:1", reg.host());
+    let push = |src: &str, dst: &str, home: &Path| {
+        let mut c = ws2i();
+        c.env("WS2I_HOME", home).args(["push", src, dst]);
+        run_ok(&mut c);
+    };
+    push(BUILDER, &remote_builder, &w.home());
+
+    // A second store without the builder.
+    let other = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    fs::create_dir_all(other.src()).unwrap();
+    fs::write(other.src().join("index.html"), "remote\n").unwrap();
+    let src = other.src();
+    let out = run_fail(&mut other.build(&[
+        src.to_str().unwrap(),
+        &remote_builder,
+        "app:reg",
+        "--pull-policy",
+        "never",
+    ]));
+    assert!(
+        stderr(&out).contains("--pull-policy is never"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_ok(&mut other.build(&[src.to_str().unwrap(), &remote_builder, "app:reg"]));
+    assert!(stdout(&out).contains("app:reg"), "{}", describe(&out));
+    assert!(
+        other.has_image(&format!("{}/s2i/test-builder:1", reg.host())),
+        "the builder is kept in the store"
+    );
+
+    let remote_app = format!("docker://{}/apps/app:reg", reg.host());
+    push("app:reg", &remote_app, &other.home());
+    let out = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &remote_app,
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        cfg["config"]["Cmd"],
+        serde_json::json!(["/usr/libexec/s2i/run"])
+    );
+    assert_eq!(
+        cfg["config"]["Labels"]["io.openshift.s2i.build.image"],
+        remote_builder.as_str()
+    );
+    assert_eq!(cfg["config"]["Labels"]["io.k8s.display-name"], "app:reg");
+}
