@@ -82,6 +82,11 @@ pub struct BuildRequest {
     /// ws2i's cache root (compiled modules, unpacked rootfs).
     pub cache_dir: PathBuf,
     pub registry: RegistryOptions,
+    /// `--runtime-image`: the result is this image plus the artifacts copied out of the
+    /// assembled builder (an extended build).
+    pub runtime_image: Option<String>,
+    /// `--runtime-artifact`; empty means the builder's `io.openshift.s2i.assemble-input-files`.
+    pub runtime_artifacts: Vec<RuntimeArtifact>,
     /// `--incremental`: restore the artifacts of the image currently tagged [`Self::tag`].
     pub incremental: bool,
     /// Keep the build root and staging dir on disk (`--save-temp-dir`); their paths are logged.
@@ -114,6 +119,8 @@ impl BuildRequest {
             store_root,
             cache_dir,
             registry: RegistryOptions::default(),
+            runtime_image: None,
+            runtime_artifacts: Vec::new(),
             incremental: false,
             keep_temp: false,
         }
@@ -155,6 +162,9 @@ pub enum BuildError {
     /// assemble ran and exited non-zero; no image was written.
     #[error("assemble failed with exit code {exit_code}; no image was written")]
     AssembleFailed { exit_code: i32 },
+    /// The runtime image's assemble-runtime exited non-zero; no image was written.
+    #[error("assemble-runtime failed with exit code {exit_code}; no image was written")]
+    AssembleRuntimeFailed { exit_code: i32 },
     #[error("builder image {builder} not found: {reason}")]
     BuilderNotFound { builder: String, reason: String },
     #[error("{0}")]
@@ -262,6 +272,12 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
             .unwrap_or_else(|| DEFAULT_DESTINATION.into()),
     )?;
 
+    // An extended build's builder needs no run: the runtime image's is the Cmd.
+    let required: &[ScriptName] = if req.runtime_image.is_some() {
+        &[ScriptName::Assemble]
+    } else {
+        &scripts::UPSTREAM_REQUIRED
+    };
     let resolved = steps.run("Resolving scripts", || {
         let image_url = req
             .image_scripts_url
@@ -283,12 +299,12 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
             .enable_all()
             .build()
             .context("starting the I/O runtime")?;
-        rt.block_on(scripts::resolve(&src, &scripts::UPSTREAM_REQUIRED))
+        rt.block_on(scripts::resolve(&src, required))
             .context("resolving S2I scripts")
             .map_err(BuildError::from)
     })?;
 
-    let mut root = steps.run("Preparing build rootfs", || {
+    let root = steps.run("Preparing build rootfs", || {
         rootfs_cache.checkout(&base).map_err(BuildError::from)
     })?;
     let root_dir = Dir::open_ambient_dir(root.path(), ambient_authority())
@@ -365,30 +381,52 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         Ok(())
     })?;
 
-    let run_path = placed
-        .get(&ScriptName::Run)
-        .cloned()
-        .ok_or_else(|| anyhow!("no run script"))?;
-    // The inputs are not part of the result; a run script injected from outside the image must
-    // stay (it is the image's Cmd), every other injected script goes.
-    let mut exclude = vec![
-        format!("{destination}/src"),
-        format!("{destination}/artifacts"),
-    ];
-    let scripts_dir = format!("{destination}/scripts");
-    if is_in_image(&resolved, &run_path) {
-        exclude.push(scripts_dir);
-    } else {
-        for p in placed.values() {
-            if *p != run_path && !is_in_image(&resolved, p) {
-                exclude.push(p.clone());
-            }
+    let (from, commit_base, mut commit_root, run_path, exclude) = match &req.runtime_image {
+        Some(runtime_ref) => {
+            let runtime = steps.run("Resolving runtime image", || {
+                resolve_image(req, &store, runtime_ref)
+            })?;
+            let stage = RuntimeStage {
+                req,
+                store: &store,
+                cache: &rootfs_cache,
+                sandbox: &sandbox,
+                log,
+                env: &hook_env,
+                builder_labels: &builder_labels,
+                assembled: &root_dir,
+            };
+            let (rt_base, rt_root, run_path) =
+                steps.run("Assembling the runtime image", || stage.run(&runtime))?;
+            (runtime, rt_base, rt_root, run_path, Vec::new())
         }
-    }
+        None => {
+            let run_path = placed
+                .get(&ScriptName::Run)
+                .cloned()
+                .ok_or_else(|| anyhow!("no run script"))?;
+            // The inputs are not part of the result; a run script injected from outside the
+            // image must stay (it is the image's Cmd), every other injected script goes.
+            let mut exclude = vec![
+                format!("{destination}/src"),
+                format!("{destination}/artifacts"),
+            ];
+            if is_in_image(&resolved, &run_path) {
+                exclude.push(format!("{destination}/scripts"));
+            } else {
+                for p in placed.values() {
+                    if *p != run_path && !is_in_image(&resolved, p) {
+                        exclude.push(p.clone());
+                    }
+                }
+            }
+            (builder.clone(), base.clone(), root, run_path, exclude)
+        }
+    };
     let exclude_refs: Vec<&str> = exclude.iter().map(String::as_str).collect();
 
     let (packed, changes) = steps.run("Committing the layer", || {
-        let changes = layer::diff(&base, &root, &exclude_refs)
+        let changes = layer::diff(&commit_base, &commit_root, &exclude_refs)
             .context("comparing the build with the builder")?;
         let opts = PackOptions {
             compression: req.compression,
@@ -407,13 +445,13 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         Ok((packed, changes.as_slice().len()))
     })?;
     if req.keep_temp {
-        let p = root.keep();
+        let p = commit_root.keep();
         log.warning(&format!("build rootfs kept at {}", p.display()));
     }
 
     let (digest, config_digest, labels) = steps.run("Writing image", || {
-        let config_bytes = store.layout().read_blob(&builder.config_digest)?;
-        let mut b = ImageBuilder::from_base(&builder.manifest, &config_bytes)?;
+        let config_bytes = store.layout().read_blob(&from.config_digest)?;
+        let mut b = ImageBuilder::from_base(&from.manifest, &config_bytes)?;
         b.add_layer(NewLayer {
             diff_id: packed.diff_id.clone(),
             digest: packed.digest.clone(),
@@ -432,7 +470,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         }
         b.annotation(
             "org.opencontainers.image.base.digest",
-            &builder.manifest_digest.to_string(),
+            &from.manifest_digest.to_string(),
         );
         let (config_bytes, manifest) = b.finish()?;
         let (config_bytes, manifest) = match req.source_date_epoch {
@@ -501,12 +539,20 @@ fn local_name(d: &crate::reference::DockerRef) -> Result<NameTag> {
 }
 
 fn resolve_builder(req: &BuildRequest, store: &Store) -> Result<ResolvedImage, BuildError> {
+    resolve_image(req, store, &req.builder)
+}
+
+/// An image (builder or runtime) in the local store, pulled per `--pull-policy` when `docker://`.
+fn resolve_image(
+    req: &BuildRequest,
+    store: &Store,
+    reference: &str,
+) -> Result<ResolvedImage, BuildError> {
     let not_found = |reason: String| BuildError::BuilderNotFound {
-        builder: req.builder.clone(),
+        builder: reference.to_string(),
         reason,
     };
-    let r: ImageRef = req
-        .builder
+    let r: ImageRef = reference
         .parse()
         .map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
     match r {
@@ -661,6 +707,231 @@ fn install_scripts(
         placed.insert(*name, format!("/{file}"));
     }
     Ok(placed)
+}
+
+/// One `--runtime-artifact SRC[:DEST]`: an absolute path in the assembled builder, copied to
+/// the relative dir DEST (default `.`) under the runtime image's working dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeArtifact {
+    pub source: String,
+    pub dest: String,
+}
+
+impl RuntimeArtifact {
+    /// Upstream's rules: SRC absolute, DEST relative and not climbing out with `..`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let (src, dest) = match spec.split_once(':') {
+            Some((s, d)) => (s.trim(), d.trim()),
+            None => (spec.trim(), "."),
+        };
+        let bad = |c: &str| c == "..";
+        if !src.starts_with('/') || src.split('/').any(bad) || src.trim_matches('/').is_empty() {
+            anyhow::bail!(
+                "runtime artifact {spec:?}: the source must be an absolute path without '..'"
+            );
+        }
+        if dest.starts_with('/') || dest.split('/').any(bad) {
+            anyhow::bail!(
+                "runtime artifact {spec:?}: the destination must be a relative path without '..'"
+            );
+        }
+        Ok(RuntimeArtifact {
+            source: src.trim_end_matches('/').to_string(),
+            dest: dest.to_string(),
+        })
+    }
+}
+
+/// The second stage of an extended build: artifacts out of the assembled builder into a
+/// private copy of the runtime image, then its `assemble-runtime` if it has one.
+struct RuntimeStage<'a> {
+    req: &'a BuildRequest,
+    store: &'a Store,
+    cache: &'a RootfsCache,
+    sandbox: &'a Sandbox,
+    log: &'a dyn BuildLog,
+    env: &'a [(String, String)],
+    builder_labels: &'a HashMap<String, String>,
+    assembled: &'a Dir,
+}
+
+impl RuntimeStage<'_> {
+    fn artifacts(&self) -> Result<Vec<RuntimeArtifact>, BuildError> {
+        if !self.req.runtime_artifacts.is_empty() {
+            return Ok(self.req.runtime_artifacts.clone());
+        }
+        let label = label_value(
+            self.builder_labels,
+            &["io.openshift.s2i.assemble-input-files"],
+        )
+        .unwrap_or_default();
+        let list = label
+            .split(';')
+            .filter(|s| !s.trim().is_empty())
+            .map(RuntimeArtifact::parse)
+            .collect::<Result<Vec<_>>>()?;
+        if list.is_empty() {
+            return Err(anyhow!(
+                "--runtime-image needs artifacts: give --runtime-artifact SRC[:DEST] or use a builder with the io.openshift.s2i.assemble-input-files label"
+            )
+            .into());
+        }
+        Ok(list)
+    }
+
+    fn run(
+        &self,
+        runtime: &ResolvedImage,
+    ) -> Result<(crate::layer::BaseRootfs, crate::layer::BuildRoot, String), BuildError> {
+        let artifacts = self.artifacts()?;
+        let base = self.cache.base(&layer_sources(self.store, runtime)?)?;
+        let root = self.cache.checkout(&base)?;
+        let dir = Dir::open_ambient_dir(root.path(), ambient_authority())
+            .context("opening the runtime rootfs")?;
+        let workdir = runtime
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .unwrap_or_default();
+        let workdir = guest_dir(if workdir.is_empty() {
+            "/".into()
+        } else {
+            workdir
+        })?;
+        for a in &artifacts {
+            copy_artifact(self.assembled, a, &dir, &workdir)?;
+        }
+        let labels: HashMap<String, String> = runtime.config.labels().into_iter().collect();
+        let env: Vec<(String, String)> = image_env(runtime);
+        let image_url = scripts::image_scripts_url(&labels, &env);
+        let fs = BaseFs(
+            Dir::open_ambient_dir(base.path(), ambient_authority())
+                .context("opening the runtime image")?,
+        );
+        let none = BTreeMap::new();
+        let tmp = tempfile::tempdir().context("creating a download dir")?;
+        let src = ScriptSources {
+            scripts_url: None,
+            source_scripts: &none,
+            image_url: image_url.as_deref(),
+            image: &fs,
+            download_dir: tmp.path(),
+            limits: scripts::DownloadLimits::default(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the I/O runtime")?;
+        let resolved = rt
+            .block_on(scripts::resolve(&src, &[ScriptName::Run]))
+            .context("resolving the runtime image's scripts")?;
+        let placed = install_scripts(&dir, "/tmp", &resolved)?;
+        if let Some(program) = placed.get(&ScriptName::AssembleRuntime) {
+            let mut hook = Hook::new(root.path(), program.clone());
+            hook.env = self.env.to_vec();
+            hook.budget = self.req.budget.clone();
+            hook.reproducible = self.req.source_date_epoch;
+            hook.cwd = if workdir.is_empty() {
+                "/".into()
+            } else {
+                workdir.clone()
+            };
+            let outcome = self
+                .sandbox
+                .run(hook, self.log)
+                .map_err(|e| anyhow!(e))
+                .context("running assemble-runtime")?;
+            if outcome.exit_code != 0 {
+                return Err(BuildError::AssembleRuntimeFailed {
+                    exit_code: outcome.exit_code,
+                });
+            }
+        }
+        let run = placed
+            .get(&ScriptName::Run)
+            .cloned()
+            .ok_or_else(|| anyhow!("no run script in the runtime image"))?;
+        Ok((base, root, run))
+    }
+}
+
+fn image_env(img: &ResolvedImage) -> Vec<(String, String)> {
+    img.config
+        .config
+        .as_ref()
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// Copies one artifact (file or dir, by its base name) from the assembled rootfs into
+/// `<workdir>/<dest>/` of the runtime rootfs, both through cap-std.
+fn copy_artifact(
+    from: &Dir,
+    a: &RuntimeArtifact,
+    to: &Dir,
+    workdir: &str,
+) -> Result<(), BuildError> {
+    let src_rel = a.source.trim_start_matches('/');
+    let meta = from.metadata(src_rel).map_err(|_| {
+        anyhow!(
+            "runtime artifact {} does not exist in the assembled builder",
+            a.source
+        )
+    })?;
+    let name = Path::new(src_rel)
+        .file_name()
+        .ok_or_else(|| anyhow!("runtime artifact {} has no name", a.source))?;
+    let dest_dir = join_rel(workdir, &a.dest);
+    let dest_dir = if dest_dir.is_empty() {
+        ".".to_string()
+    } else {
+        dest_dir
+    };
+    to.create_dir_all(&dest_dir)
+        .with_context(|| format!("creating {dest_dir} in the runtime image"))?;
+    let target = Path::new(&dest_dir).join(name);
+    if meta.is_dir() {
+        to.create_dir_all(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        let s = from
+            .open_dir(src_rel)
+            .with_context(|| format!("opening {}", a.source))?;
+        let d = to
+            .open_dir(&target)
+            .with_context(|| format!("opening {}", target.display()))?;
+        let never = |_: &str| false;
+        let opts = source::copy::CopyOptions {
+            keep_symlinks: true,
+            skip: &never,
+        };
+        source::copy::copy_tree(&s, &d, &opts).with_context(|| format!("copying {}", a.source))?;
+    } else if meta.is_file() {
+        let mut r = from
+            .open(src_rel)
+            .with_context(|| format!("opening {}", a.source))?;
+        let mut w = to
+            .create(&target)
+            .with_context(|| format!("creating {}", target.display()))?;
+        std::io::copy(&mut r, &mut w).with_context(|| format!("copying {}", a.source))?;
+        use cap_std::fs::PermissionsExt as _;
+        let mode = cap_std::fs::MetadataExt::mode(&meta) & 0o777;
+        w.set_permissions(cap_std::fs::Permissions::from_mode(mode))
+            .context("setting the artifact's mode")?;
+    } else {
+        return Err(anyhow!(
+            "runtime artifact {} is neither a file nor a directory",
+            a.source
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// What an incremental build needs to run the previous image's `save-artifacts`.

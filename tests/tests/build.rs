@@ -269,7 +269,10 @@ fn failing_assemble_gives_its_exit_code_and_no_image() {
     let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:fail"]));
     let err = stderr(&out);
     assert!(err.contains("failing on purpose"), "{err}");
-    assert!(err.contains("assemble exited with code 1"), "{err}");
+    assert!(
+        err.contains("assemble failed with exit code 1; no image was written"),
+        "{err}"
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(!w.has_image("app:fail"));
 }
@@ -575,4 +578,99 @@ fn docker_builder_is_pulled_and_the_result_pushed() {
         remote_builder.as_str()
     );
     assert_eq!(cfg["config"]["Labels"]["io.k8s.display-name"], "app:reg");
+}
+
+#[test]
+fn runtime_image_gets_only_the_artifacts() {
+    let w = World::new();
+    make_builder(&w.home(), "runtime:latest", &["run"]);
+    let src = w.src();
+    let out = run_ok(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim",
+        "--runtime-image",
+        "runtime",
+        "-a",
+        "/opt/app-root/src/lib:app",
+        "--runtime-artifact",
+        "/opt/app-root/src/index.html",
+    ]));
+    assert!(
+        stderr(&out).contains("ws2i: ==> Assembling the runtime image"),
+        "{}",
+        describe(&out)
+    );
+    let cfg = skopeo_inspect_config(&w.home(), "app:slim");
+    assert_eq!(
+        cfg["config"]["Cmd"],
+        serde_json::json!(["/usr/libexec/s2i/run"])
+    );
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("b");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:app:slim", w.home().display()))
+            .arg(&bundle),
+    );
+    let r = bundle.join("rootfs");
+    assert_eq!(
+        fs::read_to_string(r.join("app/lib/app.txt")).unwrap(),
+        "app\n"
+    );
+    assert_eq!(
+        fs::read_to_string(r.join("index.html")).unwrap(),
+        "<h1>hello</h1>\n"
+    );
+    assert!(
+        !r.join("opt/app-root/src").exists(),
+        "only the artifacts, not the builder's output"
+    );
+    assert!(
+        !r.join("usr/libexec/s2i/assemble").exists(),
+        "the runtime image, not the builder"
+    );
+
+    let out = run_fail(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim2",
+        "--runtime-image",
+        "runtime",
+        "-a",
+        "/opt/app-root/src/missing.bin",
+    ]));
+    assert!(
+        stderr(&out).contains("runtime artifact /opt/app-root/src/missing.bin does not exist"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim2",
+        "--runtime-image",
+        "runtime",
+        "-a",
+        "rel:x",
+    ]));
+    assert!(
+        stderr(&out).contains("must be an absolute path"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim2",
+        "--runtime-image",
+        "runtime",
+    ]));
+    assert!(
+        stderr(&out).contains("--runtime-image needs artifacts"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!w.has_image("app:slim2"));
 }

@@ -122,9 +122,12 @@ pub struct BuildArgs {
     /// Restore the artifacts of the image currently tagged TAG (its save-artifacts) before assemble.
     #[arg(long)]
     pub incremental: bool,
-    /// Not supported yet.
-    #[arg(long = "runtime-image", hide = true)]
+    /// Extended build: the result is this image plus the artifacts of the assembled builder.
+    #[arg(long = "runtime-image")]
     pub runtime_image: Option<String>,
+    /// Artifact for --runtime-image, SRC[:DEST] (SRC absolute in the builder, DEST relative; repeatable).
+    #[arg(short = 'a', long = "runtime-artifact", value_name = "SRC[:DEST]")]
+    pub runtime_artifacts: Vec<String>,
 }
 
 /// Hook output on stderr, prefix-free (stdout is for the result); ws2i's steps marked and timed.
@@ -167,9 +170,6 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
             "--as-dockerfile is not supported: ws2i runs the builder's hooks as WebAssembly in its own sandbox, \
              and a Dockerfile would need a container engine to run assemble natively (RUN); build the image with `ws2i build` instead"
         );
-    }
-    if a.runtime_image.is_some() {
-        bail!("--runtime-image is not implemented yet");
     }
     let location = SourceLocation::parse(&a.source)?;
     let mut spec = SourceSpec::new(location);
@@ -225,6 +225,12 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
     req.keep_temp = a.save_temp_dir;
     req.incremental = a.incremental;
+    req.runtime_image = a.runtime_image.clone();
+    req.runtime_artifacts = a
+        .runtime_artifacts
+        .iter()
+        .map(|s| build::RuntimeArtifact::parse(s))
+        .collect::<Result<_>>()?;
     req.budget = Budget {
         memory: a.memory,
         timeout: a.timeout.0,
@@ -250,8 +256,11 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     let console = Console { quiet: g.quiet };
     let result = match build::build(&req, &console) {
         Ok(r) => r,
-        Err(BuildError::AssembleFailed { exit_code }) => {
-            eprintln!("ws2i: error: build failed: assemble exited with code {exit_code}; no image was written");
+        Err(
+            e @ (BuildError::AssembleFailed { exit_code }
+            | BuildError::AssembleRuntimeFailed { exit_code }),
+        ) => {
+            eprintln!("ws2i: error: build failed: {e}");
             let code = u8::try_from(exit_code)
                 .ok()
                 .filter(|c| *c != 0)
