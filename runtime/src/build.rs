@@ -8,12 +8,14 @@
 //! 5. with `--incremental`, run the previous image's `save-artifacts` (on a private copy of its
 //!    rootfs, stdout captured) and unpack its tar at `<destination>/artifacts`; then run
 //!    `assemble` in the sandbox with the merged environment;
-//! 6. diff against the base (the injected inputs left out), pack one layer, write the image on top
-//!    of the builder with `Cmd` = the run script and the S2I labels, and tag it.
+//! 6. with `--runtime-image`, copy the artifacts into a private copy of the runtime image and run
+//!    its `assemble-runtime` ([`RuntimeArtifact`]); that copy is then the tree committed;
+//! 7. diff against the base (the injected inputs left out), pack one layer, write the image on top
+//!    of the builder (or runtime image) with `Cmd` = the run script and the S2I labels, and tag it.
 //!
 //! Nothing is written to the store before assemble succeeded, so a failed build leaves no image.
-//! Not yet done (see docs/build.md): `--runtime-image`, `--inject`, `--volume`,
-//! `image_metadata.json` labels, `--push`.
+//! Not yet done (see docs/build.md): `--inject`, `--volume`, `image_metadata.json` labels,
+//! `--push`, `--incremental-pull-policy`, `--runtime-pull-policy`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, SeekFrom};
