@@ -1153,6 +1153,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn runtime_artifact_rules() {
+        let a = RuntimeArtifact::parse("/opt/app/bin/").unwrap();
+        assert_eq!((a.source.as_str(), a.dest.as_str()), ("/opt/app/bin", "."));
+        let a = RuntimeArtifact::parse("/opt/app.jar:deploy/x").unwrap();
+        assert_eq!(
+            (a.source.as_str(), a.dest.as_str()),
+            ("/opt/app.jar", "deploy/x")
+        );
+        for bad in ["src:dst", "/src:/dst", "/src:../dst", "/a/../b", "/", ""] {
+            assert!(RuntimeArtifact::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn guest_dir_rules() {
         assert_eq!(guest_dir("/tmp".into()).unwrap(), "/tmp");
         assert_eq!(guest_dir("/".into()).unwrap(), "");

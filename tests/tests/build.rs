@@ -72,6 +72,11 @@ fn shared_cache() -> PathBuf {
 /// The test builder: its hooks at /usr/libexec/s2i/<hook> (no suffix, like a shell-script
 /// builder), /opt/app-root and /tmp present, the S2I labels.
 fn make_builder(home: &Path, name: &str, hooks: &[&str]) {
+    make_builder_with(home, name, hooks, &|_| {})
+}
+
+/// [`make_builder`] with `tweak` applied to the builder's tree before it is packed.
+fn make_builder_with(home: &Path, name: &str, hooks: &[&str], tweak: &dyn Fn(&Path)) {
     let t = tempfile::tempdir().unwrap();
     let s2i = t.path().join("usr/libexec/s2i");
     fs::create_dir_all(&s2i).unwrap();
@@ -83,6 +88,7 @@ fn make_builder(home: &Path, name: &str, hooks: &[&str]) {
     fs::create_dir_all(t.path().join("opt/app-root")).unwrap();
     fs::create_dir_all(t.path().join("tmp")).unwrap();
     fs::set_permissions(t.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    tweak(t.path());
     let store = Store::open(home).unwrap();
     let mut blob = tempfile::tempfile().unwrap();
     let packed = pack_dir(t.path(), &PackOptions::default(), &mut blob).unwrap();
@@ -673,4 +679,35 @@ fn runtime_image_gets_only_the_artifacts() {
         describe(&out)
     );
     assert!(!w.has_image("app:slim2"));
+}
+
+#[test]
+fn builder_symlinks_cannot_redirect_the_injection_to_the_host() {
+    let w = World::new();
+    let outside = w.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let target = outside.clone();
+    make_builder_with(
+        &w.home(),
+        "evil:latest",
+        &["assemble", "run"],
+        &move |root| {
+            // /tmp (the destination) is a link to a host directory.
+            fs::remove_dir(root.join("tmp")).unwrap();
+            std::os::unix::fs::symlink(&target, root.join("tmp")).unwrap();
+        },
+    );
+    let out = run(&mut w.build(&[w.src().to_str().unwrap(), "evil", "app:evil"]));
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside the build root\n{}",
+        describe(&out)
+    );
+    if out.status.success() {
+        // The link was resolved inside the build root: the app is still assembled.
+        assert!(w.has_image("app:evil"));
+    } else {
+        assert!(stderr(&out).contains("ws2i: error:"), "{}", describe(&out));
+    }
 }
