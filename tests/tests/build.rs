@@ -711,3 +711,77 @@ fn builder_symlinks_cannot_redirect_the_injection_to_the_host() {
         assert!(stderr(&out).contains("ws2i: error:"), "{}", describe(&out));
     }
 }
+
+#[test]
+fn incremental_without_save_artifacts_is_a_clean_build() {
+    let w = World::new();
+    make_builder(&w.home(), "no-save:latest", &["assemble", "run"]);
+    let src = w.src();
+    run_ok(&mut w.build(&[src.to_str().unwrap(), "no-save", "app:ns"]));
+    let out = run_ok(&mut w.build(&[src.to_str().unwrap(), "no-save", "app:ns", "--incremental"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("clean build: the previous image app:ns has no save-artifacts script"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        err.contains("no artifacts to restore"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn local_git_tree_copy_and_exclude() {
+    let w = World::new();
+    let repo = w.src();
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "committed"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    fs::write(repo.join("index.html"), "dirty\n").unwrap();
+    fs::write(repo.join("NOTES.md"), "untracked\n").unwrap();
+    let unpack = |tag: &str| {
+        let t = tempfile::tempdir().unwrap();
+        run_ok(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:{tag}", w.home().display()))
+                .arg(t.path().join("b")),
+        );
+        t
+    };
+
+    // Default: the committed HEAD only, with its commit labels.
+    run_ok(&mut w.build(&[repo.to_str().unwrap(), BUILDER, "app:head"]));
+    let l = &skopeo_inspect_config(&w.home(), "app:head")["config"]["Labels"];
+    assert_eq!(l["io.openshift.s2i.build.commit.id"], head.as_str());
+    let t = unpack("app:head");
+    let app = t.path().join("b/rootfs/opt/app-root/src");
+    assert_eq!(
+        fs::read_to_string(app.join("index.html")).unwrap(),
+        "<h1>hello</h1>\n"
+    );
+    assert!(!app.join("NOTES.md").exists() && !app.join(".git").exists());
+
+    // --copy: the working tree as is, no commit labels; --exclude drops the .md files.
+    run_ok(&mut w.build(&[
+        repo.to_str().unwrap(),
+        BUILDER,
+        "app:copy",
+        "--copy",
+        "--exclude",
+        r"(^|/)\.git(/|$)|\.md$",
+    ]));
+    let l = &skopeo_inspect_config(&w.home(), "app:copy")["config"]["Labels"];
+    assert!(l.get("io.openshift.s2i.build.commit.id").is_none());
+    let t = unpack("app:copy");
+    let app = t.path().join("b/rootfs/opt/app-root/src");
+    assert_eq!(
+        fs::read_to_string(app.join("index.html")).unwrap(),
+        "dirty\n"
+    );
+    assert!(!app.join("NOTES.md").exists() && !app.join(".git").exists());
+    assert!(app.join("lib/app.txt").exists());
+}
