@@ -242,3 +242,16 @@ pub(crate) fn chmod(ctx: &RunCtx, guest: &str, mode: u32) -> i32 {
         Err(e) => errno_of(&e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn dotdot_is_clamped_at_root() {
+        assert_eq!(normalize("/../../etc/passwd"), ["etc", "passwd"]);
+        assert_eq!(normalize("/a/./b/../c"), ["a", "c"]);
+        assert_eq!(normalize("a/../../.."), Vec::<String>::new());
+        assert_eq!(normalize("/"), Vec::<String>::new());
+    }
+}
