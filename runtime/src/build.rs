@@ -89,6 +89,8 @@ pub struct BuildRequest {
     pub runtime_image: Option<String>,
     /// `--runtime-artifact`; empty means the builder's `io.openshift.s2i.assemble-input-files`.
     pub runtime_artifacts: Vec<RuntimeArtifact>,
+    /// Draw progress bars while pulling (the caller decides: TTY and not `--quiet`).
+    pub progress: bool,
     /// `--incremental`: restore the artifacts of the image currently tagged [`Self::tag`].
     pub incremental: bool,
     /// Keep the build root and staging dir on disk (`--save-temp-dir`); their paths are logged.
@@ -123,6 +125,7 @@ impl BuildRequest {
             registry: RegistryOptions::default(),
             runtime_image: None,
             runtime_artifacts: Vec::new(),
+            progress: false,
             incremental: false,
             keep_temp: false,
         }
@@ -583,6 +586,7 @@ fn resolve_image(
                         platform: Platform::host_default(),
                         registry: req.registry.clone(),
                         store_root: Some(store.root().to_path_buf()),
+                        progress: req.progress,
                     };
                     transport::copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts)
                         .map_err(|e| not_found(format!("{e:#}")))?;

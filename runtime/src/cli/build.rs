@@ -252,7 +252,8 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
 }
 
 pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
-    let req = request(&a)?;
+    let mut req = request(&a)?;
+    req.progress = crate::progress::enabled(g.quiet);
     let console = Console { quiet: g.quiet };
     let result = match build::build(&req, &console) {
         Ok(r) => r,
