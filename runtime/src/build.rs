@@ -1079,6 +1079,16 @@ impl<W: std::io::Write> std::io::Write for LimitedWriter<W> {
     }
 }
 
+/// The builder as s2i records it: `NAME:TAG` for the local store (tag made explicit),
+/// `HOST/REPO:TAG` for a registry (the name it is kept under locally, so the label resolves).
+fn normalized_name(reference: &str) -> String {
+    match reference.parse::<ImageRef>() {
+        Ok(ImageRef::Local(l)) => l.to_string(),
+        Ok(ImageRef::Docker(d)) => d.to_string(),
+        _ => reference.to_string(),
+    }
+}
+
 /// The labels ws2i writes, in s2i's merge order: generated, then `--label`.
 fn output_labels(req: &BuildRequest, info: &source::SourceInfo) -> Vec<(String, String)> {
     let mut l: Vec<(String, String)> = Vec::new();
@@ -1087,7 +1097,7 @@ fn output_labels(req: &BuildRequest, info: &source::SourceInfo) -> Vec<(String, 
             l.push((k, v.to_string()));
         }
     };
-    add(format!("{NS}build.image"), &req.builder);
+    add(format!("{NS}build.image"), &normalized_name(&req.builder));
     if let Some(c) = &info.commit {
         if !c.author_name.is_empty() {
             add(

@@ -581,7 +581,7 @@ fn docker_builder_is_pulled_and_the_result_pushed() {
     );
     assert_eq!(
         cfg["config"]["Labels"]["io.openshift.s2i.build.image"],
-        remote_builder.as_str()
+        format!("{}/s2i/test-builder:1", reg.host()).as_str()
     );
     assert_eq!(cfg["config"]["Labels"]["io.k8s.display-name"], "app:reg");
 }
