@@ -12,6 +12,7 @@
 //! - [`cli`]: argument parsing and output, nothing else.
 
 pub mod auth;
+pub mod build;
 pub mod cli;
 pub mod containerfile;
 pub mod digest;
