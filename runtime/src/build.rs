@@ -587,6 +587,7 @@ fn resolve_image(
                         registry: req.registry.clone(),
                         store_root: Some(store.root().to_path_buf()),
                         progress: req.progress,
+                        mount_from: Vec::new(),
                     };
                     transport::copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts)
                         .map_err(|e| not_found(format!("{e:#}")))?;
