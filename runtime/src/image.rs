@@ -353,9 +353,24 @@ pub struct ImageBuilder {
     config: Value,
     layers: Vec<Descriptor>,
     annotations: BTreeMap<String, String>,
+    /// Fixed `created` time (reproducible builds); `None` = [`created_timestamp`].
+    created: Option<String>,
 }
 
 impl ImageBuilder {
+    /// Stamps config and history with this time instead of reading the environment.
+    pub fn created_at(&mut self, epoch_secs: i64) -> &mut Self {
+        self.created = Some(rfc3339(epoch_secs));
+        self
+    }
+
+    fn created(&self) -> Result<String> {
+        match &self.created {
+            Some(c) => Ok(c.clone()),
+            None => created_timestamp(),
+        }
+    }
+
     pub fn scratch(platform: &Platform) -> Self {
         let config = serde_json::json!({
             "architecture": platform.architecture,
@@ -364,7 +379,7 @@ impl ImageBuilder {
             "rootfs": {"type": "layers", "diff_ids": []},
             "history": [],
         });
-        ImageBuilder { config, layers: Vec::new(), annotations: BTreeMap::new() }
+        ImageBuilder { config, layers: Vec::new(), annotations: BTreeMap::new(), created: None }
     }
 
     pub fn from_base(manifest: &Manifest, config_bytes: &[u8]) -> Result<Self> {
@@ -373,7 +388,7 @@ impl ImageBuilder {
             bail!("base image config is not a JSON object");
         }
         let layers = manifest.convert(ManifestFormat::Oci)?.layers;
-        Ok(ImageBuilder { config, layers, annotations: BTreeMap::new() })
+        Ok(ImageBuilder { config, layers, annotations: BTreeMap::new(), created: None })
     }
 
     fn container_config(&mut self) -> &mut Map<String, Value> {
@@ -386,7 +401,7 @@ impl ImageBuilder {
     }
 
     pub fn add_layer(&mut self, layer: NewLayer) -> Result<&mut Self> {
-        let created = created_timestamp()?;
+        let created = self.created()?;
         let obj = self.config.as_object_mut().expect("checked object");
         let rootfs = obj
             .entry("rootfs")
@@ -437,7 +452,7 @@ impl ImageBuilder {
 
     /// Serialises config and manifest (OCI); returns `(config_bytes, manifest)`.
     pub fn finish(mut self) -> Result<(Vec<u8>, Manifest)> {
-        let created = created_timestamp()?;
+        let created = self.created()?;
         self.config.as_object_mut().expect("object").insert("created".into(), Value::String(created));
         let config_bytes = serde_json::to_vec(&self.config)?;
         ImageConfig::parse(&config_bytes)?;

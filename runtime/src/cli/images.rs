@@ -33,7 +33,7 @@ pub struct TransportFlags {
 }
 
 impl TransportFlags {
-    fn options(&self) -> Result<CopyOptions> {
+    pub(super) fn options(&self) -> Result<CopyOptions> {
         Ok(CopyOptions {
             format: self.format,
             platform: match &self.platform {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bud;
 mod exec;
 mod images;
 
@@ -41,6 +42,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Run one hook against a rootfs directory with the build sandbox and budgets.
     Exec(exec::ExecArgs),
+    /// Build an image from a Containerfile (no daemon, no native RUN).
+    Bud(bud::BudArgs),
     #[command(flatten)]
     Images(images::ImageCommand),
 }
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Bud(args) => bud::run(&cli.global, args),
         Command::Images(cmd) => images::run(&cli.global, cmd),
     };
     match result {
