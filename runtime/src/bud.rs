@@ -20,10 +20,16 @@ use cap_std::fs::Dir;
 use serde_json::{Map, Value};
 
 use crate::containerfile::{
-    self, from_paths, rel_dest, write_entry, Base, BudBackend, BuildOptions, Containerfile, CopySource, CopyStep, RunStep, Warning,
+    self, from_paths, rel_dest, write_entry, Base, BudBackend, BuildOptions, Containerfile,
+    CopySource, CopyStep, RunStep, Warning,
 };
-use crate::image::{self, media, Descriptor, ImageBuilder, Manifest, ManifestFormat, NewLayer, Platform};
-use crate::layer::{self, BaseRootfs, BuildRoot, Compression, LayerSource, MediaTypeFlavor, PackOptions, RootfsCache};
+use crate::image::{
+    self, media, Descriptor, ImageBuilder, Manifest, ManifestFormat, NewLayer, Platform,
+};
+use crate::layer::{
+    self, BaseRootfs, BuildRoot, Compression, LayerSource, MediaTypeFlavor, PackOptions,
+    RootfsCache,
+};
 use crate::reference::{ImageRef, LocalRef};
 use crate::registry::RegistryOptions;
 use crate::sandbox::{self, Budget, Hook, LogSink, Sandbox, SandboxConfig};
@@ -74,18 +80,30 @@ pub struct BudResult {
 
 /// Plans `containerfile` against `context` and writes the image of its output
 /// stage. Progress notices (warnings, RUN output) go to `log`.
-pub fn build(store: &Store, containerfile: &str, context: &Path, opts: &BudOptions, log: &dyn LogSink) -> Result<BudResult> {
+pub fn build(
+    store: &Store,
+    containerfile: &str,
+    context: &Path,
+    opts: &BudOptions,
+    log: &dyn LogSink,
+) -> Result<BudResult> {
     if matches!(opts.destination, ImageRef::Local(_)) && opts.format == ManifestFormat::Docker {
         bail!("the local store holds OCI manifests only; use --format docker with a docker:// or other destination");
     }
     if matches!(opts.destination, ImageRef::Local(LocalRef::Digest { .. })) {
-        bail!("cannot tag a digest reference {}; give NAME[:TAG]", opts.destination);
+        bail!(
+            "cannot tag a digest reference {}; give NAME[:TAG]",
+            opts.destination
+        );
     }
     let cf = Containerfile::parse(containerfile)?;
     let mut backend = StoreBackend::new(store, opts, log)?;
     let plan = containerfile::plan(&cf, context, &opts.build, &mut backend)?;
     for w in &plan.warnings {
-        log.notice(&format!("warning: Containerfile line {}: {}", w.line, w.message));
+        log.notice(&format!(
+            "warning: Containerfile line {}: {}",
+            w.line, w.message
+        ));
     }
     containerfile::execute(&plan, context, &mut backend)?;
     let (manifest_digest, _) = backend
@@ -105,11 +123,18 @@ pub fn build(store: &Store, containerfile: &str, context: &Path, opts: &BudOptio
                 registry: opts.registry.clone(),
                 store_root: Some(store.root().to_path_buf()),
             };
-            let src = ImageRef::Local(LocalRef::Digest { name: None, digest: manifest_digest });
+            let src = ImageRef::Local(LocalRef::Digest {
+                name: None,
+                digest: manifest_digest,
+            });
             transport::copy(&src, dest, &copy)?
         }
     };
-    Ok(BudResult { image: opts.destination.to_string(), digest, warnings: plan.warnings })
+    Ok(BudResult {
+        image: opts.destination.to_string(),
+        digest,
+        warnings: plan.warnings,
+    })
 }
 
 /// A base image known to the store: its (OCI) manifest and raw config.
@@ -142,7 +167,15 @@ impl<'a> StoreBackend<'a> {
     pub fn new(store: &'a Store, opts: &'a BudOptions, log: &'a dyn LogSink) -> Result<Self> {
         // Inside the store so checkouts, diffs and blobs share one filesystem.
         let cache = RootfsCache::new(&store.root().join("rootfs-cache"))?;
-        Ok(StoreBackend { store, opts, log, cache, images: HashMap::new(), stages: Vec::new(), sandbox: None })
+        Ok(StoreBackend {
+            store,
+            opts,
+            log,
+            cache,
+            images: HashMap::new(),
+            stages: Vec::new(),
+            sandbox: None,
+        })
     }
 
     /// Local store first; a name with a registry host that is not stored is
@@ -182,8 +215,11 @@ impl<'a> StoreBackend<'a> {
             store_root: Some(self.store.root().to_path_buf()),
         };
         let mut src = transport::open_source(r, &copy).with_context(|| format!("opening {r}"))?;
-        let dest = Box::new(BlobsOnly { store: self.store.clone() });
-        let digest = transport::copy_between(src.as_mut(), dest, &copy).with_context(|| format!("pulling {r}"))?;
+        let dest = Box::new(BlobsOnly {
+            store: self.store.clone(),
+        });
+        let digest = transport::copy_between(src.as_mut(), dest, &copy)
+            .with_context(|| format!("pulling {r}"))?;
         let manifest = Manifest::parse(&self.store.layout().read_blob(&digest)?)?;
         let config = self.store.layout().read_blob(&manifest.config.digest)?;
         Ok(StoredImage { manifest, config })
@@ -193,30 +229,41 @@ impl<'a> StoreBackend<'a> {
     fn unpacked(&self, img: &StoredImage) -> Result<BaseRootfs> {
         let cfg = image::ImageConfig::parse(&img.config)?;
         if cfg.rootfs.diff_ids.len() != img.manifest.layers.len() {
-            bail!("image config lists {} diff_ids for {} layers", cfg.rootfs.diff_ids.len(), img.manifest.layers.len());
+            bail!(
+                "image config lists {} diff_ids for {} layers",
+                cfg.rootfs.diff_ids.len(),
+                img.manifest.layers.len()
+            );
         }
         let mut sources = Vec::new();
         for (l, diff_id) in img.manifest.layers.iter().zip(cfg.rootfs.diff_ids) {
             let path = self.store.blob_path(&l.digest);
             let compression = Compression::from_media_type(&l.media_type)?;
-            sources.push(LayerSource::new(diff_id, compression, move || -> io::Result<Box<dyn Read>> {
-                Ok(Box::new(fs::File::open(&path)?))
-            }));
+            sources.push(LayerSource::new(
+                diff_id,
+                compression,
+                move || -> io::Result<Box<dyn Read>> { Ok(Box::new(fs::File::open(&path)?)) },
+            ));
         }
         self.cache.base(&sources)
     }
 
     fn stage(&self, stage: usize) -> Result<&StageState> {
-        self.stages.get(stage).ok_or_else(|| anyhow!("stage {stage} not started"))
+        self.stages
+            .get(stage)
+            .ok_or_else(|| anyhow!("stage {stage} not started"))
     }
 
     fn open(path: &Path) -> Result<Dir> {
-        Dir::open_ambient_dir(path, ambient_authority()).with_context(|| format!("opening {}", path.display()))
+        Dir::open_ambient_dir(path, ambient_authority())
+            .with_context(|| format!("opening {}", path.display()))
     }
 
     fn sandbox(&mut self) -> Result<&Sandbox> {
         if self.sandbox.is_none() {
-            self.sandbox = Some(Sandbox::new(SandboxConfig { cache_dir: sandbox::default_cache_dir() })?);
+            self.sandbox = Some(Sandbox::new(SandboxConfig {
+                cache_dir: sandbox::default_cache_dir(),
+            })?);
         }
         Ok(self.sandbox.as_ref().expect("just set"))
     }
@@ -271,14 +318,25 @@ impl BudBackend for StoreBackend<'_> {
         let base = match base {
             Base::Scratch => None,
             Base::Image(r) => Some(self.resolve(r)?),
-            Base::Stage(s) => Some(self.stage(*s)?.image.clone().map(|(_, i)| i).ok_or_else(|| anyhow!("stage {s} is not committed"))?),
+            Base::Stage(s) => Some(
+                self.stage(*s)?
+                    .image
+                    .clone()
+                    .map(|(_, i)| i)
+                    .ok_or_else(|| anyhow!("stage {s} is not committed"))?,
+            ),
         };
         let base_rootfs = match &base {
             Some(img) => self.unpacked(img)?,
             None => self.cache.base(&[])?,
         };
         let root = self.cache.checkout(&base_rootfs)?;
-        self.stages.push(StageState { base, base_rootfs, root, image: None });
+        self.stages.push(StageState {
+            base,
+            base_rootfs,
+            root,
+            image: None,
+        });
         Ok(())
     }
 
@@ -292,7 +350,9 @@ impl BudBackend for StoreBackend<'_> {
         let dst = Self::open(self.stage(stage)?.root.path())?;
         let (src, entries) = match &copy.source {
             CopySource::Context(entries) => (context.try_clone()?, entries.clone()),
-            CopySource::Stage { stage: s, paths } => from_paths(Self::open(self.stage(*s)?.root.path())?, paths, copy)?,
+            CopySource::Stage { stage: s, paths } => {
+                from_paths(Self::open(self.stage(*s)?.root.path())?, paths, copy)?
+            }
             CopySource::Image { reference, paths } => {
                 let img = self.resolve(reference)?;
                 let rootfs = self.unpacked(&img)?;
@@ -300,19 +360,25 @@ impl BudBackend for StoreBackend<'_> {
             }
         };
         for e in &entries {
-            write_entry(&src, &dst, e, copy.chmod).with_context(|| format!("copying to {}", e.dest))?;
+            write_entry(&src, &dst, e, copy.chmod)
+                .with_context(|| format!("copying to {}", e.dest))?;
         }
         Ok(())
     }
 
     fn make_dir(&mut self, stage: usize, path: &str) -> Result<()> {
         let dst = Self::open(self.stage(stage)?.root.path())?;
-        dst.create_dir_all(rel_dest(path)).with_context(|| format!("WORKDIR {path}"))
+        dst.create_dir_all(rel_dest(path))
+            .with_context(|| format!("WORKDIR {path}"))
     }
 
     fn run_wasm(&mut self, stage: usize, run: &RunStep) -> Result<()> {
         let prog = &run.argv[0];
-        let program = if prog.starts_with('/') { prog.clone() } else { format!("{}/{prog}", run.workdir.trim_end_matches('/')) };
+        let program = if prog.starts_with('/') {
+            prog.clone()
+        } else {
+            format!("{}/{prog}", run.workdir.trim_end_matches('/'))
+        };
         let rootfs = self.stage(stage)?.root.path().to_path_buf();
         let mut hook = Hook::new(rootfs, program.clone());
         hook.args = run.argv[1..].to_vec();
@@ -321,7 +387,10 @@ impl BudBackend for StoreBackend<'_> {
         hook.budget = self.opts.budget.clone();
         hook.reproducible = Some(self.opts.source_date_epoch);
         let log = self.log;
-        let outcome = self.sandbox()?.run(hook, log).with_context(|| format!("RUN {program}"))?;
+        let outcome = self
+            .sandbox()?
+            .run(hook, log)
+            .with_context(|| format!("RUN {program}"))?;
         if outcome.exit_code != 0 {
             bail!("RUN {program} exited with status {}", outcome.exit_code);
         }
@@ -329,9 +398,16 @@ impl BudBackend for StoreBackend<'_> {
     }
 
     fn commit(&mut self, stage: usize, config: &containerfile::ImageConfig) -> Result<()> {
-        let st = self.stages.get(stage).ok_or_else(|| anyhow!("stage {stage} not started"))?;
+        let st = self
+            .stages
+            .get(stage)
+            .ok_or_else(|| anyhow!("stage {stage} not started"))?;
         let (mut base_config, base_layers) = match &st.base {
-            Some(img) => (serde_json::from_slice::<Value>(&img.config).context("malformed base image config")?, img.manifest.layers.clone()),
+            Some(img) => (
+                serde_json::from_slice::<Value>(&img.config)
+                    .context("malformed base image config")?,
+                img.manifest.layers.clone(),
+            ),
             None => (
                 serde_json::json!({
                     "architecture": self.opts.platform.architecture,
@@ -356,23 +432,41 @@ impl BudBackend for StoreBackend<'_> {
 
         let changes = layer::diff(&st.base_rootfs, &st.root, &[])?;
         if !changes.is_empty() {
-            let pack = PackOptions { compression: self.opts.compression, source_date_epoch: self.opts.source_date_epoch, ..Default::default() };
-            let mut tmp = tempfile::tempfile_in(self.store.root()).context("creating a temporary layer file")?;
+            let pack = PackOptions {
+                compression: self.opts.compression,
+                source_date_epoch: self.opts.source_date_epoch,
+                ..Default::default()
+            };
+            let mut tmp = tempfile::tempfile_in(self.store.root())
+                .context("creating a temporary layer file")?;
             let packed = layer::pack(&changes, &pack, io::BufWriter::new(&mut tmp))?;
             io::Seek::rewind(&mut tmp)?;
-            self.store.put_blob(&mut tmp, Some(&packed.digest)).context("storing the layer")?;
+            self.store
+                .put_blob(&mut tmp, Some(&packed.digest))
+                .context("storing the layer")?;
             b.add_layer(NewLayer {
                 diff_id: packed.diff_id,
                 digest: packed.digest,
                 size: packed.size,
-                media_type: packed.compression.media_type(MediaTypeFlavor::Oci).to_string(),
+                media_type: packed
+                    .compression
+                    .media_type(MediaTypeFlavor::Oci)
+                    .to_string(),
                 created_by: format!("ws2i bud (stage {stage})"),
             })?;
         }
         let (config_bytes, manifest) = b.finish()?;
         self.store.layout().put_bytes(&config_bytes)?;
-        let digest = self.store.put_manifest(&manifest.to_bytes(), media::OCI_MANIFEST)?;
-        self.stages[stage].image = Some((digest, StoredImage { manifest, config: config_bytes }));
+        let digest = self
+            .store
+            .put_manifest(&manifest.to_bytes(), media::OCI_MANIFEST)?;
+        self.stages[stage].image = Some((
+            digest,
+            StoredImage {
+                manifest,
+                config: config_bytes,
+            },
+        ));
         Ok(())
     }
 }
@@ -381,7 +475,9 @@ impl BudBackend for StoreBackend<'_> {
 fn from_oci(c: &image::ImageConfig) -> containerfile::ImageConfig {
     let mut out = containerfile::ImageConfig::default();
     let keys = |v: Option<&Value>| -> std::collections::BTreeSet<String> {
-        v.and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        v.and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     };
     if let Some(cc) = &c.config {
         for e in cc.env.iter().flatten() {
@@ -391,24 +487,40 @@ fn from_oci(c: &image::ImageConfig) -> containerfile::ImageConfig {
         out.labels = cc.labels.clone().unwrap_or_default();
         out.workdir = cc.working_dir.clone().filter(|w| !w.is_empty());
         out.user = cc.user.clone().filter(|u| !u.is_empty());
-        out.exposed_ports = cc.exposed_ports.as_ref().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        out.exposed_ports = cc
+            .exposed_ports
+            .as_ref()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
         out.cmd = cc.cmd.clone();
         out.entrypoint = cc.entrypoint.clone();
         out.volumes = keys(cc.extra.get("Volumes"));
-        out.stop_signal = cc.extra.get("StopSignal").and_then(Value::as_str).map(str::to_string);
+        out.stop_signal = cc
+            .extra
+            .get("StopSignal")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
-    out.author = c.extra.get("author").and_then(Value::as_str).map(str::to_string);
+    out.author = c
+        .extra
+        .get("author")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     out
 }
 
 /// Writes the plan's config into an OCI config JSON, keeping fields ws2i does not know.
 fn apply_config(oci: &mut Value, c: &containerfile::ImageConfig) -> Result<()> {
-    let obj = oci.as_object_mut().context("image config is not a JSON object")?;
+    let obj = oci
+        .as_object_mut()
+        .context("image config is not a JSON object")?;
     match &c.author {
         Some(a) => obj.insert("author".into(), Value::String(a.clone())),
         None => obj.remove("author"),
     };
-    let cc = obj.entry("config").or_insert_with(|| Value::Object(Map::new()));
+    let cc = obj
+        .entry("config")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !cc.is_object() {
         *cc = Value::Object(Map::new());
     }
@@ -418,16 +530,34 @@ fn apply_config(oci: &mut Value, c: &containerfile::ImageConfig) -> Result<()> {
         None => cc.remove(key),
     };
     let set_of = |s: &std::collections::BTreeSet<String>| {
-        (!s.is_empty()).then(|| Value::Object(s.iter().map(|k| (k.clone(), serde_json::json!({}))).collect()))
+        (!s.is_empty()).then(|| {
+            Value::Object(
+                s.iter()
+                    .map(|k| (k.clone(), serde_json::json!({})))
+                    .collect(),
+            )
+        })
     };
-    let env: Vec<Value> = c.env.iter().map(|(k, v)| Value::String(format!("{k}={v}"))).collect();
+    let env: Vec<Value> = c
+        .env
+        .iter()
+        .map(|(k, v)| Value::String(format!("{k}={v}")))
+        .collect();
     set(cc, "Env", (!env.is_empty()).then_some(Value::Array(env)));
-    set(cc, "Labels", (!c.labels.is_empty()).then(|| serde_json::to_value(&c.labels).expect("string map")));
+    set(
+        cc,
+        "Labels",
+        (!c.labels.is_empty()).then(|| serde_json::to_value(&c.labels).expect("string map")),
+    );
     set(cc, "WorkingDir", c.workdir.clone().map(Value::String));
     set(cc, "User", c.user.clone().map(Value::String));
     set(cc, "ExposedPorts", set_of(&c.exposed_ports));
     set(cc, "Cmd", c.cmd.as_ref().map(|v| serde_json::json!(v)));
-    set(cc, "Entrypoint", c.entrypoint.as_ref().map(|v| serde_json::json!(v)));
+    set(
+        cc,
+        "Entrypoint",
+        c.entrypoint.as_ref().map(|v| serde_json::json!(v)),
+    );
     set(cc, "Volumes", set_of(&c.volumes));
     set(cc, "StopSignal", c.stop_signal.clone().map(Value::String));
     Ok(())
@@ -449,21 +579,29 @@ mod tests {
 
     #[test]
     fn config_round_trip_removes_reset_fields() {
-        let mut oci = serde_json::json!({"config": {"Cmd": ["/a"], "Hostname": "x"}, "author": "me"});
-        let mut c = from_oci(&image::ImageConfig::parse(&serde_json::to_vec(&oci).unwrap()).unwrap());
+        let mut oci =
+            serde_json::json!({"config": {"Cmd": ["/a"], "Hostname": "x"}, "author": "me"});
+        let mut c =
+            from_oci(&image::ImageConfig::parse(&serde_json::to_vec(&oci).unwrap()).unwrap());
         assert_eq!(c.cmd.as_deref(), Some(&["/a".to_string()][..]));
         c.cmd = None;
         c.author = None;
         c.set_env("A", "1".into());
         c.exposed_ports.insert("8080/tcp".into());
         apply_config(&mut oci, &c).unwrap();
-        assert_eq!(oci, serde_json::json!({"config": {"Hostname": "x", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}}}}));
+        assert_eq!(
+            oci,
+            serde_json::json!({"config": {"Hostname": "x", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}}}})
+        );
     }
 
     #[test]
     fn registry_names_map_to_docker_refs() {
         let r = |s: &str| registry_form(&s.parse().unwrap()).map(|r| r.to_string());
-        assert_eq!(r("127.0.0.1:5000/a/b:1").as_deref(), Some("docker://127.0.0.1:5000/a/b:1"));
+        assert_eq!(
+            r("127.0.0.1:5000/a/b:1").as_deref(),
+            Some("docker://127.0.0.1:5000/a/b:1")
+        );
         assert_eq!(r("ws2i/base"), None);
         assert_eq!(r("base"), None);
     }

@@ -15,19 +15,27 @@ struct Home {
 
 impl Home {
     fn new() -> Home {
-        Home { dir: tempfile::tempdir().unwrap() }
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     fn store(&self) -> PathBuf {
         self.dir.path().join("store")
     }
     fn ws2i(&self) -> Command {
         let mut c = ws2i();
-        c.env("WS2I_HOME", self.store()).env_remove("SOURCE_DATE_EPOCH");
+        c.env("WS2I_HOME", self.store())
+            .env_remove("SOURCE_DATE_EPOCH");
         c
     }
     /// `ws2i bud --quiet -t TAG [extra] CONTEXT` → digest.
     fn bud(&self, tag: &str, context: &Path, extra: &[&str]) -> String {
-        let out = run_ok(self.ws2i().args(["--quiet", "bud", "-t", tag]).args(extra).arg(context));
+        let out = run_ok(
+            self.ws2i()
+                .args(["--quiet", "bud", "-t", tag])
+                .args(extra)
+                .arg(context),
+        );
         stdout(&out).trim().to_string()
     }
     fn skopeo_inspect(&self, name: &str, config: bool) -> Value {
@@ -51,27 +59,46 @@ impl Home {
         ]));
         let bundle = self.dir.path().join("bundle");
         let _ = fs::remove_dir_all(&bundle);
-        run_ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:img", layout.display())).arg(&bundle));
+        run_ok(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:img", layout.display()))
+                .arg(&bundle),
+        );
         bundle.join("rootfs")
     }
     fn index_entries(&self) -> usize {
         match fs::read(self.store().join("index.json")) {
-            Ok(b) => serde_json::from_slice::<Value>(&b).unwrap()["manifests"].as_array().map_or(0, Vec::len),
+            Ok(b) => serde_json::from_slice::<Value>(&b).unwrap()["manifests"]
+                .as_array()
+                .map_or(0, Vec::len),
             Err(_) => 0,
         }
     }
 }
 
 fn mode(p: &Path) -> u32 {
-    fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o7777
+    fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// `ws2i/base:latest`: FROM scratch with an /etc/passwd (what the golang example expects).
 fn build_base(home: &Home) -> String {
     let ctx = home.dir.path().join("base-ctx");
     fs::create_dir_all(ctx.join("etc")).unwrap();
-    fs::write(ctx.join("etc/passwd"), "root:x:0:0:root:/root:/sbin/nologin\ndefault:x:1001:0::/opt/app-root/src:/sbin/nologin\n").unwrap();
-    fs::write(ctx.join("Containerfile"), "FROM scratch\nCOPY etc/ /etc/\nENV PATH=/usr/libexec/s2i\n").unwrap();
+    fs::write(
+        ctx.join("etc/passwd"),
+        "root:x:0:0:root:/root:/sbin/nologin\ndefault:x:1001:0::/opt/app-root/src:/sbin/nologin\n",
+    )
+    .unwrap();
+    fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY etc/ /etc/\nENV PATH=/usr/libexec/s2i\n",
+    )
+    .unwrap();
     home.bud("ws2i/base:latest", &ctx, &[])
 }
 
@@ -83,37 +110,71 @@ fn golang_example() -> PathBuf {
 fn golang_builder_builds_stacks_on_its_base_and_is_readable_by_skopeo_and_umoci() {
     let home = Home::new();
     build_base(&home);
-    let out = run_ok(home.ws2i().args(["bud", "-t", "ws2i/golang:1.22"]).arg(golang_example()));
+    let out = run_ok(
+        home.ws2i()
+            .args(["bud", "-t", "ws2i/golang:1.22"])
+            .arg(golang_example()),
+    );
     let line = stdout(&out);
     assert!(line.starts_with("ws2i/golang:1.22 sha256:"), "{line}");
     // Harmless differences are reported, not hidden.
     assert!(stderr(&out).contains("line 41"), "{}", stderr(&out));
 
     let m = home.skopeo_inspect("ws2i/golang:1.22", false);
-    assert_eq!(m["Layers"].as_array().unwrap().len(), 2, "base layer + one layer for the stage: {m}");
-    assert_eq!(m["Labels"]["io.openshift.s2i.scripts-url"], "image:///usr/libexec/s2i");
+    assert_eq!(
+        m["Layers"].as_array().unwrap().len(),
+        2,
+        "base layer + one layer for the stage: {m}"
+    );
+    assert_eq!(
+        m["Labels"]["io.openshift.s2i.scripts-url"],
+        "image:///usr/libexec/s2i"
+    );
     assert_eq!(m["Labels"]["io.k8s.display-name"], "Go 1.22.3");
     assert_eq!(m["Created"], "1970-01-01T00:00:00Z");
-    let env: Vec<&str> = m["Env"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(env.contains(&"PATH=/usr/libexec/s2i"), "base ENV kept: {env:?}");
+    let env: Vec<&str> = m["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"PATH=/usr/libexec/s2i"),
+        "base ENV kept: {env:?}"
+    );
     assert!(env.contains(&"VERSION=1.22.3"), "{env:?}");
     let c = home.skopeo_inspect("ws2i/golang:1.22", true);
-    assert_eq!(c["config"]["Cmd"], serde_json::json!(["/bin/sh", "-c", "$STI_SCRIPTS_PATH/usage"]));
+    assert_eq!(
+        c["config"]["Cmd"],
+        serde_json::json!(["/bin/sh", "-c", "$STI_SCRIPTS_PATH/usage"])
+    );
     assert_eq!(c["config"]["WorkingDir"], "/opt/app-root/src");
     assert_eq!(c["config"]["User"], "1001");
-    assert_eq!(c["config"]["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    assert_eq!(
+        c["config"]["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}})
+    );
 
     let rootfs = home.unpack("ws2i/golang:1.22");
     for hook in ["assemble", "run", "usage"] {
         let p = rootfs.join("usr/libexec/s2i").join(hook);
         assert_eq!(mode(&p), 0o755, "{}", p.display());
-        assert_eq!(fs::read(&p).unwrap(), fs::read(golang_example().join("s2i/bin").join(hook)).unwrap());
+        assert_eq!(
+            fs::read(&p).unwrap(),
+            fs::read(golang_example().join("s2i/bin").join(hook)).unwrap()
+        );
     }
     assert_eq!(mode(&rootfs.join("usr/libexec/s2i")), 0o755);
     assert!(rootfs.join("opt/app-root/etc/go.env").is_file());
-    assert!(rootfs.join("opt/app-root/src").is_dir(), "WORKDIR is created");
+    assert!(
+        rootfs.join("opt/app-root/src").is_dir(),
+        "WORKDIR is created"
+    );
     assert!(rootfs.join("etc/passwd").is_file(), "base layer below");
-    assert!(!rootfs.join("README.md").exists(), ".containerignore applies");
+    assert!(
+        !rootfs.join("README.md").exists(),
+        ".containerignore applies"
+    );
 }
 
 #[test]
@@ -128,14 +189,28 @@ fn same_inputs_give_the_same_digest_and_output_formats() {
     assert_eq!(da, again);
     assert_eq!(da, db);
 
-    let out = run_ok(a.ws2i().args(["--output", "json", "bud", "-t", "ws2i/golang:latest"]).arg(golang_example()));
+    let out = run_ok(
+        a.ws2i()
+            .args(["--output", "json", "bud", "-t", "ws2i/golang:latest"])
+            .arg(golang_example()),
+    );
     let j: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(j, serde_json::json!({"image": "ws2i/golang:latest", "digest": da}));
+    assert_eq!(
+        j,
+        serde_json::json!({"image": "ws2i/golang:latest", "digest": da})
+    );
 
     // Another time stamp is another image.
-    let other = a.bud("ws2i/golang:later", &golang_example(), &["--source-date-epoch", "1700000000"]);
+    let other = a.bud(
+        "ws2i/golang:later",
+        &golang_example(),
+        &["--source-date-epoch", "1700000000"],
+    );
     assert_ne!(other, da);
-    assert_eq!(a.skopeo_inspect("ws2i/golang:later", false)["Created"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        a.skopeo_inspect("ws2i/golang:later", false)["Created"],
+        "2023-11-14T22:13:20Z"
+    );
 }
 
 #[test]
@@ -144,17 +219,32 @@ fn shell_form_run_fails_naming_the_line_and_writes_nothing() {
     let ctx = home.dir.path().join("ctx");
     fs::create_dir_all(&ctx).unwrap();
     fs::write(ctx.join("f"), "x").unwrap();
-    fs::write(ctx.join("Containerfile"), "FROM scratch\nCOPY f /f\nRUN echo hi > /g\n").unwrap();
+    fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY f /f\nRUN echo hi > /g\n",
+    )
+    .unwrap();
     let out = run_fail(home.ws2i().args(["bud", "-t", "bad:1"]).arg(&ctx));
     let err = stderr(&out);
-    assert!(err.contains("ws2i: error:") && err.contains("line 3"), "{err}");
+    assert!(
+        err.contains("ws2i: error:") && err.contains("line 3"),
+        "{err}"
+    );
     assert_eq!(home.index_entries(), 0, "no image tagged");
-    let blobs = fs::read_dir(home.store().join("blobs/sha256")).map(|d| d.count()).unwrap_or(0);
+    let blobs = fs::read_dir(home.store().join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(blobs, 0, "no blob written");
 
     // A missing base is an error too, and names the image.
-    fs::write(ctx.join("Containerfile"), "FROM nothere/base:1\nCOPY f /f\n").unwrap();
-    let err = stderr(&run_fail(home.ws2i().args(["bud", "-t", "bad:1"]).arg(&ctx)));
+    fs::write(
+        ctx.join("Containerfile"),
+        "FROM nothere/base:1\nCOPY f /f\n",
+    )
+    .unwrap();
+    let err = stderr(&run_fail(
+        home.ws2i().args(["bud", "-t", "bad:1"]).arg(&ctx),
+    ));
     assert!(err.contains("nothere/base:1"), "{err}");
     assert_eq!(home.index_entries(), 0);
 }
@@ -164,7 +254,11 @@ fn multi_stage_copy_from_and_exec_form_run_in_the_sandbox() {
     let home = Home::new();
     let ctx = home.dir.path().join("ctx");
     fs::create_dir_all(ctx.join("tools")).unwrap();
-    fs::copy(ws2i_tests::guests::wasm("chmodder"), ctx.join("tools/chmodder.wasm")).unwrap();
+    fs::copy(
+        ws2i_tests::guests::wasm("chmodder"),
+        ctx.join("tools/chmodder.wasm"),
+    )
+    .unwrap();
     fs::write(ctx.join("data"), "payload\n").unwrap();
     fs::set_permissions(ctx.join("data"), fs::Permissions::from_mode(0o644)).unwrap();
     fs::write(
@@ -180,11 +274,25 @@ fn multi_stage_copy_from_and_exec_form_run_in_the_sandbox() {
     .unwrap();
     home.bud("multi:1", &ctx, &[]);
     let m = home.skopeo_inspect("multi:1", false);
-    assert_eq!(m["Layers"].as_array().unwrap().len(), 1, "only the output stage's layer: {m}");
+    assert_eq!(
+        m["Layers"].as_array().unwrap().len(),
+        1,
+        "only the output stage's layer: {m}"
+    );
     let rootfs = home.unpack("multi:1");
-    assert_eq!(fs::read_to_string(rootfs.join("out/data")).unwrap(), "payload\n");
-    assert_eq!(mode(&rootfs.join("out/data")), 0o600, "the RUN's chmod is in the copied file");
-    assert!(!rootfs.join("tools").exists(), "the first stage's files stay there");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("out/data")).unwrap(),
+        "payload\n"
+    );
+    assert_eq!(
+        mode(&rootfs.join("out/data")),
+        0o600,
+        "the RUN's chmod is in the copied file"
+    );
+    assert!(
+        !rootfs.join("tools").exists(),
+        "the first stage's files stay there"
+    );
 
     // --target builds the first stage instead.
     home.bud("multi:tools", &ctx, &["--target", "tools"]);
@@ -197,21 +305,41 @@ fn test_builder_image_from_guest_scripts_build() {
     let home = Home::new();
     let script = workspace_root().join("guest-scripts/build");
     let mut cmd = Command::new(&script);
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+    ] {
         cmd.env_remove(var);
     }
-    cmd.env("WS2I_HOME", home.store()).env("WS2I_BIN", ws2i_tests::ws2i_bin());
+    cmd.env("WS2I_HOME", home.store())
+        .env("WS2I_BIN", ws2i_tests::ws2i_bin());
     let out = run_ok(&mut cmd);
-    assert!(stdout(&out).contains("ws2i/test-builder:latest sha256:"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("ws2i/test-builder:latest sha256:"),
+        "{}",
+        stdout(&out)
+    );
     // Nothing changed: the second run skips the build.
     let out = run_ok(&mut cmd);
-    assert!(!stdout(&out).contains("ws2i/test-builder:latest"), "{}", stdout(&out));
+    assert!(
+        !stdout(&out).contains("ws2i/test-builder:latest"),
+        "{}",
+        stdout(&out)
+    );
 
     let m = home.skopeo_inspect("ws2i/test-builder:latest", false);
-    assert_eq!(m["Labels"]["io.openshift.s2i.scripts-url"], "image:///usr/libexec/s2i");
+    assert_eq!(
+        m["Labels"]["io.openshift.s2i.scripts-url"],
+        "image:///usr/libexec/s2i"
+    );
     assert_eq!(m["Labels"]["io.openshift.s2i.destination"], "/tmp");
     let c = home.skopeo_inspect("ws2i/test-builder:latest", true);
-    assert_eq!(c["config"]["Cmd"], serde_json::json!(["/usr/libexec/s2i/run"]));
+    assert_eq!(
+        c["config"]["Cmd"],
+        serde_json::json!(["/usr/libexec/s2i/run"])
+    );
     assert_eq!(c["config"]["WorkingDir"], "/opt/app-root/src");
     let rootfs = home.unpack("ws2i/test-builder:latest");
     for hook in ["assemble", "run", "save-artifacts", "usage"] {

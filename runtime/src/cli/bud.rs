@@ -66,17 +66,32 @@ pub fn run(g: &Global, a: BudArgs) -> Result<ExitCode> {
     let destination: ImageRef = a.tag.parse().with_context(|| format!("-t {}", a.tag))?;
     let copy = a.transport.options()?;
     let mut opts = BudOptions::new(destination);
-    opts.build = BuildOptions { build_args: a.build_args.into_iter().collect::<BTreeMap<_, _>>(), target: a.target };
+    opts.build = BuildOptions {
+        build_args: a.build_args.into_iter().collect::<BTreeMap<_, _>>(),
+        target: a.target,
+    };
     opts.format = copy.format.unwrap_or_default();
     opts.platform = copy.platform;
     opts.registry = copy.registry;
     opts.source_date_epoch = a.source_date_epoch;
-    let file = a.file.unwrap_or_else(|| bud::default_containerfile(&a.context));
-    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let file = a
+        .file
+        .unwrap_or_else(|| bud::default_containerfile(&a.context));
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let store = Store::open(Store::default_root()?)?;
-    let r = bud::build(&store, &text, &a.context, &opts, &Console { quiet: g.quiet })?;
+    let r = bud::build(
+        &store,
+        &text,
+        &a.context,
+        &opts,
+        &Console { quiet: g.quiet },
+    )?;
     if g.output == OutputFormat::Json {
-        println!("{}", serde_json::json!({"image": r.image, "digest": r.digest}));
+        println!(
+            "{}",
+            serde_json::json!({"image": r.image, "digest": r.digest})
+        );
     } else if g.quiet {
         println!("{}", r.digest);
     } else {
