@@ -348,3 +348,79 @@ fn test_builder_image_from_guest_scripts_build() {
         assert_eq!(&fs::read(&p).unwrap()[..4], b"\0asm");
     }
 }
+
+#[test]
+fn bases_come_from_a_registry_and_results_go_to_one() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let (a, b) = (Home::new(), Home::new());
+    build_base(&a);
+    let host = reg.host();
+    run_ok(a.ws2i().args([
+        "--quiet",
+        "push",
+        "ws2i/base:latest",
+        &format!("docker://{host}/ws2i/base:1"),
+    ]));
+
+    // A store that has never seen the base: `FROM HOST/NAME:TAG` pulls it.
+    let ctx = b.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("hello"), "hi\n").unwrap();
+    fs::write(
+        ctx.join("Containerfile"),
+        "ARG REG\nFROM ${REG}/ws2i/base:1\nCOPY hello /srv/hello\n",
+    )
+    .unwrap();
+    let dest = format!("docker://{host}/app:v1");
+    let out = run_ok(
+        b.ws2i()
+            .args([
+                "--output",
+                "json",
+                "bud",
+                "--build-arg",
+                &format!("REG={host}"),
+                "-t",
+                &dest,
+            ])
+            .arg(&ctx),
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["image"], dest.as_str());
+    // The registry's copy is the image; two layers (base + this stage).
+    let remote = run_ok(Command::new("skopeo").args(["inspect", "--tls-verify=false", &dest]));
+    let m: Value = serde_json::from_slice(&remote.stdout).unwrap();
+    assert_eq!(m["Digest"], j["digest"]);
+    assert_eq!(m["Layers"].as_array().unwrap().len(), 2, "{m}");
+    // Only a docker destination can hold a Docker manifest; the store refuses it clearly.
+    let err = stderr(&run_fail(
+        b.ws2i()
+            .args(["bud", "--format", "docker", "-t", "app:d"])
+            .arg(&ctx),
+    ));
+    assert!(err.contains("OCI manifests only"), "{err}");
+    run_ok(
+        b.ws2i()
+            .args([
+                "bud",
+                "--format",
+                "docker",
+                "--build-arg",
+                &format!("REG={host}"),
+                "-t",
+                &format!("docker://{host}/app:docker"),
+            ])
+            .arg(&ctx),
+    );
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{host}/app:docker"),
+    ]));
+    let raw: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+}
