@@ -9,7 +9,7 @@
 //! made, but the image is only tagged once everything exists: a failed build
 //! leaves no image behind (its stray blobs go at `ws2i prune`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -148,6 +148,8 @@ struct StageState {
     base: Option<StoredImage>,
     base_rootfs: BaseRootfs,
     root: BuildRoot,
+    /// `COPY --chown` owners, by path relative to the rootfs.
+    owners: BTreeMap<PathBuf, (u32, u32)>,
     /// Set by `commit`: manifest digest and the image itself.
     image: Option<(Digest, StoredImage)>,
 }
@@ -269,6 +271,32 @@ impl<'a> StoreBackend<'a> {
     }
 }
 
+/// `--chown=user[:group]` as numeric ids: numbers as given, names from the
+/// stage's own /etc/passwd and /etc/group (read through cap-std, inside the
+/// rootfs). Without a group, a name gives its primary group and a number
+/// itself, as in Docker.
+fn resolve_owner(root: &Dir, c: &containerfile::Chown) -> Result<(u32, u32)> {
+    let lookup = |file: &str, name: &str| -> Result<(u32, Option<u32>)> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Ok((n, None));
+        }
+        let text = root
+            .read_to_string(file)
+            .with_context(|| format!("--chown {name}: cannot read /{file} of the stage"))?;
+        text.lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && f[0] == name)
+            .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok())))
+            .ok_or_else(|| anyhow!("--chown: no {name:?} in /{file} of the stage"))
+    };
+    let (uid, primary) = lookup("etc/passwd", &c.user)?;
+    let gid = match &c.group {
+        Some(g) => lookup("etc/group", g)?.0,
+        None => primary.unwrap_or(uid),
+    };
+    Ok((uid, gid))
+}
+
 /// `127.0.0.1:5000/app:1` or `registry.example/app` not stored locally means that registry.
 fn registry_form(l: &LocalRef) -> Option<ImageRef> {
     let LocalRef::Tagged(nt) = l else { return None };
@@ -335,19 +363,19 @@ impl BudBackend for StoreBackend<'_> {
             base,
             base_rootfs,
             root,
+            owners: BTreeMap::new(),
             image: None,
         });
         Ok(())
     }
 
     fn copy_into(&mut self, stage: usize, context: &Dir, copy: &CopyStep) -> Result<()> {
-        if copy.chown.is_some() {
-            self.log.notice(&format!(
-                "warning: Containerfile line {}: --chown is not applied; layer entries are owned by 0:0",
-                copy.line
-            ));
-        }
         let dst = Self::open(self.stage(stage)?.root.path())?;
+        let owner = copy
+            .chown
+            .as_ref()
+            .map(|c| resolve_owner(&dst, c))
+            .transpose()?;
         let (src, entries) = match &copy.source {
             CopySource::Context(entries) => (context.try_clone()?, entries.clone()),
             CopySource::Stage { stage: s, paths } => {
@@ -362,6 +390,12 @@ impl BudBackend for StoreBackend<'_> {
         for e in &entries {
             write_entry(&src, &dst, e, copy.chmod)
                 .with_context(|| format!("copying to {}", e.dest))?;
+            let rel = PathBuf::from(rel_dest(&e.dest));
+            let owners = &mut self.stages[stage].owners;
+            match owner {
+                Some(o) => owners.insert(rel, o),
+                None => owners.remove(&rel),
+            };
         }
         Ok(())
     }
@@ -435,6 +469,7 @@ impl BudBackend for StoreBackend<'_> {
             let pack = PackOptions {
                 compression: self.opts.compression,
                 source_date_epoch: self.opts.source_date_epoch,
+                owners: st.owners.clone(),
                 ..Default::default()
             };
             let mut tmp = tempfile::tempfile_in(self.store.root())
@@ -593,6 +628,34 @@ mod tests {
             oci,
             serde_json::json!({"config": {"Hostname": "x", "Env": ["A=1"], "ExposedPorts": {"8080/tcp": {}}}})
         );
+    }
+
+    #[test]
+    fn chown_names_resolve_inside_the_stage() {
+        let t = tempfile::tempdir().unwrap();
+        fs::create_dir(t.path().join("etc")).unwrap();
+        fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0::/:/x\napp:x:1001:5::/:/x\n",
+        )
+        .unwrap();
+        fs::write(t.path().join("etc/group"), "root:x:0:\nstaff:x:50:app\n").unwrap();
+        let root = Dir::open_ambient_dir(t.path(), ambient_authority()).unwrap();
+        let c = |u: &str, g: Option<&str>| containerfile::Chown {
+            user: u.into(),
+            group: g.map(Into::into),
+        };
+        assert_eq!(resolve_owner(&root, &c("app", None)).unwrap(), (1001, 5));
+        assert_eq!(
+            resolve_owner(&root, &c("app", Some("staff"))).unwrap(),
+            (1001, 50)
+        );
+        assert_eq!(resolve_owner(&root, &c("7", None)).unwrap(), (7, 7));
+        assert_eq!(resolve_owner(&root, &c("7", Some("0"))).unwrap(), (7, 0));
+        let e = resolve_owner(&root, &c("nobody", None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nobody"), "{e}");
     }
 
     #[test]
