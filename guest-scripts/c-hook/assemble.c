@@ -45,7 +45,8 @@ static void copy_file(const char *from, const char *to) {
     unlink(to); /* cp -f: replace whatever is there */
     FILE *out = fopen(to, "wb");
     if (!out) { fail("create", to, errno); fclose(in); return; }
-    char buf[65536];
+    /* Static: wasm-ld gives a C program a 64 KiB stack by default. */
+    static char buf[65536];
     size_t n;
     while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
         if (fwrite(buf, 1, n, out) != n) { fail("write", to, errno); break; }
@@ -62,23 +63,30 @@ static void copy_tree(const char *from, const char *to) {
     struct dirent *e;
     while ((e = readdir(dir)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        char src[PATH_MAX], dst[PATH_MAX];
-        snprintf(src, sizeof src, "%s/%s", from, e->d_name);
-        snprintf(dst, sizeof dst, "%s/%s", to, e->d_name);
+        /* On the heap: this recurses, and the stack is small (see above). */
+        char *src = malloc(2 * PATH_MAX), *dst = src ? src + PATH_MAX : NULL;
+        if (!src) { fail("malloc", from, ENOMEM); break; }
+        snprintf(src, PATH_MAX, "%s/%s", from, e->d_name);
+        snprintf(dst, PATH_MAX, "%s/%s", to, e->d_name);
         struct stat st;
-        if (lstat(src, &st) != 0) { fail("lstat", src, errno); continue; }
-        if (S_ISLNK(st.st_mode)) {
-            char target[PATH_MAX];
+        if (lstat(src, &st) != 0) {
+            fail("lstat", src, errno);
+        } else if (S_ISLNK(st.st_mode)) {
+            static char target[PATH_MAX];
             ssize_t len = readlink(src, target, sizeof target - 1);
-            if (len < 0) { fail("readlink", src, errno); continue; }
-            target[len] = '\0';
-            unlink(dst);
-            if (symlink(target, dst) != 0) fail("symlink", dst, errno);
+            if (len < 0) {
+                fail("readlink", src, errno);
+            } else {
+                target[len] = '\0';
+                unlink(dst);
+                if (symlink(target, dst) != 0) fail("symlink", dst, errno);
+            }
         } else if (S_ISDIR(st.st_mode)) {
             copy_tree(src, dst);
         } else if (S_ISREG(st.st_mode)) {
             copy_file(src, dst);
         }
+        free(src);
     }
     closedir(dir);
     copy_mode(from, to);

@@ -29,7 +29,10 @@ impl Credentials {
     /// Parses `USER:PASS` as given to `--creds`.
     pub fn parse_creds(s: &str) -> Result<Self> {
         match s.split_once(':') {
-            Some((u, p)) if !u.is_empty() => Ok(Credentials::Basic { username: u.into(), password: p.into() }),
+            Some((u, p)) if !u.is_empty() => Ok(Credentials::Basic {
+                username: u.into(),
+                password: p.into(),
+            }),
             _ => bail!("--creds must be USER:PASS"),
         }
     }
@@ -41,7 +44,9 @@ impl Credentials {
 
 fn from_docker(c: docker_credential::DockerCredential) -> Credentials {
     match c {
-        docker_credential::DockerCredential::UsernamePassword(username, password) => Credentials::Basic { username, password },
+        docker_credential::DockerCredential::UsernamePassword(username, password) => {
+            Credentials::Basic { username, password }
+        }
         docker_credential::DockerCredential::IdentityToken(t) => Credentials::Bearer(t),
     }
 }
@@ -52,11 +57,17 @@ fn from_file(path: &Path, registry: &str) -> Result<Option<Credentials>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading auth file {}", path.display())),
     };
-    Ok(docker_credential::get_credential_from_reader(f, registry).ok().map(from_docker))
+    Ok(docker_credential::get_credential_from_reader(f, registry)
+        .ok()
+        .map(from_docker))
 }
 
 /// Looks up credentials for `registry` (`host[:port]`).
-pub fn lookup(registry: &str, creds: Option<&Credentials>, authfile: Option<&Path>) -> Result<Credentials> {
+pub fn lookup(
+    registry: &str,
+    creds: Option<&Credentials>,
+    authfile: Option<&Path>,
+) -> Result<Credentials> {
     if let Some(c) = creds {
         return Ok(c.clone());
     }
@@ -79,7 +90,10 @@ pub fn lookup(registry: &str, creds: Option<&Credentials>, authfile: Option<&Pat
         }
     }
     // ~/.docker/config.json or $DOCKER_CONFIG, with credsStore/credHelpers.
-    Ok(docker_credential::get_credential(registry).ok().map(from_docker).unwrap_or(Credentials::Anonymous))
+    Ok(docker_credential::get_credential(registry)
+        .ok()
+        .map(from_docker)
+        .unwrap_or(Credentials::Anonymous))
 }
 
 #[cfg(test)]
@@ -91,12 +105,22 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("auth.json");
         // base64("alice:s3cret")
-        std::fs::write(&p, r#"{"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6czNjcmV0"}}}"#).unwrap();
+        std::fs::write(
+            &p,
+            r#"{"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6czNjcmV0"}}}"#,
+        )
+        .unwrap();
         assert_eq!(
             lookup("127.0.0.1:5000", None, Some(&p)).unwrap(),
-            Credentials::Basic { username: "alice".into(), password: "s3cret".into() }
+            Credentials::Basic {
+                username: "alice".into(),
+                password: "s3cret".into()
+            }
         );
-        assert_eq!(lookup("other:1", None, Some(&p)).unwrap(), Credentials::Anonymous);
+        assert_eq!(
+            lookup("other:1", None, Some(&p)).unwrap(),
+            Credentials::Anonymous
+        );
         assert!(lookup("x", None, Some(&t.path().join("nope"))).is_err());
         let c = Credentials::parse_creds("u:p:q").unwrap();
         assert_eq!(lookup("x", Some(&c), Some(&p)).unwrap(), c);

@@ -52,6 +52,8 @@ pub struct BudOptions {
     pub compression: Compression,
     /// Budgets of each `RUN`.
     pub budget: Budget,
+    /// Progress bars while pulling bases and writing to a transport.
+    pub progress: bool,
 }
 
 impl BudOptions {
@@ -65,6 +67,7 @@ impl BudOptions {
             registry: RegistryOptions::default(),
             compression: Compression::Gzip,
             budget: Budget::default(),
+            progress: false,
         }
     }
 }
@@ -122,6 +125,7 @@ pub fn build(
                 platform: opts.platform.clone(),
                 registry: opts.registry.clone(),
                 store_root: Some(store.root().to_path_buf()),
+                progress: opts.progress,
             };
             let src = ImageRef::Local(LocalRef::Digest {
                 name: None,
@@ -215,6 +219,7 @@ impl<'a> StoreBackend<'a> {
             platform: self.opts.platform.clone(),
             registry: self.opts.registry.clone(),
             store_root: Some(self.store.root().to_path_buf()),
+            progress: self.opts.progress,
         };
         let mut src = transport::open_source(r, &copy).with_context(|| format!("opening {r}"))?;
         let dest = Box::new(BlobsOnly {

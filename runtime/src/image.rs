@@ -149,9 +149,18 @@ impl Index {
                 let have: Vec<String> = self
                     .manifests
                     .iter()
-                    .filter_map(|d| d.platform.as_ref().map(|p| format!("{}/{}", p.os, p.architecture)))
+                    .filter_map(|d| {
+                        d.platform
+                            .as_ref()
+                            .map(|p| format!("{}/{}", p.os, p.architecture))
+                    })
                     .collect();
-                format!("no manifest for platform {}/{} (available: {})", want.os, want.architecture, have.join(", "))
+                format!(
+                    "no manifest for platform {}/{} (available: {})",
+                    want.os,
+                    want.architecture,
+                    have.join(", ")
+                )
             })
     }
 }
@@ -185,7 +194,10 @@ impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let m: Manifest = serde_json::from_slice(bytes).context("malformed image manifest")?;
         if m.schema_version != 2 {
-            bail!("unsupported manifest schemaVersion {} (only 2)", m.schema_version);
+            bail!(
+                "unsupported manifest schemaVersion {} (only 2)",
+                m.schema_version
+            );
         }
         Ok(m)
     }
@@ -293,7 +305,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
+        RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 
@@ -303,7 +318,10 @@ impl ImageConfig {
     }
 
     pub fn labels(&self) -> BTreeMap<String, String> {
-        self.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default()
+        self.config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -311,7 +329,10 @@ impl ImageConfig {
 /// builds), else now.
 pub fn created_timestamp() -> Result<String> {
     let secs = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v.trim().parse::<i64>().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not an integer"))?,
+        Ok(v) => v
+            .trim()
+            .parse::<i64>()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not an integer"))?,
         Err(_) => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -333,7 +354,12 @@ fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A layer appended by [`ImageBuilder`].
@@ -379,21 +405,34 @@ impl ImageBuilder {
             "rootfs": {"type": "layers", "diff_ids": []},
             "history": [],
         });
-        ImageBuilder { config, layers: Vec::new(), annotations: BTreeMap::new(), created: None }
+        ImageBuilder {
+            config,
+            layers: Vec::new(),
+            annotations: BTreeMap::new(),
+            created: None,
+        }
     }
 
     pub fn from_base(manifest: &Manifest, config_bytes: &[u8]) -> Result<Self> {
-        let config: Value = serde_json::from_slice(config_bytes).context("malformed base image config")?;
+        let config: Value =
+            serde_json::from_slice(config_bytes).context("malformed base image config")?;
         if !config.is_object() {
             bail!("base image config is not a JSON object");
         }
         let layers = manifest.convert(ManifestFormat::Oci)?.layers;
-        Ok(ImageBuilder { config, layers, annotations: BTreeMap::new(), created: None })
+        Ok(ImageBuilder {
+            config,
+            layers,
+            annotations: BTreeMap::new(),
+            created: None,
+        })
     }
 
     fn container_config(&mut self) -> &mut Map<String, Value> {
         let obj = self.config.as_object_mut().expect("checked object");
-        let c = obj.entry("config").or_insert_with(|| Value::Object(Map::new()));
+        let c = obj
+            .entry("config")
+            .or_insert_with(|| Value::Object(Map::new()));
         if !c.is_object() {
             *c = Value::Object(Map::new());
         }
@@ -411,11 +450,14 @@ impl ImageBuilder {
             .and_then(Value::as_array_mut)
             .context("base config has no rootfs.diff_ids array")?;
         ids.push(Value::String(layer.diff_id.to_string()));
-        let history = obj.entry("history").or_insert_with(|| Value::Array(Vec::new()));
+        let history = obj
+            .entry("history")
+            .or_insert_with(|| Value::Array(Vec::new()));
         if let Some(h) = history.as_array_mut() {
             h.push(serde_json::json!({"created": created, "created_by": layer.created_by}));
         }
-        self.layers.push(Descriptor::new(&layer.media_type, layer.digest, layer.size));
+        self.layers
+            .push(Descriptor::new(&layer.media_type, layer.digest, layer.size));
         Ok(self)
     }
 
@@ -426,11 +468,16 @@ impl ImageBuilder {
 
     pub fn label(&mut self, key: &str, value: &str) -> &mut Self {
         let c = self.container_config();
-        let labels = c.entry("Labels").or_insert_with(|| Value::Object(Map::new()));
+        let labels = c
+            .entry("Labels")
+            .or_insert_with(|| Value::Object(Map::new()));
         if !labels.is_object() {
             *labels = Value::Object(Map::new());
         }
-        labels.as_object_mut().expect("object").insert(key.into(), Value::String(value.into()));
+        labels
+            .as_object_mut()
+            .expect("object")
+            .insert(key.into(), Value::String(value.into()));
         self
     }
 
@@ -453,13 +500,20 @@ impl ImageBuilder {
     /// Serialises config and manifest (OCI); returns `(config_bytes, manifest)`.
     pub fn finish(mut self) -> Result<(Vec<u8>, Manifest)> {
         let created = self.created()?;
-        self.config.as_object_mut().expect("object").insert("created".into(), Value::String(created));
+        self.config
+            .as_object_mut()
+            .expect("object")
+            .insert("created".into(), Value::String(created));
         let config_bytes = serde_json::to_vec(&self.config)?;
         ImageConfig::parse(&config_bytes)?;
         let manifest = Manifest {
             schema_version: 2,
             media_type: Some(media::OCI_MANIFEST.into()),
-            config: Descriptor::new(media::OCI_CONFIG, Digest::of(&config_bytes), config_bytes.len() as u64),
+            config: Descriptor::new(
+                media::OCI_CONFIG,
+                Digest::of(&config_bytes),
+                config_bytes.len() as u64,
+            ),
             layers: self.layers,
             annotations: self.annotations,
             extra: Map::new(),
@@ -525,7 +579,10 @@ mod tests {
         let (cfg, man) = b.finish().unwrap();
         let v: Value = serde_json::from_slice(&cfg).unwrap();
         assert_eq!(v["weird"], serde_json::json!([1, 2]));
-        assert_eq!(v["config"]["Env"], serde_json::json!(["A=1", "PATH=/usr/bin"]));
+        assert_eq!(
+            v["config"]["Env"],
+            serde_json::json!(["A=1", "PATH=/usr/bin"])
+        );
         let c = ImageConfig::parse(&cfg).unwrap();
         assert_eq!(c.rootfs.diff_ids, vec![Digest::of(b"t")]);
         assert_eq!(c.labels()["io.k8s.description"], "x");

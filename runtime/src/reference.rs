@@ -20,7 +20,10 @@ pub enum RefError {
 }
 
 fn invalid(input: &str, why: impl Into<String>) -> RefError {
-    RefError::Invalid { input: input.to_string(), why: why.into() }
+    RefError::Invalid {
+        input: input.to_string(),
+        why: why.into(),
+    }
 }
 
 /// `NAME:TAG` as stored in the local store's index.json annotation.
@@ -50,14 +53,20 @@ impl FromStr for NameTag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalRef {
     Tagged(NameTag),
-    Digest { name: Option<String>, digest: Digest },
+    Digest {
+        name: Option<String>,
+        digest: Digest,
+    },
 }
 
 impl fmt::Display for LocalRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LocalRef::Tagged(nt) => nt.fmt(f),
-            LocalRef::Digest { name: Some(n), digest } => write!(f, "{n}@{digest}"),
+            LocalRef::Digest {
+                name: Some(n),
+                digest,
+            } => write!(f, "{n}@{digest}"),
             LocalRef::Digest { name: None, digest } => digest.fmt(f),
         }
     }
@@ -73,7 +82,9 @@ fn check_name(input: &str, name: &str) -> Result<(), RefError> {
         return Err(invalid(input, "the name is longer than 255 characters"));
     }
     for (i, comp) in name.split('/').enumerate() {
-        let host_ok = i == 0 && name.contains('/') && (comp.contains('.') || comp.contains(':') || comp == "localhost");
+        let host_ok = i == 0
+            && name.contains('/')
+            && (comp.contains('.') || comp.contains(':') || comp == "localhost");
         let ok = !comp.is_empty()
             && comp.bytes().all(|b| {
                 b.is_ascii_lowercase()
@@ -97,11 +108,16 @@ fn check_tag(input: &str, tag: &str) -> Result<(), RefError> {
         && tag.len() <= 128
         && tag.as_bytes()[0] != b'.'
         && tag.as_bytes()[0] != b'-'
-        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
-        Err(invalid(input, format!("tag {tag:?} must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'")))
+        Err(invalid(
+            input,
+            format!("tag {tag:?} must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
+        ))
     }
 }
 
@@ -120,9 +136,14 @@ impl FromStr for LocalRef {
             return Err(RefError::Empty);
         }
         if let Some((name, digest)) = s.split_once('@') {
-            let digest = digest.parse::<Digest>().map_err(|e| invalid(s, e.to_string()))?;
+            let digest = digest
+                .parse::<Digest>()
+                .map_err(|e| invalid(s, e.to_string()))?;
             check_name(s, name)?;
-            return Ok(LocalRef::Digest { name: Some(name.to_string()), digest });
+            return Ok(LocalRef::Digest {
+                name: Some(name.to_string()),
+                digest,
+            });
         }
         if s.starts_with("sha256:") {
             let digest = s.parse::<Digest>().map_err(|e| invalid(s, e.to_string()))?;
@@ -132,7 +153,10 @@ impl FromStr for LocalRef {
         check_name(s, name)?;
         let tag = tag.unwrap_or("latest");
         check_tag(s, tag)?;
-        Ok(LocalRef::Tagged(NameTag { name: name.to_string(), tag: tag.to_string() }))
+        Ok(LocalRef::Tagged(NameTag {
+            name: name.to_string(),
+            tag: tag.to_string(),
+        }))
     }
 }
 
@@ -153,12 +177,18 @@ pub struct DockerRef {
 
 impl DockerRef {
     pub fn is_loopback(&self) -> bool {
-        let host = self.registry.rsplit_once(':').map_or(self.registry.as_str(), |(h, _)| h);
+        let host = self
+            .registry
+            .rsplit_once(':')
+            .map_or(self.registry.as_str(), |(h, _)| h);
         matches!(host, "localhost" | "127.0.0.1" | "[::1]")
     }
 
     pub fn with_target(&self, target: RemoteTarget) -> DockerRef {
-        DockerRef { target, ..self.clone() }
+        DockerRef {
+            target,
+            ..self.clone()
+        }
     }
 }
 
@@ -177,9 +207,18 @@ impl fmt::Display for DockerRef {
 pub enum ImageRef {
     Local(LocalRef),
     Docker(DockerRef),
-    OciDir { path: PathBuf, tag: Option<String> },
-    OciArchive { path: PathBuf, tag: Option<String> },
-    DockerArchive { path: PathBuf, name: Option<NameTag> },
+    OciDir {
+        path: PathBuf,
+        tag: Option<String>,
+    },
+    OciArchive {
+        path: PathBuf,
+        tag: Option<String>,
+    },
+    DockerArchive {
+        path: PathBuf,
+        name: Option<NameTag>,
+    },
 }
 
 impl fmt::Display for ImageRef {
@@ -189,7 +228,9 @@ impl fmt::Display for ImageRef {
             ImageRef::Local(r) => r.fmt(f),
             ImageRef::Docker(r) => write!(f, "docker://{r}"),
             ImageRef::OciDir { path, tag } => write!(f, "oci:{}{}", path.display(), opt(tag)),
-            ImageRef::OciArchive { path, tag } => write!(f, "oci-archive:{}{}", path.display(), opt(tag)),
+            ImageRef::OciArchive { path, tag } => {
+                write!(f, "oci-archive:{}{}", path.display(), opt(tag))
+            }
             ImageRef::DockerArchive { path, name } => {
                 write!(f, "docker-archive:{}", path.display())?;
                 if let Some(n) = name {
@@ -230,7 +271,13 @@ impl FromStr for ImageRef {
                 return Err(invalid(s, "the registry host is empty"));
             }
             let (repository, target) = match path.split_once('@') {
-                Some((repo, d)) => (repo, RemoteTarget::Digest(d.parse().map_err(|e: crate::digest::DigestError| invalid(s, e.to_string()))?)),
+                Some((repo, d)) => (
+                    repo,
+                    RemoteTarget::Digest(
+                        d.parse()
+                            .map_err(|e: crate::digest::DigestError| invalid(s, e.to_string()))?,
+                    ),
+                ),
                 None => {
                     let (repo, tag) = split_tag(path);
                     let tag = tag.unwrap_or("latest");
@@ -239,7 +286,11 @@ impl FromStr for ImageRef {
                 }
             };
             check_name(s, repository)?;
-            return Ok(ImageRef::Docker(DockerRef { registry: registry.to_string(), repository: repository.to_string(), target }));
+            return Ok(ImageRef::Docker(DockerRef {
+                registry: registry.to_string(),
+                repository: repository.to_string(),
+                target,
+            }));
         }
         if let Some(rest) = s.strip_prefix("oci:") {
             let (path, tag) = split_path(s, rest)?;
@@ -255,7 +306,10 @@ impl FromStr for ImageRef {
             return Ok(ImageRef::DockerArchive { path, name });
         }
         if let Some((t, _)) = s.split_once(':') {
-            if matches!(t, "dir" | "containers-storage" | "docker-daemon" | "docker" | "ostree" | "sif") {
+            if matches!(
+                t,
+                "dir" | "containers-storage" | "docker-daemon" | "docker" | "ostree" | "sif"
+            ) {
                 return Err(invalid(s, format!("transport {t:?} is not supported (use docker://, oci:, oci-archive:, docker-archive: or a local NAME[:TAG])")));
             }
         }
@@ -268,20 +322,39 @@ mod tests {
     use super::*;
 
     fn nt(n: &str, t: &str) -> LocalRef {
-        LocalRef::Tagged(NameTag { name: n.into(), tag: t.into() })
+        LocalRef::Tagged(NameTag {
+            name: n.into(),
+            tag: t.into(),
+        })
     }
 
     #[test]
     fn local_refs() {
         assert_eq!("foo".parse::<LocalRef>().unwrap(), nt("foo", "latest"));
         assert_eq!("a/b:1.0".parse::<LocalRef>().unwrap(), nt("a/b", "1.0"));
-        assert_eq!("localhost:5000/x".parse::<LocalRef>().unwrap(), nt("localhost:5000/x", "latest"));
+        assert_eq!(
+            "localhost:5000/x".parse::<LocalRef>().unwrap(),
+            nt("localhost:5000/x", "latest")
+        );
         let d = Digest::of(b"");
         assert_eq!(
             format!("foo@{d}").parse::<LocalRef>().unwrap(),
-            LocalRef::Digest { name: Some("foo".into()), digest: d.clone() }
+            LocalRef::Digest {
+                name: Some("foo".into()),
+                digest: d.clone()
+            }
         );
-        for bad in ["", "Foo", "foo:", "foo:-x", "foo@sha256:12", "a//b", "../x", "foo bar", "x:a/b/"] {
+        for bad in [
+            "",
+            "Foo",
+            "foo:",
+            "foo:-x",
+            "foo@sha256:12",
+            "a//b",
+            "../x",
+            "foo bar",
+            "x:a/b/",
+        ] {
             assert!(bad.parse::<LocalRef>().is_err(), "{bad}");
         }
         let e = "Foo".parse::<LocalRef>().unwrap_err().to_string();
@@ -292,7 +365,10 @@ mod tests {
     fn transports() {
         let r: ImageRef = "docker://127.0.0.1:5000/a/b:v1".parse().unwrap();
         let ImageRef::Docker(d) = &r else { panic!() };
-        assert_eq!((d.registry.as_str(), d.repository.as_str()), ("127.0.0.1:5000", "a/b"));
+        assert_eq!(
+            (d.registry.as_str(), d.repository.as_str()),
+            ("127.0.0.1:5000", "a/b")
+        );
         assert_eq!(d.target, RemoteTarget::Tag("v1".into()));
         assert!(d.is_loopback());
         assert_eq!(r.to_string(), "docker://127.0.0.1:5000/a/b:v1");
@@ -302,19 +378,34 @@ mod tests {
         assert!("docker://h/x@sha256:zz".parse::<ImageRef>().is_err());
         assert_eq!(
             "oci:/tmp/l:my/app:1".parse::<ImageRef>().unwrap(),
-            ImageRef::OciDir { path: "/tmp/l".into(), tag: Some("my/app:1".into()) }
+            ImageRef::OciDir {
+                path: "/tmp/l".into(),
+                tag: Some("my/app:1".into())
+            }
         );
         assert_eq!(
             "oci-archive:x.tar".parse::<ImageRef>().unwrap(),
-            ImageRef::OciArchive { path: "x.tar".into(), tag: None }
+            ImageRef::OciArchive {
+                path: "x.tar".into(),
+                tag: None
+            }
         );
         assert_eq!(
             "docker-archive:x.tar:a/b:c".parse::<ImageRef>().unwrap(),
-            ImageRef::DockerArchive { path: "x.tar".into(), name: Some(NameTag { name: "a/b".into(), tag: "c".into() }) }
+            ImageRef::DockerArchive {
+                path: "x.tar".into(),
+                name: Some(NameTag {
+                    name: "a/b".into(),
+                    tag: "c".into()
+                })
+            }
         );
         assert!("oci:".parse::<ImageRef>().is_err());
         let e = "dir:/x".parse::<ImageRef>().unwrap_err().to_string();
         assert!(e.contains("not supported"), "{e}");
-        assert_eq!("app".parse::<ImageRef>().unwrap(), ImageRef::Local(nt("app", "latest")));
+        assert_eq!(
+            "app".parse::<ImageRef>().unwrap(),
+            ImageRef::Local(nt("app", "latest"))
+        );
     }
 }

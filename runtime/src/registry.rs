@@ -36,7 +36,12 @@ pub struct RegistryOptions {
     pub attempts: Option<u32>,
 }
 
-const ACCEPT: &[&str] = &[media::OCI_MANIFEST, media::OCI_INDEX, media::DOCKER_MANIFEST, media::DOCKER_LIST];
+const ACCEPT: &[&str] = &[
+    media::OCI_MANIFEST,
+    media::OCI_INDEX,
+    media::DOCKER_MANIFEST,
+    media::DOCKER_LIST,
+];
 
 struct Conn {
     rt: tokio::runtime::Runtime,
@@ -55,7 +60,11 @@ impl Conn {
             None => r.is_loopback(),
         };
         let config = ClientConfig {
-            protocol: if plain { ClientProtocol::HttpsExcept(vec![r.registry.clone()]) } else { ClientProtocol::Https },
+            protocol: if plain {
+                ClientProtocol::HttpsExcept(vec![r.registry.clone()])
+            } else {
+                ClientProtocol::Https
+            },
             use_monolithic_push: true,
             accept_invalid_certificates: opts.tls_verify == Some(false),
             connect_timeout: Some(Duration::from_secs(10)),
@@ -65,11 +74,15 @@ impl Conn {
         let creds = auth::lookup(&r.registry, opts.creds.as_ref(), opts.authfile.as_deref())?;
         let auth = match &creds {
             Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => RegistryAuth::Basic(username.clone(), password.clone()),
+            Credentials::Basic { username, password } => {
+                RegistryAuth::Basic(username.clone(), password.clone())
+            }
             Credentials::Bearer(t) => RegistryAuth::Bearer(t.clone()),
         };
         let reference = to_reference(r);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         Ok(Conn {
             rt,
             client: Client::new(config),
@@ -82,20 +95,31 @@ impl Conn {
     }
 
     /// Runs `op` with bounded retries on transient errors and explains auth failures.
-    fn call<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
+    fn call<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.rt.block_on(self.retry(what, op))
+    }
+
+    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T>
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
     {
         let mut delay = Duration::from_millis(200);
         for attempt in 1.. {
-            match self.rt.block_on(op(self.client.clone())) {
+            match op(self.client.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.attempts && is_transient(&e) => {
-                    std::thread::sleep(delay);
+                    tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
-                Err(e) => return Err(self.explain(e)).with_context(|| format!("{what} ({})", self.registry)),
+                Err(e) => {
+                    return Err(self.explain(e))
+                        .with_context(|| format!("{what} ({})", self.registry))
+                }
             }
         }
         unreachable!("loop returns")
@@ -103,8 +127,11 @@ impl Conn {
 
     fn explain(&self, e: OciDistributionError) -> anyhow::Error {
         let s = e.to_string();
-        let unauthorized = matches!(e, OciDistributionError::AuthenticationFailure(_) | OciDistributionError::UnauthorizedError { .. })
-            || s.contains("401")
+        let unauthorized = matches!(
+            e,
+            OciDistributionError::AuthenticationFailure(_)
+                | OciDistributionError::UnauthorizedError { .. }
+        ) || s.contains("401")
             || s.contains("UNAUTHORIZED");
         if unauthorized {
             return if self.creds_given {
@@ -116,6 +143,11 @@ impl Conn {
                     self.registry
                 )
             };
+        }
+        if let OciDistributionError::RequestError(r) = &e {
+            if r.is_connect() {
+                return anyhow!("cannot reach registry {} (is it running? for a plain-HTTP registry not on localhost pass --tls-verify=false): {e}", self.registry);
+            }
         }
         anyhow::Error::new(e)
     }
@@ -132,15 +164,21 @@ impl Conn {
 fn is_transient(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ServerError { code, .. } => *code >= 500 || *code == 429,
-        OciDistributionError::RequestError(r) => r.is_connect() || r.is_timeout() || r.is_request() || r.is_body(),
+        OciDistributionError::RequestError(r) => {
+            r.is_connect() || r.is_timeout() || r.is_request() || r.is_body()
+        }
         _ => false,
     }
 }
 
 fn to_reference(r: &DockerRef) -> Reference {
     match &r.target {
-        RemoteTarget::Tag(t) => Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone()),
-        RemoteTarget::Digest(d) => Reference::with_digest(r.registry.clone(), r.repository.clone(), d.to_string()),
+        RemoteTarget::Tag(t) => {
+            Reference::with_tag(r.registry.clone(), r.repository.clone(), t.clone())
+        }
+        RemoteTarget::Digest(d) => {
+            Reference::with_digest(r.registry.clone(), r.repository.clone(), d.to_string())
+        }
     }
 }
 
@@ -152,7 +190,10 @@ pub struct RegistrySource {
 impl RegistrySource {
     pub fn new(r: &DockerRef, opts: &RegistryOptions) -> Result<Self> {
         let conn = Conn::new(r, opts)?;
-        Ok(RegistrySource { conn, target: r.clone() })
+        Ok(RegistrySource {
+            conn,
+            target: r.clone(),
+        })
     }
 }
 
@@ -167,10 +208,12 @@ impl ImageSource for RegistrySource {
             None => self.conn.reference.clone(),
         };
         let a = self.conn.auth.clone();
-        let (bytes, _) = self.conn.call(&format!("pulling manifest {}", self.target), move |c| {
-            let (r, a) = (r.clone(), a.clone());
-            async move { c.pull_manifest_raw(&r, &a, ACCEPT).await }
-        })?;
+        let (bytes, _) =
+            self.conn
+                .call(&format!("pulling manifest {}", self.target), move |c| {
+                    let (r, a) = (r.clone(), a.clone());
+                    async move { c.pull_manifest_raw(&r, &a, ACCEPT).await }
+                })?;
         if let Some(d) = want {
             if Digest::of(&bytes) != d {
                 anyhow::bail!("manifest from {} does not match digest {d}", self.target);
@@ -186,18 +229,20 @@ impl ImageSource for RegistrySource {
         let r = self.conn.reference.clone();
         let digest = desc.digest.to_string();
         let f2 = file.try_clone()?;
-        self.conn.call(&format!("pulling blob {}", desc.digest), move |c| {
-            let (r, digest) = (r.clone(), digest.clone());
-            let f = f2.try_clone().map(|f| {
-                let _ = (&f).set_len(0);
-                let _ = (&f).seek(SeekFrom::Start(0));
-                tokio::fs::File::from_std(f)
-            });
-            async move {
-                let f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-                c.pull_blob(&r, digest.as_str(), f).await
-            }
-        })?;
+        self.conn
+            .call(&format!("pulling blob {}", desc.digest), move |c| {
+                let (r, digest) = (r.clone(), digest.clone());
+                let f = f2.try_clone().map(|f| {
+                    let _ = (&f).set_len(0);
+                    let _ = (&f).seek(SeekFrom::Start(0));
+                    tokio::fs::File::from_std(f)
+                });
+                async move {
+                    let f =
+                        f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+                    c.pull_blob(&r, digest.as_str(), f).await
+                }
+            })?;
         let mut file = file;
         file.seek(SeekFrom::Start(0))?;
         Ok(Box::new(file))
@@ -214,7 +259,10 @@ impl RegistryDestination {
         if matches!(r.target, RemoteTarget::Digest(_)) {
             anyhow::bail!("cannot push to a digest reference docker://{r}; give a tag");
         }
-        Ok(RegistryDestination { conn: Conn::new(r, opts)?, authed: false })
+        Ok(RegistryDestination {
+            conn: Conn::new(r, opts)?,
+            authed: false,
+        })
     }
 
     fn ensure_auth(&mut self) -> Result<()> {
@@ -239,35 +287,27 @@ impl ImageDestination for RegistryDestination {
 
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
         self.ensure_auth()?;
-        // Spool to disk so the upload can be retried and streamed with a known size.
-        let mut w = HashingWriter::new(tempfile::tempfile()?);
-        std::io::copy(reader, &mut w)?;
-        let (digest, size, file) = w.finish();
-        if digest != desc.digest {
-            anyhow::bail!("blob content {digest} does not match expected {}", desc.digest);
+        let spooled = spool(desc, reader)?;
+        self.conn.rt.block_on(push_spooled(&self.conn, spooled))
+    }
+
+    /// Spools every blob to disk, then uploads up to [`UPLOAD_CONCURRENCY`] at once.
+    fn put_blobs(&mut self, blobs: Vec<(Descriptor, Box<dyn Read + Send>)>) -> Result<()> {
+        use futures_util::StreamExt;
+        self.ensure_auth()?;
+        let mut spooled = Vec::new();
+        for (desc, mut r) in blobs {
+            spooled.push(spool(&desc, &mut r)?);
         }
-        let r = self.conn.reference.clone();
-        let ds = digest.to_string();
-        self.conn.call(&format!("pushing blob {digest}"), move |c| {
-            let (r, ds) = (r.clone(), ds.clone());
-            let f = file.try_clone();
-            async move {
-                let mut f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-                f.seek(SeekFrom::Start(0)).map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-                let stream = futures_util::stream::unfold(tokio::fs::File::from_std(f), |mut f| async move {
-                    use tokio::io::AsyncReadExt;
-                    let mut buf = vec![0u8; 256 * 1024];
-                    match f.read(&mut buf).await {
-                        Ok(0) => None,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            Some((Ok(bytes::Bytes::from(buf)), f))
-                        }
-                        Err(e) => Some((Err(OciDistributionError::GenericError(Some(e.to_string()))), f)),
-                    }
-                });
-                c.push_blob_stream(&r, stream, &ds, Some(size)).await.map(|_| ())
+        let conn = &self.conn;
+        conn.rt.block_on(async {
+            let mut results =
+                futures_util::stream::iter(spooled.into_iter().map(|s| push_spooled(conn, s)))
+                    .buffer_unordered(UPLOAD_CONCURRENCY);
+            while let Some(r) = results.next().await {
+                r?;
             }
+            Ok(())
         })
     }
 
@@ -285,6 +325,65 @@ impl ImageDestination for RegistryDestination {
     fn commit(self: Box<Self>) -> Result<()> {
         Ok(())
     }
+}
+
+const UPLOAD_CONCURRENCY: usize = 4;
+
+/// A blob copied to an anonymous temp file, its digest verified.
+struct Spooled {
+    digest: Digest,
+    size: u64,
+    file: std::fs::File,
+}
+
+/// Spools so the upload can be retried and streamed with a known size.
+fn spool(desc: &Descriptor, reader: &mut dyn Read) -> Result<Spooled> {
+    let mut w = HashingWriter::new(tempfile::tempfile()?);
+    std::io::copy(reader, &mut w)?;
+    let (digest, size, file) = w.finish();
+    if digest != desc.digest {
+        anyhow::bail!(
+            "blob content {digest} does not match expected {}",
+            desc.digest
+        );
+    }
+    Ok(Spooled { digest, size, file })
+}
+
+async fn push_spooled(conn: &Conn, s: Spooled) -> Result<()> {
+    let r = conn.reference.clone();
+    let ds = s.digest.to_string();
+    let size = s.size;
+    let file = s.file;
+    conn.retry(&format!("pushing blob {}", s.digest), move |c| {
+        let (r, ds) = (r.clone(), ds.clone());
+        let f = file.try_clone();
+        async move {
+            let mut f = f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+            f.seek(SeekFrom::Start(0))
+                .map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
+            let stream =
+                futures_util::stream::unfold(tokio::fs::File::from_std(f), |mut f| async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = vec![0u8; 256 * 1024];
+                    match f.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(bytes::Bytes::from(buf)), f))
+                        }
+                        Err(e) => Some((
+                            Err(OciDistributionError::GenericError(Some(e.to_string()))),
+                            f,
+                        )),
+                    }
+                });
+            c.push_blob_stream(&r, stream, &ds, Some(size))
+                .await
+                .map(|_| ())
+        }
+    })
+    .await
 }
 
 fn http_header(v: &str) -> Result<http::HeaderValue> {

@@ -40,7 +40,8 @@ impl Layout {
     /// Opens (creating if needed) an OCI layout at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        fs::create_dir_all(root.join("blobs/sha256")).with_context(|| format!("creating OCI layout {}", root.display()))?;
+        fs::create_dir_all(root.join("blobs/sha256"))
+            .with_context(|| format!("creating OCI layout {}", root.display()))?;
         let layout = root.join("oci-layout");
         if !layout.exists() {
             write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -56,10 +57,20 @@ impl Layout {
     /// Opens an existing layout without creating anything.
     pub fn open_existing(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        let v = fs::read(root.join("oci-layout")).with_context(|| format!("{} is not an OCI layout (no oci-layout file)", root.display()))?;
-        let v: serde_json::Value = serde_json::from_slice(&v).context("malformed oci-layout file")?;
+        let v = fs::read(root.join("oci-layout")).with_context(|| {
+            format!(
+                "{} is not an OCI layout (no oci-layout file)",
+                root.display()
+            )
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&v).context("malformed oci-layout file")?;
         if v["imageLayoutVersion"] != "1.0.0" {
-            bail!("unsupported OCI layout version {} in {}", v["imageLayoutVersion"], root.display());
+            bail!(
+                "unsupported OCI layout version {} in {}",
+                v["imageLayoutVersion"],
+                root.display()
+            );
         }
         Ok(Layout { root })
     }
@@ -87,8 +98,10 @@ impl Layout {
     }
 
     pub fn read_index(&self) -> Result<Index> {
-        let bytes = fs::read(self.index_path()).with_context(|| format!("reading {}/index.json", self.root.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("malformed {}/index.json", self.root.display()))
+        let bytes = fs::read(self.index_path())
+            .with_context(|| format!("reading {}/index.json", self.root.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("malformed {}/index.json", self.root.display()))
     }
 
     fn write_index(&self, index: &Index) -> Result<()> {
@@ -114,33 +127,47 @@ impl Layout {
     }
 
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
-        File::open(self.blob_path(d)).with_context(|| format!("blob {d} missing from {}", self.root.display()))
+        File::open(self.blob_path(d))
+            .with_context(|| format!("blob {d} missing from {}", self.root.display()))
     }
 
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.open_blob(d)?.read_to_end(&mut v)?;
         if Digest::of(&v) != *d {
-            bail!("blob {d} in {} is corrupt (content does not match its digest)", self.root.display());
+            bail!(
+                "blob {d} in {} is corrupt (content does not match its digest)",
+                self.root.display()
+            );
         }
         Ok(v)
     }
 
     /// Streams `reader` into the layout; with `expected`, a mismatch leaves nothing behind.
-    pub fn put_blob(&self, reader: &mut dyn Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn put_blob(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
         let dir = self.root.join("blobs/sha256");
-        let tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", &dir).context("creating temp blob")?;
+        let tmp =
+            tempfile::NamedTempFile::with_prefix_in(".tmp-", &dir).context("creating temp blob")?;
         let mut w = HashingWriter::new(io::BufWriter::new(tmp));
         io::copy(reader, &mut w).context("writing blob")?;
         let (digest, size, buf) = w.finish();
         let tmp = buf.into_inner().map_err(|e| e.into_error())?;
         if let Some(exp) = expected {
             if *exp != digest {
-                return Err(StoreError::DigestMismatch { expected: exp.clone(), actual: digest }.into());
+                return Err(StoreError::DigestMismatch {
+                    expected: exp.clone(),
+                    actual: digest,
+                }
+                .into());
             }
         }
         tmp.as_file().sync_all().ok();
-        tmp.persist(self.blob_path(&digest)).context("renaming blob into place")?;
+        tmp.persist(self.blob_path(&digest))
+            .context("renaming blob into place")?;
         Ok((digest, size))
     }
 
@@ -150,9 +177,12 @@ impl Layout {
 
     /// Points `ref_name` (the `org.opencontainers.image.ref.name` annotation) at a manifest.
     pub fn tag_descriptor(&self, ref_name: &str, mut desc: Descriptor) -> Result<()> {
-        desc.annotations.insert(ANNOTATION_REF_NAME.into(), ref_name.into());
+        desc.annotations
+            .insert(ANNOTATION_REF_NAME.into(), ref_name.into());
         self.update_index(|idx| {
-            idx.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(ref_name));
+            idx.manifests.retain(|d| {
+                d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(ref_name)
+            });
             idx.manifests.push(desc);
             Ok(())
         })
@@ -161,7 +191,9 @@ impl Layout {
     pub fn untag(&self, ref_name: &str) -> Result<bool> {
         self.update_index(|idx| {
             let n = idx.manifests.len();
-            idx.manifests.retain(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(ref_name));
+            idx.manifests.retain(|d| {
+                d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(ref_name)
+            });
             Ok(idx.manifests.len() != n)
         })
     }
@@ -178,7 +210,10 @@ impl Layout {
             None => match idx.manifests.len() {
                 1 => Ok(idx.manifests.into_iter().next().expect("len 1")),
                 0 => bail!("OCI layout {} contains no image", self.root.display()),
-                n => bail!("OCI layout {} contains {n} images; name one (oci:DIR:NAME)", self.root.display()),
+                n => bail!(
+                    "OCI layout {} contains {n} images; name one (oci:DIR:NAME)",
+                    self.root.display()
+                ),
             },
         }
     }
@@ -188,7 +223,11 @@ impl Layout {
         let mut desc = desc.clone();
         for _ in 0..4 {
             let bytes = self.read_blob(&desc.digest)?;
-            let mt = if desc.media_type.is_empty() { image::sniff_media_type(&bytes)? } else { desc.media_type.clone() };
+            let mt = if desc.media_type.is_empty() {
+                image::sniff_media_type(&bytes)?
+            } else {
+                desc.media_type.clone()
+            };
             if image::is_index(&mt) {
                 let idx: Index = serde_json::from_slice(&bytes).context("malformed image index")?;
                 desc = idx.select(platform)?.clone();
@@ -207,7 +246,8 @@ impl Layout {
             if !seen.insert(d.digest.clone()) {
                 continue;
             }
-            let is_manifest_like = image::is_index(&d.media_type) || image::is_manifest(&d.media_type);
+            let is_manifest_like =
+                image::is_index(&d.media_type) || image::is_manifest(&d.media_type);
             if !is_manifest_like || !self.has_blob(&d.digest) {
                 continue;
             }
@@ -251,7 +291,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all().ok();
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -282,7 +323,9 @@ pub struct Store {
 
 impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        Ok(Store { layout: Layout::open(root)? })
+        Ok(Store {
+            layout: Layout::open(root)?,
+        })
     }
 
     /// `$WS2I_HOME`, else `${XDG_DATA_HOME:-~/.local/share}/ws2i`.
@@ -293,7 +336,9 @@ impl Store {
         if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             return Ok(PathBuf::from(x).join("ws2i"));
         }
-        let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context("neither WS2I_HOME nor HOME is set")?;
+        let home = std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .context("neither WS2I_HOME nor HOME is set")?;
         Ok(PathBuf::from(home).join(".local/share/ws2i"))
     }
 
@@ -305,7 +350,11 @@ impl Store {
         self.layout.root()
     }
 
-    pub fn put_blob(&self, reader: &mut dyn Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn put_blob(
+        &self,
+        reader: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
         self.layout.put_blob(reader, expected)
     }
 
@@ -332,7 +381,10 @@ impl Store {
     pub fn tag(&self, name_tag: &NameTag, manifest: &Digest) -> Result<()> {
         let bytes = self.layout.read_blob(manifest)?;
         let mt = image::sniff_media_type(&bytes)?;
-        self.layout.tag_descriptor(&name_tag.to_string(), Descriptor::new(&mt, manifest.clone(), bytes.len() as u64))
+        self.layout.tag_descriptor(
+            &name_tag.to_string(),
+            Descriptor::new(&mt, manifest.clone(), bytes.len() as u64),
+        )
     }
 
     pub fn resolve(&self, r: &LocalRef) -> Result<ResolvedImage> {
@@ -343,11 +395,16 @@ impl Store {
                 match idx.manifests.into_iter().find(|d| d.digest == *digest) {
                     Some(d) => d,
                     None if self.has_blob(digest) => Descriptor::new("", digest.clone(), 0),
-                    None => return Err(StoreError::NotFound(r.to_string(), self.root().to_path_buf()).into()),
+                    None => {
+                        return Err(
+                            StoreError::NotFound(r.to_string(), self.root().to_path_buf()).into(),
+                        )
+                    }
                 }
             }
         };
-        let (manifest_digest, manifest) = self.layout.load_image(&desc, &Platform::host_default())?;
+        let (manifest_digest, manifest) =
+            self.layout.load_image(&desc, &Platform::host_default())?;
         let config_bytes = self.layout.read_blob(&manifest.config.digest)?;
         Ok(ResolvedImage {
             manifest_digest,
@@ -360,13 +417,26 @@ impl Store {
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
         let mut out = Vec::new();
         for d in self.layout.read_index()?.manifests {
-            let Some(rn) = d.annotations.get(ANNOTATION_REF_NAME) else { continue };
-            let Ok(nt) = rn.parse::<NameTag>() else { continue };
+            let Some(rn) = d.annotations.get(ANNOTATION_REF_NAME) else {
+                continue;
+            };
+            let Ok(nt) = rn.parse::<NameTag>() else {
+                continue;
+            };
             let (size, created) = match self.resolve(&LocalRef::Tagged(nt.clone())) {
-                Ok(r) => (r.manifest.layers.iter().map(|l| l.size).sum::<u64>() + r.manifest.config.size, r.config.created),
+                Ok(r) => (
+                    r.manifest.layers.iter().map(|l| l.size).sum::<u64>() + r.manifest.config.size,
+                    r.config.created,
+                ),
                 Err(_) => (0, None),
             };
-            out.push(ImageSummary { name: nt.name, tag: nt.tag, digest: d.digest, size, created });
+            out.push(ImageSummary {
+                name: nt.name,
+                tag: nt.tag,
+                digest: d.digest,
+                size,
+                created,
+            });
         }
         out.sort_by(|a, b| (&a.name, &a.tag).cmp(&(&b.name, &b.tag)));
         Ok(out)
@@ -393,7 +463,12 @@ impl Store {
     }
 
     /// Used by image builders: writes config and manifest, tags, returns the manifest digest.
-    pub fn commit_image(&self, config_bytes: &[u8], manifest: &Manifest, name: &NameTag) -> Result<Digest> {
+    pub fn commit_image(
+        &self,
+        config_bytes: &[u8],
+        manifest: &Manifest,
+        name: &NameTag,
+    ) -> Result<Digest> {
         for l in &manifest.layers {
             if !self.has_blob(&l.digest) {
                 bail!("layer {} is not in the store", l.digest);
@@ -401,7 +476,11 @@ impl Store {
         }
         let cd = self.layout.put_bytes(config_bytes)?;
         if cd != manifest.config.digest {
-            bail!("config digest {} does not match manifest's {}", cd, manifest.config.digest);
+            bail!(
+                "config digest {} does not match manifest's {}",
+                cd,
+                manifest.config.digest
+            );
         }
         let d = self.put_manifest(&manifest.to_bytes(), manifest.media_type_or_default())?;
         self.tag(name, &d)?;
@@ -418,10 +497,18 @@ mod tests {
         let layer = b"not really a tar.gz";
         let (ld, ls) = store.put_blob(&mut &layer[..], None).unwrap();
         let mut b = ImageBuilder::scratch(&Platform::host_default());
-        b.add_layer(NewLayer { diff_id: ld.clone(), digest: ld, size: ls, media_type: media::OCI_LAYER_GZIP.into(), created_by: "t".into() })
-            .unwrap();
+        b.add_layer(NewLayer {
+            diff_id: ld.clone(),
+            digest: ld,
+            size: ls,
+            media_type: media::OCI_LAYER_GZIP.into(),
+            created_by: "t".into(),
+        })
+        .unwrap();
         let (cfg, m) = b.finish().unwrap();
-        store.commit_image(&cfg, &m, &name.parse().unwrap()).unwrap()
+        store
+            .commit_image(&cfg, &m, &name.parse().unwrap())
+            .unwrap()
     }
 
     #[test]
@@ -431,8 +518,13 @@ mod tests {
         let wrong = Digest::of(b"other");
         let e = s.put_blob(&mut &b"data"[..], Some(&wrong)).unwrap_err();
         assert!(e.downcast_ref::<StoreError>().is_some());
-        assert_eq!(fs::read_dir(t.path().join("blobs/sha256")).unwrap().count(), 0);
-        let (d, n) = s.put_blob(&mut &b"data"[..], Some(&Digest::of(b"data"))).unwrap();
+        assert_eq!(
+            fs::read_dir(t.path().join("blobs/sha256")).unwrap().count(),
+            0
+        );
+        let (d, n) = s
+            .put_blob(&mut &b"data"[..], Some(&Digest::of(b"data")))
+            .unwrap();
         assert_eq!((d.clone(), n), (Digest::of(b"data"), 4));
         assert!(s.has_blob(&d));
     }
@@ -444,10 +536,20 @@ mod tests {
         let d = sample(&s, "app");
         let r = s.resolve(&"app".parse().unwrap()).unwrap();
         assert_eq!(r.manifest_digest, d);
-        assert_eq!(s.resolve(&format!("app@{d}").parse().unwrap()).unwrap().manifest_digest, d);
+        assert_eq!(
+            s.resolve(&format!("app@{d}").parse().unwrap())
+                .unwrap()
+                .manifest_digest,
+            d
+        );
         s.tag(&"other/app:v2".parse().unwrap(), &d).unwrap();
         let l = s.list().unwrap();
-        assert_eq!(l.iter().map(|i| format!("{}:{}", i.name, i.tag)).collect::<Vec<_>>(), ["app:latest", "other/app:v2"]);
+        assert_eq!(
+            l.iter()
+                .map(|i| format!("{}:{}", i.name, i.tag))
+                .collect::<Vec<_>>(),
+            ["app:latest", "other/app:v2"]
+        );
         s.remove(&"app".parse().unwrap()).unwrap();
         assert!(s.remove(&"app".parse().unwrap()).is_err());
         assert_eq!(s.prune().unwrap().0, 0);

@@ -28,6 +28,14 @@ pub trait ImageDestination {
     /// Must verify `reader` against `desc.digest` and store nothing on mismatch.
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()>;
     fn put_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<()>;
+    /// Writes several blobs; destinations that can upload concurrently override this.
+    fn put_blobs(&mut self, blobs: Vec<(Descriptor, Box<dyn Read + Send>)>) -> Result<()> {
+        for (desc, mut r) in blobs {
+            self.put_blob(&desc, &mut r)
+                .with_context(|| format!("writing blob {}", desc.digest))?;
+        }
+        Ok(())
+    }
     /// Manifest formats this destination can hold, preferred first.
     fn supported_formats(&self) -> &'static [ManifestFormat] {
         &[ManifestFormat::Oci, ManifestFormat::Docker]
@@ -43,11 +51,19 @@ pub struct CopyOptions {
     pub registry: RegistryOptions,
     /// Store root for local references.
     pub store_root: Option<PathBuf>,
+    /// Draw a progress bar per blob (see [`crate::progress::enabled`]).
+    pub progress: bool,
 }
 
 impl Default for CopyOptions {
     fn default() -> Self {
-        CopyOptions { format: None, platform: Platform::host_default(), registry: RegistryOptions::default(), store_root: None }
+        CopyOptions {
+            format: None,
+            platform: Platform::host_default(),
+            registry: RegistryOptions::default(),
+            store_root: None,
+            progress: false,
+        }
     }
 }
 
@@ -97,7 +113,9 @@ impl ImageDestination for LayoutDestination {
     }
 
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
-        self.layout.put_blob(reader, Some(&desc.digest)).with_context(|| format!("storing blob {}", desc.digest))?;
+        self.layout
+            .put_blob(reader, Some(&desc.digest))
+            .with_context(|| format!("storing blob {}", desc.digest))?;
         Ok(())
     }
 
@@ -108,7 +126,8 @@ impl ImageDestination for LayoutDestination {
             Some(r) => self.layout.tag_descriptor(r, desc),
             // An untagged `oci:DIR` destination: the image is the index's only entry.
             None => self.layout.update_index(|idx| {
-                idx.manifests.retain(|m| m.annotations.contains_key(image::ANNOTATION_REF_NAME));
+                idx.manifests
+                    .retain(|m| m.annotations.contains_key(image::ANNOTATION_REF_NAME));
                 idx.manifests.push(desc);
                 Ok(())
             }),
@@ -129,9 +148,207 @@ impl ImageDestination for LayoutDestination {
     }
 }
 
+/// One entry of a `docker save` manifest.json.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SaveEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// Writes `docker save` format (manifest.json + config + layer blobs as-is;
+/// docker/podman load decompress gzip layers themselves).
+pub struct DockerArchiveDestination {
+    layout: Layout,
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    name: Option<crate::reference::NameTag>,
+    manifest: Option<image::Manifest>,
+}
+
+impl ImageDestination for DockerArchiveDestination {
+    fn has_blob(&mut self, desc: &Descriptor) -> Result<bool> {
+        Ok(self.layout.has_blob(&desc.digest))
+    }
+
+    fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
+        self.layout.put_blob(reader, Some(&desc.digest))?;
+        Ok(())
+    }
+
+    fn put_manifest(&mut self, bytes: &[u8], _media_type: &str) -> Result<()> {
+        self.manifest = Some(image::Manifest::parse(bytes)?);
+        Ok(())
+    }
+
+    fn supported_formats(&self) -> &'static [ManifestFormat] {
+        &[ManifestFormat::Docker]
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        let m = self.manifest.as_ref().context("no manifest was written")?;
+        let entry = SaveEntry {
+            config: format!("{}.json", m.config.digest.hex()),
+            repo_tags: Some(self.name.iter().map(|n| n.to_string()).collect()),
+            layers: m
+                .layers
+                .iter()
+                .map(|l| format!("{}.tar", l.digest.hex()))
+                .collect(),
+        };
+        let parent = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", parent)
+            .with_context(|| format!("creating archive next to {}", self.path.display()))?;
+        let mut b = tar::Builder::new(io::BufWriter::new(tmp));
+        b.mode(tar::HeaderMode::Deterministic);
+        let json = serde_json::to_vec(&[entry])?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(json.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "manifest.json", &json[..])?;
+        b.append_path_with_name(
+            self.layout.blob_path(&m.config.digest),
+            format!("{}.json", m.config.digest.hex()),
+        )?;
+        let mut seen = std::collections::BTreeSet::new();
+        for l in &m.layers {
+            if seen.insert(&l.digest) {
+                b.append_path_with_name(
+                    self.layout.blob_path(&l.digest),
+                    format!("{}.tar", l.digest.hex()),
+                )?;
+            }
+        }
+        let tmp = b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+        tmp.persist(&self.path)
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(())
+    }
+}
+
+/// Reads `docker save` archives; the manifest is synthesised (Docker v2s2)
+/// from manifest.json, with layer digests computed from the files.
+pub struct DockerArchiveSource {
+    dir: tempfile::TempDir,
+    manifest: Vec<u8>,
+    files: std::collections::BTreeMap<Digest, PathBuf>,
+}
+
+/// A path from manifest.json, confined to the unpacked archive.
+fn confined(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty()
+        || !p
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        bail!("docker-archive manifest.json names an unsafe path {rel:?}");
+    }
+    Ok(dir.join(p))
+}
+
+impl DockerArchiveSource {
+    fn open(path: &Path, name: Option<&crate::reference::NameTag>) -> Result<Self> {
+        let dir = unpack_archive(path)?;
+        let mj = std::fs::read(dir.path().join("manifest.json")).with_context(|| {
+            format!(
+                "{} has no manifest.json (not a docker-archive?)",
+                path.display()
+            )
+        })?;
+        let entries: Vec<SaveEntry> =
+            serde_json::from_slice(&mj).context("malformed docker-archive manifest.json")?;
+        let entry = match name {
+            Some(n) => {
+                let want = n.to_string();
+                entries
+                    .into_iter()
+                    .find(|e| e.repo_tags.iter().flatten().any(|t| *t == want))
+                    .with_context(|| format!("{} has no image tagged {want}", path.display()))?
+            }
+            None => {
+                let mut it = entries.into_iter();
+                match (it.next(), it.next()) {
+                    (Some(e), None) => e,
+                    (None, _) => bail!("{} contains no image", path.display()),
+                    _ => bail!(
+                        "{} contains several images; name one (docker-archive:FILE:NAME:TAG)",
+                        path.display()
+                    ),
+                }
+            }
+        };
+        let mut files = std::collections::BTreeMap::new();
+        let mut describe = |rel: &str, media_type: &str| -> Result<Descriptor> {
+            let p = confined(dir.path(), rel)?;
+            let mut w = crate::digest::HashingWriter::new(io::sink());
+            io::copy(
+                &mut File::open(&p).with_context(|| format!("docker-archive lacks {rel}"))?,
+                &mut w,
+            )?;
+            let (d, size, _) = w.finish();
+            files.insert(d.clone(), p);
+            Ok(Descriptor::new(media_type, d, size))
+        };
+        let config = describe(&entry.config, image::media::DOCKER_CONFIG)?;
+        let mut layers = Vec::new();
+        for l in &entry.layers {
+            let mut magic = [0u8; 2];
+            let is_gz = File::open(confined(dir.path(), l)?)
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .is_ok()
+                && magic == [0x1f, 0x8b];
+            let mt = if is_gz {
+                image::media::DOCKER_LAYER_GZIP
+            } else {
+                image::media::DOCKER_LAYER_TAR
+            };
+            layers.push(describe(l, mt)?);
+        }
+        let m = image::Manifest {
+            schema_version: 2,
+            media_type: Some(image::media::DOCKER_MANIFEST.into()),
+            config,
+            layers,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        Ok(DockerArchiveSource {
+            dir,
+            manifest: m.to_bytes(),
+            files,
+        })
+    }
+}
+
+impl ImageSource for DockerArchiveSource {
+    fn manifest(&mut self, digest: Option<&Digest>) -> Result<(Vec<u8>, String)> {
+        if digest.is_some_and(|d| *d != Digest::of(&self.manifest)) {
+            bail!("docker-archive holds a single manifest");
+        }
+        Ok((self.manifest.clone(), image::media::DOCKER_MANIFEST.into()))
+    }
+
+    fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
+        let p = self.files.get(&desc.digest).with_context(|| {
+            format!("blob {} not in {}", desc.digest, self.dir.path().display())
+        })?;
+        Ok(Box::new(File::open(p)?))
+    }
+}
+
 /// Tars `dir` (no lock file) to a temp name next to `dest`, then renames.
 fn write_tar_of_dir(dir: &Path, dest: &Path) -> Result<()> {
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", parent)
         .with_context(|| format!("creating archive next to {}", dest.display()))?;
     let mut b = tar::Builder::new(io::BufWriter::new(tmp));
@@ -147,10 +364,14 @@ fn write_tar_of_dir(dir: &Path, dest: &Path) -> Result<()> {
         .collect();
     blobs.sort();
     for n in blobs {
-        b.append_path_with_name(dir.join("blobs/sha256").join(&n), format!("blobs/sha256/{n}"))?;
+        b.append_path_with_name(
+            dir.join("blobs/sha256").join(&n),
+            format!("blobs/sha256/{n}"),
+        )?;
     }
     let tmp = b.into_inner()?.into_inner().map_err(|e| e.into_error())?;
-    tmp.persist(dest).with_context(|| format!("writing {}", dest.display()))?;
+    tmp.persist(dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
     Ok(())
 }
 
@@ -162,13 +383,27 @@ fn unpack_archive(path: &Path) -> Result<tempfile::TempDir> {
     let mut a = tar::Archive::new(io::BufReader::new(f));
     a.set_preserve_permissions(false);
     a.set_unpack_xattrs(false);
-    for entry in a.entries().with_context(|| format!("reading {}", path.display()))? {
+    for entry in a
+        .entries()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
         let mut e = entry?;
-        if !matches!(e.header().entry_type(), tar::EntryType::Regular | tar::EntryType::Directory) {
-            bail!("{}: unexpected non-regular entry {:?} in an OCI archive", path.display(), e.path()?);
+        if !matches!(
+            e.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Directory
+        ) {
+            bail!(
+                "{}: unexpected non-regular entry {:?} in an OCI archive",
+                path.display(),
+                e.path()?
+            );
         }
         if !e.unpack_in(dir.path())? {
-            bail!("{}: entry {:?} escapes the archive", path.display(), e.path()?);
+            bail!(
+                "{}: entry {:?} escapes the archive",
+                path.display(),
+                e.path()?
+            );
         }
     }
     Ok(dir)
@@ -185,24 +420,42 @@ pub fn open_source(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn ImageSour
                         bail!("image {digest} not found in {}", store.root().display());
                     }
                     let bytes = store.layout().read_blob(digest)?;
-                    Descriptor::new(&image::sniff_media_type(&bytes)?, digest.clone(), bytes.len() as u64)
+                    Descriptor::new(
+                        &image::sniff_media_type(&bytes)?,
+                        digest.clone(),
+                        bytes.len() as u64,
+                    )
                 }
             };
-            Box::new(LayoutSource { layout: store.layout().clone(), top, _keep: None })
+            Box::new(LayoutSource {
+                layout: store.layout().clone(),
+                top,
+                _keep: None,
+            })
         }
         ImageRef::OciDir { path, tag } => {
             let layout = Layout::open_existing(path)?;
             let top = layout.find(tag.as_deref())?;
-            Box::new(LayoutSource { layout, top, _keep: None })
+            Box::new(LayoutSource {
+                layout,
+                top,
+                _keep: None,
+            })
         }
         ImageRef::OciArchive { path, tag } => {
             let dir = unpack_archive(path)?;
             let layout = Layout::open_existing(dir.path())?;
             let top = layout.find(tag.as_deref())?;
-            Box::new(LayoutSource { layout, top, _keep: Some(dir) })
+            Box::new(LayoutSource {
+                layout,
+                top,
+                _keep: Some(dir),
+            })
         }
         ImageRef::Docker(d) => Box::new(RegistrySource::new(d, &opts.registry)?),
-        ImageRef::DockerArchive { .. } => bail!("docker-archive: is not supported as a source yet"),
+        ImageRef::DockerArchive { path, name } => {
+            Box::new(DockerArchiveSource::open(path, name.as_ref())?)
+        }
     })
 }
 
@@ -210,19 +463,40 @@ pub fn open_destination(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn Imag
     Ok(match r {
         ImageRef::Local(LocalRef::Tagged(nt)) => {
             let store = opts.store()?;
-            Box::new(LayoutDestination { layout: store.layout().clone(), ref_name: Some(nt.to_string()), archive: None })
+            Box::new(LayoutDestination {
+                layout: store.layout().clone(),
+                ref_name: Some(nt.to_string()),
+                archive: None,
+            })
         }
-        ImageRef::Local(LocalRef::Digest { .. }) => bail!("cannot write to a digest reference {r}; give NAME:TAG"),
-        ImageRef::OciDir { path, tag } => {
-            Box::new(LayoutDestination { layout: Layout::open(path)?, ref_name: tag.clone(), archive: None })
+        ImageRef::Local(LocalRef::Digest { .. }) => {
+            bail!("cannot write to a digest reference {r}; give NAME:TAG")
         }
+        ImageRef::OciDir { path, tag } => Box::new(LayoutDestination {
+            layout: Layout::open(path)?,
+            ref_name: tag.clone(),
+            archive: None,
+        }),
         ImageRef::OciArchive { path, tag } => {
             let dir = tempfile::tempdir()?;
             let layout = Layout::open(dir.path())?;
-            Box::new(LayoutDestination { layout, ref_name: tag.clone(), archive: Some((path.clone(), dir)) })
+            Box::new(LayoutDestination {
+                layout,
+                ref_name: tag.clone(),
+                archive: Some((path.clone(), dir)),
+            })
         }
         ImageRef::Docker(d) => Box::new(RegistryDestination::new(d, &opts.registry)?),
-        ImageRef::DockerArchive { .. } => bail!("docker-archive: is not supported as a destination yet"),
+        ImageRef::DockerArchive { path, name } => {
+            let dir = tempfile::tempdir()?;
+            Box::new(DockerArchiveDestination {
+                layout: Layout::open(dir.path())?,
+                _dir: dir,
+                path: path.clone(),
+                name: name.clone(),
+                manifest: None,
+            })
+        }
     })
 }
 
@@ -234,7 +508,11 @@ pub fn copy(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<Digest
     copy_between(source.as_mut(), dest, opts).with_context(|| format!("copying {src} to {dst}"))
 }
 
-pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestination>, opts: &CopyOptions) -> Result<Digest> {
+pub fn copy_between(
+    source: &mut dyn ImageSource,
+    mut dest: Box<dyn ImageDestination>,
+    opts: &CopyOptions,
+) -> Result<Digest> {
     let (mut bytes, mut mt) = source.manifest(None)?;
     for _ in 0..4 {
         if !image::is_index(&mt) {
@@ -253,7 +531,9 @@ pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestina
     let manifest = image::Manifest::parse(&bytes)?;
     let supported = dest.supported_formats();
     let want = match opts.format {
-        Some(f) if !supported.contains(&f) => bail!("the destination cannot hold {f:?} manifests (OCI layouts hold OCI manifests only)"),
+        Some(f) if !supported.contains(&f) => bail!(
+            "the destination cannot hold {f:?} manifests (OCI layouts hold OCI manifests only)"
+        ),
         Some(f) => f,
         None if supported.contains(&manifest.format()) => manifest.format(),
         None => supported[0],
@@ -264,13 +544,25 @@ pub fn copy_between(source: &mut dyn ImageSource, mut dest: Box<dyn ImageDestina
     } else {
         (bytes, mt)
     };
+    let mut todo: Vec<(Descriptor, Box<dyn Read + Send>)> = Vec::new();
+    let mut bars = Vec::new();
     for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
-        if dest.has_blob(desc)? {
+        if dest.has_blob(desc)? || todo.iter().any(|(d, _)| d.digest == desc.digest) {
             continue;
         }
-        let mut r = source.blob(desc).with_context(|| format!("reading blob {}", desc.digest))?;
-        dest.put_blob(desc, &mut r).with_context(|| format!("writing blob {}", desc.digest))?;
+        let inner = source
+            .blob(desc)
+            .with_context(|| format!("reading blob {}", desc.digest))?;
+        let bar = crate::progress::blob_bar(opts.progress, &desc.digest.short(), desc.size);
+        bars.push(bar.clone());
+        todo.push((
+            desc.clone(),
+            Box::new(crate::progress::ProgressReader { inner, bar }),
+        ));
     }
+    let put = dest.put_blobs(todo);
+    bars.iter().for_each(|b| b.finish_and_clear());
+    put?;
     dest.put_manifest(&bytes, &mt)?;
     dest.commit()?;
     Ok(Digest::of(&bytes))

@@ -29,7 +29,10 @@ where
         if item.contains(&0) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("argument contains a NUL byte: {:?}", String::from_utf8_lossy(item)),
+                format!(
+                    "argument contains a NUL byte: {:?}",
+                    String::from_utf8_lossy(item)
+                ),
             ));
         }
         out.extend_from_slice(item);
@@ -131,11 +134,29 @@ pub fn spawn(req: &SpawnRequest<'_>) -> io::Result<i32> {
         let mut code: i32 = 0;
         // SAFETY: every pointer is to a live slice of the stated length, and
         // exit_code points to an i32 that outlives the call.
-        let rc = unsafe { imports::spawn(p, pl, a, al, e, el, c, cl, o, ol, &mut code as *mut i32 as i32) };
+        let rc = unsafe {
+            imports::spawn(
+                p,
+                pl,
+                a,
+                al,
+                e,
+                el,
+                c,
+                cl,
+                o,
+                ol,
+                &mut code as *mut i32 as i32,
+            )
+        };
         if rc == 0 {
             Ok(code)
         } else {
-            Err(errno_to_error("spawn", &String::from_utf8_lossy(req.program), rc as u32))
+            Err(errno_to_error(
+                "spawn",
+                &String::from_utf8_lossy(req.program),
+                rc as u32,
+            ))
         }
     }
     #[cfg(not(all(target_os = "wasi", target_env = "p1")))]
@@ -153,7 +174,11 @@ pub fn chmod(path: &[u8], mode: u32) -> io::Result<()> {
         let rc = unsafe { imports::chmod(p, pl, mode as i32) };
         match rc {
             0 => Ok(()),
-            n => Err(errno_to_error("chmod", &String::from_utf8_lossy(path), n as u32)),
+            n => Err(errno_to_error(
+                "chmod",
+                &String::from_utf8_lossy(path),
+                n as u32,
+            )),
         }
     }
     #[cfg(not(all(target_os = "wasi", target_env = "p1")))]
@@ -173,7 +198,11 @@ pub fn mode(path: &[u8]) -> io::Result<u32> {
         let rc = unsafe { imports::mode(p, pl, &mut mode as *mut u32 as i32) };
         match rc {
             0 => Ok(mode),
-            n => Err(errno_to_error("mode", &String::from_utf8_lossy(path), n as u32)),
+            n => Err(errno_to_error(
+                "mode",
+                &String::from_utf8_lossy(path),
+                n as u32,
+            )),
         }
     }
     #[cfg(not(all(target_os = "wasi", target_env = "p1")))]
@@ -211,7 +240,10 @@ mod tests {
 
     #[test]
     fn env_entries_are_key_equals_value() {
-        assert_eq!(encode_env([("A", "1"), ("B", "x=y")]).unwrap(), b"A=1\0B=x=y\0");
+        assert_eq!(
+            encode_env([("A", "1"), ("B", "x=y")]).unwrap(),
+            b"A=1\0B=x=y\0"
+        );
         assert!(encode_env([("", "1")]).is_err());
         assert!(encode_env([("A=B", "1")]).is_err());
     }
@@ -221,16 +253,30 @@ mod tests {
         let e = errno_to_error("spawn", "/bin/x.wasm", errno::NOENT);
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert!(e.to_string().contains("ws2i.spawn /bin/x.wasm"));
-        assert_eq!(errno_to_error("spawn", "x", errno::NOEXEC).kind(), io::ErrorKind::InvalidData);
-        assert!(errno_to_error("chmod", "x", 76).to_string().contains("errno 76"));
+        assert_eq!(
+            errno_to_error("spawn", "x", errno::NOEXEC).kind(),
+            io::ErrorKind::InvalidData
+        );
+        assert!(errno_to_error("chmod", "x", 76)
+            .to_string()
+            .contains("errno 76"));
     }
 
     #[cfg(not(target_os = "wasi"))]
     #[test]
     fn imports_are_unsupported_natively() {
-        assert_eq!(chmod(b"/x", 0o755).unwrap_err().kind(), io::ErrorKind::Unsupported);
+        assert_eq!(
+            chmod(b"/x", 0o755).unwrap_err().kind(),
+            io::ErrorKind::Unsupported
+        );
         assert_eq!(mode(b"/x").unwrap_err().kind(), io::ErrorKind::Unsupported);
-        let req = SpawnRequest { program: b"/t.wasm", argv: b"", env: b"", cwd: b"", stdout: b"" };
+        let req = SpawnRequest {
+            program: b"/t.wasm",
+            argv: b"",
+            env: b"",
+            cwd: b"",
+            stdout: b"",
+        };
         assert_eq!(spawn(&req).unwrap_err().kind(), io::ErrorKind::Unsupported);
     }
 }

@@ -42,11 +42,23 @@ impl<W: Write> ArtifactsTar<W> {
         let (dir, name) = (dir.as_ref(), name.as_ref());
         let name = name.strip_prefix(".").unwrap_or(name);
         if !name.as_os_str().is_empty() {
-            self.append_entry(dir, name, fs::symlink_metadata(dir).map_err(|e| with_path(e, "stat", dir))?.file_type())?;
+            self.append_entry(
+                dir,
+                name,
+                fs::symlink_metadata(dir)
+                    .map_err(|e| with_path(e, "stat", dir))?
+                    .file_type(),
+            )?;
         } else if !dir.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a directory", dir.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a directory", dir.display()),
+            ));
         }
-        if fs::symlink_metadata(dir).map(|m| m.is_dir()).unwrap_or(false) {
+        if fs::symlink_metadata(dir)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+        {
             self.append_children(dir, name)?;
         }
         Ok(())
@@ -66,14 +78,24 @@ impl<W: Write> ArtifactsTar<W> {
     fn append_entry(&mut self, src: &Path, name: &Path, kind: fs::FileType) -> io::Result<()> {
         let meta = fs::symlink_metadata(src).map_err(|e| with_path(e, "stat", src))?;
         let mut h = tar::Header::new_gnu();
-        let default_mode = if kind.is_dir() { 0o755 } else if kind.is_symlink() { 0o777 } else { 0o644 };
+        let default_mode = if kind.is_dir() {
+            0o755
+        } else if kind.is_symlink() {
+            0o777
+        } else {
+            0o644
+        };
         h.set_mode(match mode(src) {
             Ok(m) => m,
             // A preview 2 hook has no way to learn modes: use the usual ones.
             Err(e) if e.kind() == io::ErrorKind::Unsupported => default_mode,
             Err(e) => return Err(e),
         });
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
         h.set_mtime(mtime);
         h.set_uid(0);
         h.set_gid(0);

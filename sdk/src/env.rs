@@ -53,7 +53,12 @@ pub fn var_or(name: &str, default: &str) -> String {
 
 /// A boolean switch: set to `1`, `true`, `yes` or `on` (any case).
 pub fn flag(name: &str) -> bool {
-    var(name).is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    var(name).is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
 }
 
 /// A whitespace- or comma-separated list variable (e.g. `TEST_PRINT_ENV="A B"`).

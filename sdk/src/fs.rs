@@ -78,12 +78,20 @@ pub fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<(
 fn wasi_symlink(target: &Path, link: &Path) -> io::Result<()> {
     use std::ffi::CString;
     extern "C" {
-        fn symlink(target: *const std::ffi::c_char, link: *const std::ffi::c_char) -> std::ffi::c_int;
+        fn symlink(
+            target: *const std::ffi::c_char,
+            link: *const std::ffi::c_char,
+        ) -> std::ffi::c_int;
     }
     let c = |p: &Path| {
         p.to_str()
             .and_then(|s| CString::new(s).ok())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a UTF-8 path without NUL", p.display())))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: not a UTF-8 path without NUL", p.display()),
+                )
+            })
     };
     let (t, l) = (c(target)?, c(link)?);
     // SAFETY: both are valid NUL-terminated strings that outlive the call.
@@ -142,7 +150,8 @@ fn copy_dir(from: &Path, to: &Path, stats: &mut CopyStats) -> io::Result<()> {
             copy_dir(&src, &dst, stats)?;
         } else if kind.is_file() {
             remove_non_dir(&dst)?;
-            stats.bytes += fs::copy(&src, &dst).map_err(|e| with_path(e, &format!("copy to {}", dst.display()), &src))?;
+            stats.bytes += fs::copy(&src, &dst)
+                .map_err(|e| with_path(e, &format!("copy to {}", dst.display()), &src))?;
             set_mode(&dst, mode(&src)?)?;
             stats.files += 1;
         }
@@ -159,7 +168,9 @@ pub(crate) fn sorted_entries(dir: &Path) -> io::Result<Vec<(std::ffi::OsString, 
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| with_path(e, "read dir", dir))? {
         let entry = entry.map_err(|e| with_path(e, "read dir", dir))?;
-        let kind = entry.file_type().map_err(|e| with_path(e, "stat", &entry.path()))?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| with_path(e, "stat", &entry.path()))?;
         out.push((entry.file_name(), kind));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -170,7 +181,10 @@ fn remove_non_dir(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{}: is a directory, cannot replace it with a file", path.display()),
+            format!(
+                "{}: is a directory, cannot replace it with a file",
+                path.display()
+            ),
         )),
         Ok(_) => fs::remove_file(path).map_err(|e| with_path(e, "replace", path)),
         Err(_) => Ok(()),
@@ -181,10 +195,17 @@ fn remove_non_dir(path: &Path) -> io::Result<()> {
 /// hook's working directory, as WASI itself does).
 #[cfg(all(target_os = "wasi", target_env = "p1"))]
 fn guest_path(path: &Path) -> io::Result<String> {
-    let abs: PathBuf = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
-    abs.into_os_string()
-        .into_string()
-        .map_err(|p| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: path is not UTF-8", Path::new(&p).display())))
+    let abs: PathBuf = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    abs.into_os_string().into_string().map_err(|p| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: path is not UTF-8", Path::new(&p).display()),
+        )
+    })
 }
 
 pub(crate) fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
@@ -195,7 +216,9 @@ pub(crate) fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
 fn unsupported(what: &str, path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        format!("{what} ({}) needs ws2i's host imports (wasm32-wasip1) or a Unix host", path.display()),
+        format!(
+            "{what} ({}) needs ws2i's host imports (wasm32-wasip1) or a Unix host",
+            path.display()
+        ),
     )
 }
-

@@ -59,7 +59,9 @@ pub mod log;
 mod process;
 
 pub use artifacts::ArtifactsTar;
-pub use env::{artifacts, artifacts_dir, destination, source_dir, DEFAULT_DESTINATION, SCRIPTS_DIR};
+pub use env::{
+    artifacts, artifacts_dir, destination, source_dir, DEFAULT_DESTINATION, SCRIPTS_DIR,
+};
 pub use fs::{copy_tree, make_executable, mode, set_mode, symlink, CopyStats};
 pub use process::{Command, EncodedSpawn, ExitStatus};
 

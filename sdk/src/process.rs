@@ -75,12 +75,14 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
         self
     }
 
     pub fn env(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> &mut Self {
-        self.env.insert(key.as_ref().to_string(), value.as_ref().to_string());
+        self.env
+            .insert(key.as_ref().to_string(), value.as_ref().to_string());
         self
     }
 
@@ -111,22 +113,44 @@ impl Command {
     pub fn encode(&self) -> io::Result<EncodedSpawn> {
         let program = absolute(&self.program)?;
         let argv0 = program.clone();
-        let argv = abi::encode_list(std::iter::once(argv0.as_str()).chain(self.args.iter().map(String::as_str)))?;
+        let argv = abi::encode_list(
+            std::iter::once(argv0.as_str()).chain(self.args.iter().map(String::as_str)),
+        )?;
         let env = abi::encode_env(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let cwd = match &self.cwd {
             Some(c) => absolute(c)?,
-            None => std::env::current_dir().ok().and_then(|d| d.into_os_string().into_string().ok()).unwrap_or_default(),
+            None => std::env::current_dir()
+                .ok()
+                .and_then(|d| d.into_os_string().into_string().ok())
+                .unwrap_or_default(),
         };
-        let stdout = self.stdout.as_deref().map(absolute).transpose()?.unwrap_or_default();
-        Ok(EncodedSpawn { program: program.into_bytes(), argv, env, cwd: cwd.into_bytes(), stdout: stdout.into_bytes() })
+        let stdout = self
+            .stdout
+            .as_deref()
+            .map(absolute)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(EncodedSpawn {
+            program: program.into_bytes(),
+            argv,
+            env,
+            cwd: cwd.into_bytes(),
+            stdout: stdout.into_bytes(),
+        })
     }
 
     /// Runs the child and waits for it. An error means it could not be run
     /// (missing, not WebAssembly, ...); a non-zero exit is an `Ok` status.
     pub fn status(&mut self) -> io::Result<ExitStatus> {
         let e = self.encode()?;
-        abi::spawn(&abi::SpawnRequest { program: &e.program, argv: &e.argv, env: &e.env, cwd: &e.cwd, stdout: &e.stdout })
-            .map(ExitStatus)
+        abi::spawn(&abi::SpawnRequest {
+            program: &e.program,
+            argv: &e.argv,
+            env: &e.env,
+            cwd: &e.cwd,
+            stdout: &e.stdout,
+        })
+        .map(ExitStatus)
     }
 
     /// Runs the child and turns a non-zero exit into an error naming it.
@@ -135,7 +159,10 @@ impl Command {
         if status.success() {
             Ok(())
         } else {
-            Err(io::Error::other(format!("{} failed with {status}", self.program.display())))
+            Err(io::Error::other(format!(
+                "{} failed with {status}",
+                self.program.display()
+            )))
         }
     }
 }
@@ -151,10 +178,17 @@ pub struct EncodedSpawn {
 }
 
 fn absolute(p: &Path) -> io::Result<String> {
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
-    abs.into_os_string()
-        .into_string()
-        .map_err(|p| io::Error::new(io::ErrorKind::InvalidInput, format!("{}: path is not UTF-8", Path::new(&p).display())))
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    abs.into_os_string().into_string().map_err(|p| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: path is not UTF-8", Path::new(&p).display()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -164,7 +198,13 @@ mod tests {
     #[test]
     fn encodes_the_abi_arguments() {
         let mut c = Command::new("/usr/bin/tool.wasm");
-        c.env_clear().arg("-v").args(["a b", ""]).env("B", "2").env("A", "1=x").current_dir("/work").stdout_file("/tmp/out");
+        c.env_clear()
+            .arg("-v")
+            .args(["a b", ""])
+            .env("B", "2")
+            .env("A", "1=x")
+            .current_dir("/work")
+            .stdout_file("/tmp/out");
         let e = c.encode().unwrap();
         assert_eq!(e.program, b"/usr/bin/tool.wasm");
         assert_eq!(e.argv, b"/usr/bin/tool.wasm\0-v\0a b\0\0");

@@ -23,20 +23,34 @@ fn ensure_built() {
         let script = guest_scripts_dir().join("build");
         let mut cmd = Command::new(&script);
         cmd.arg("--hooks-only");
-        // The outer cargo's settings are for the host build, not the guests'.
-        for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
-            cmd.env_remove(var);
+        // What cargo sets for a running test (CARGO_PKG_*, CARGO_MANIFEST_DIR,
+        // ...) is not the guests' business and could change build-script
+        // fingerprints; a target dir or flags for the host build neither.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if (k.starts_with("CARGO_") && k != "CARGO_HOME") || k.contains("RUSTFLAGS") {
+                cmd.env_remove(&*k);
+            }
         }
         if let Some(cargo) = std::env::var_os("CARGO") {
             // Make the script use the same toolchain's cargo.
-            let bin_dir = Path::new(&cargo).parent().map(Path::to_path_buf).unwrap_or_default();
+            let bin_dir = Path::new(&cargo)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             let path = std::env::var_os("PATH").unwrap_or_default();
             let mut dirs = vec![bin_dir];
             dirs.extend(std::env::split_paths(&path));
             cmd.env("PATH", std::env::join_paths(dirs).expect("PATH"));
         }
-        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(out.status.success(), "guest-scripts/build failed\n{}", crate::describe(&out));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "guest-scripts/build failed\n{}",
+            crate::describe(&out)
+        );
     });
 }
 
@@ -51,8 +65,12 @@ pub fn wasm(name: &str) -> PathBuf {
         vec![target.join("hooks").join(format!("{name}.wasm"))]
     } else {
         vec![
-            target.join("wasm32-wasip1/release").join(format!("{name}.wasm")),
-            target.join("wasm32-wasip2/release").join(format!("{name}.wasm")),
+            target
+                .join("wasm32-wasip1/release")
+                .join(format!("{name}.wasm")),
+            target
+                .join("wasm32-wasip2/release")
+                .join(format!("{name}.wasm")),
         ]
     };
     candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
@@ -68,7 +86,10 @@ pub struct Rootfs {
 impl Rootfs {
     /// An empty rootfs with `/tmp` (S2I's default destination).
     pub fn new() -> Rootfs {
-        let dir = tempfile::Builder::new().prefix("ws2i-rootfs-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("ws2i-rootfs-")
+            .tempdir()
+            .expect("tempdir");
         fs::create_dir(dir.path().join("tmp")).expect("mkdir tmp");
         Rootfs { dir }
     }
@@ -86,7 +107,8 @@ impl Rootfs {
     pub fn install_hook(&self, name: &str, guest_path: &str) -> PathBuf {
         let dst = self.host(guest_path);
         fs::create_dir_all(dst.parent().expect("guest path has a parent")).expect("mkdir");
-        fs::copy(wasm(name), &dst).unwrap_or_else(|e| panic!("install {name} at {}: {e}", dst.display()));
+        fs::copy(wasm(name), &dst)
+            .unwrap_or_else(|e| panic!("install {name} at {}: {e}", dst.display()));
         fs::set_permissions(&dst, fs::Permissions::from_mode(0o755)).expect("chmod");
         dst
     }

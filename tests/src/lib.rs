@@ -11,12 +11,10 @@ use std::sync::OnceLock;
 
 /// The repository root (the workspace that holds runtime/, sdk/, tests/).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
-}
-
-/// The cargo that runs us (cargo sets `$CARGO` for tests), else `cargo`.
-pub(crate) fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// `target/<profile>/` of the running test executable
@@ -24,40 +22,66 @@ pub(crate) fn cargo() -> Command {
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     exe.parent()
-        .and_then(|deps| if deps.file_name() == Some(OsStr::new("deps")) { deps.parent() } else { Some(deps) })
+        .and_then(|deps| {
+            if deps.file_name() == Some(OsStr::new("deps")) {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
         .expect("test executable lives in target/<profile>/deps")
         .to_path_buf()
 }
 
-/// The real `ws2i` binary of this build profile. The first call in a process
-/// runs `cargo build -p ws2i --bin ws2i` (a no-op when it is fresh): a test
-/// never runs a stale binary. This is safe inside `cargo test` because cargo
-/// releases the target-dir lock once the test executables are built.
-/// Set `WS2I_TEST_NO_BUILD=1` to only locate it (e.g. when the binary was
-/// built by other means).
+/// The real `ws2i` binary of this build profile (`target/<profile>/ws2i`).
+///
+/// The harness does not build it: a `cargo build` started from inside
+/// `cargo test` does not deadlock, but it sees the test process's
+/// environment (cargo's `CARGO_*`, `LD_LIBRARY_PATH`), which invalidates
+/// build-script fingerprints (ring, rustls, ...) so that the outer and inner
+/// builds rebuild each other every run (measured: 1–3 min each time).
+/// scripts/test builds it first; by hand: `cargo build -p ws2i --bin ws2i`.
+/// A binary older than the runtime's sources is refused rather than tested.
 pub fn ws2i_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = profile_dir();
-        let bin = dir.join(format!("ws2i{}", std::env::consts::EXE_SUFFIX));
-        if std::env::var_os("WS2I_TEST_NO_BUILD").is_none() {
-            let profile = match dir.file_name().and_then(OsStr::to_str) {
-                Some("debug") | None => "dev".to_string(),
-                Some(p) => p.to_string(),
-            };
-            let mut cmd = cargo();
-            cmd.current_dir(workspace_root()).args(["build", "--quiet", "-p", "ws2i", "--bin", "ws2i", "--profile", &profile]);
-            let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo to build ws2i: {e}"));
-            assert!(out.status.success(), "building ws2i failed ({:?}):\n{}", cmd, String::from_utf8_lossy(&out.stderr));
+        let bin = profile_dir().join(format!("ws2i{}", std::env::consts::EXE_SUFFIX));
+        let how = "build it with `cargo build -p ws2i --bin ws2i` (scripts/test does)";
+        let built = std::fs::metadata(&bin)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|_| panic!("ws2i binary not found at {}: {how}", bin.display()));
+        let runtime = workspace_root().join("runtime");
+        if let Some(newest) = newest_mtime(&runtime) {
+            assert!(
+                newest <= built,
+                "ws2i binary at {} is older than the sources in {}: {how}",
+                bin.display(),
+                runtime.display()
+            );
         }
-        assert!(
-            bin.is_file(),
-            "ws2i binary not found at {}: build it with `cargo build -p ws2i --bin ws2i` (scripts/test does)",
-            bin.display()
-        );
         bin
     })
     .clone()
+}
+
+/// The newest modification time of the files under `dir` (sources only:
+/// the walk skips `target`).
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).ok()?.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if entry.file_name() != "target" {
+                    stack.push(entry.path());
+                }
+            } else if let Ok(t) = meta.modified() {
+                newest = newest.max(Some(t));
+            }
+        }
+    }
+    newest
 }
 
 /// A `Command` for the real `ws2i` binary with a clean, predictable
@@ -75,20 +99,30 @@ pub fn ws2i() -> Command {
 /// Runs a command to completion; panics (with the command) only if it could
 /// not be started.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command and asserts that it succeeded, printing its output if not.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?} failed with {}\n{}", out.status, describe(&out));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\n{}",
+        out.status,
+        describe(&out)
+    );
     out
 }
 
 /// Runs a command and asserts that it failed, printing its output if not.
 pub fn run_fail(cmd: &mut Command) -> Output {
     let out = run(cmd);
-    assert!(!out.status.success(), "{cmd:?} unexpectedly succeeded\n{}", describe(&out));
+    assert!(
+        !out.status.success(),
+        "{cmd:?} unexpectedly succeeded\n{}",
+        describe(&out)
+    );
     out
 }
 

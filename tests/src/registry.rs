@@ -31,7 +31,12 @@ impl Registry {
     fn launch(auth: Option<(String, String)>) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut r = Registry { child: None, dir, port, auth };
+        let mut r = Registry {
+            child: None,
+            dir,
+            port,
+            auth,
+        };
         r.write_config()?;
         r.restart()?;
         Ok(r)
@@ -46,13 +51,19 @@ impl Registry {
             self.port
         );
         if let Some((u, p)) = &self.auth {
-            let out = Command::new("htpasswd").args(["-Bbn", u, p]).output().context("running htpasswd (apache2-utils)")?;
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", u, p])
+                .output()
+                .context("running htpasswd (apache2-utils)")?;
             if !out.status.success() {
                 bail!("htpasswd failed: {}", String::from_utf8_lossy(&out.stderr));
             }
             let file = self.dir.path().join("htpasswd");
             std::fs::write(&file, out.stdout)?;
-            cfg.push_str(&format!("auth:\n  htpasswd:\n    realm: ws2i-test\n    path: {}\n", file.display()));
+            cfg.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: ws2i-test\n    path: {}\n",
+                file.display()
+            ));
         }
         std::fs::write(self.dir.path().join("config.yml"), cfg)?;
         Ok(())
@@ -78,11 +89,17 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.stop();
-        bail!("docker-registry did not answer on port {} within 20s", self.port)
+        bail!(
+            "docker-registry did not answer on port {} within 20s",
+            self.port
+        )
     }
 
     fn ping(&self) -> Result<()> {
-        let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_secs(1))?;
+        let mut s = TcpStream::connect_timeout(
+            &([127, 0, 0, 1], self.port).into(),
+            Duration::from_secs(1),
+        )?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
         s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
         let mut buf = [0u8; 12];
@@ -118,7 +135,11 @@ impl Registry {
 }
 
 fn blob_data(storage: &Path, hex: &str) -> PathBuf {
-    storage.join("docker/registry/v2/blobs/sha256").join(&hex[..2]).join(hex).join("data")
+    storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data")
 }
 
 impl Drop for Registry {
@@ -135,7 +156,11 @@ pub mod fixtures {
     use ws2i::Digest;
 
     /// Returns (manifest digest, layer digest).
-    pub fn make_image(store: &Store, name: &str, files: &[(&str, &[u8])]) -> Result<(Digest, Digest)> {
+    pub fn make_image(
+        store: &Store,
+        name: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<(Digest, Digest)> {
         let mut tar = tar::Builder::new(Vec::new());
         for (path, data) in files {
             let mut h = tar::Header::new_gnu();
@@ -152,9 +177,15 @@ pub mod fixtures {
         let gz = gz.finish()?;
         let (digest, size) = store.put_blob(&mut &gz[..], None)?;
         let mut b = ImageBuilder::scratch(&Platform::host_default());
-        b.add_layer(NewLayer { diff_id, digest: digest.clone(), size, media_type: media::OCI_LAYER_GZIP.into(), created_by: "test".into() })?
-            .label("io.ws2i.test", name)
-            .set("Cmd", serde_json::json!(["/hello"]));
+        b.add_layer(NewLayer {
+            diff_id,
+            digest: digest.clone(),
+            size,
+            media_type: media::OCI_LAYER_GZIP.into(),
+            created_by: "test".into(),
+        })?
+        .label("io.ws2i.test", name)
+        .set("Cmd", serde_json::json!(["/hello"]));
         let (cfg, m) = b.finish()?;
         Ok((store.commit_image(&cfg, &m, &name.parse()?)?, digest))
     }

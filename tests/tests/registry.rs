@@ -12,7 +12,10 @@ use ws2i_tests::registry::fixtures::make_image;
 use ws2i_tests::registry::Registry;
 
 fn opts(store: &Store) -> CopyOptions {
-    CopyOptions { store_root: Some(store.root().to_path_buf()), ..CopyOptions::default() }
+    CopyOptions {
+        store_root: Some(store.root().to_path_buf()),
+        ..CopyOptions::default()
+    }
 }
 
 fn r(s: &str) -> ImageRef {
@@ -20,8 +23,15 @@ fn r(s: &str) -> ImageRef {
 }
 
 fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo").args(args).output().expect("skopeo runs");
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -32,30 +42,52 @@ fn push_pull_round_trip_oci_and_docker_with_skopeo_agreeing() {
     let store = Store::open(t.path().join("a")).unwrap();
     make_image(&store, "app:v1", &[("hello", b"hi")]).unwrap();
     for (format, mt) in [
-        (ManifestFormat::Oci, "application/vnd.oci.image.manifest.v1+json"),
-        (ManifestFormat::Docker, "application/vnd.docker.distribution.manifest.v2+json"),
+        (
+            ManifestFormat::Oci,
+            "application/vnd.oci.image.manifest.v1+json",
+        ),
+        (
+            ManifestFormat::Docker,
+            "application/vnd.docker.distribution.manifest.v2+json",
+        ),
     ] {
         let dest = format!("docker://{}/team/app:{format:?}", reg.host()).to_lowercase();
-        let o = CopyOptions { format: Some(format), ..opts(&store) };
+        let o = CopyOptions {
+            format: Some(format),
+            ..opts(&store)
+        };
         let pushed = copy(&r("app:v1"), &r(&dest), &o).unwrap();
         let v: serde_json::Value =
-            serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", "--raw", &dest])).unwrap();
+            serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", "--raw", &dest]))
+                .unwrap();
         assert_eq!(v["mediaType"], mt);
-        let v: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &dest])).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &dest])).unwrap();
         assert_eq!(v["Digest"], pushed.to_string());
         // registry → fresh store (converted to OCI there) → oci dir → oci-archive → store
         let store2 = Store::open(t.path().join(format!("b{format:?}"))).unwrap();
         copy(&r(&dest), &r("pulled:1"), &opts(&store2)).unwrap();
         let dir = format!("oci:{}:x", t.path().join(format!("d{format:?}")).display());
         copy(&r("pulled:1"), &r(&dir), &opts(&store2)).unwrap();
-        let arc = format!("oci-archive:{}:x", t.path().join(format!("a{format:?}.tar")).display());
+        let arc = format!(
+            "oci-archive:{}:x",
+            t.path().join(format!("a{format:?}.tar")).display()
+        );
         copy(&r(&dir), &r(&arc), &opts(&store2)).unwrap();
         copy(&r(&arc), &r("again:1"), &opts(&store2)).unwrap();
         let info = inspect(&r("again:1"), &opts(&store2)).unwrap();
         assert_eq!(info.labels["io.ws2i.test"], "app:v1");
         // and back to the registry in the original format gives the same digest
         let back = format!("docker://{}/team/back:1", reg.host());
-        let again = copy(&r("again:1"), &r(&back), &CopyOptions { format: Some(format), ..opts(&store2) }).unwrap();
+        let again = copy(
+            &r("again:1"),
+            &r(&back),
+            &CopyOptions {
+                format: Some(format),
+                ..opts(&store2)
+            },
+        )
+        .unwrap();
         assert_eq!(again, pushed, "{format:?}");
     }
 }
@@ -67,14 +99,25 @@ fn skopeo_pushes_ws2i_pulls_and_vice_versa() {
     let store = Store::open(t.path().join("s")).unwrap();
     let (d, _) = make_image(&store, "src:1", &[("f", b"from skopeo")]).unwrap();
     let by_skopeo = format!("docker://{}/sk/img:1", reg.host());
-    skopeo(&["copy", "--dest-tls-verify=false", &format!("oci:{}:src:1", store.root().display()), &by_skopeo]);
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:src:1", store.root().display()),
+        &by_skopeo,
+    ]);
     let got = copy(&r(&by_skopeo), &r("got:1"), &opts(&store)).unwrap();
     assert_eq!(got, d);
     let by_ws2i = format!("docker://{}/ws/img:1", reg.host());
     copy(&r("got:1"), &r(&by_ws2i), &opts(&store)).unwrap();
     let out = t.path().join("out");
-    skopeo(&["copy", "--src-tls-verify=false", &by_ws2i, &format!("oci:{}:o", out.display())]);
-    let v: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", &format!("oci:{}:o", out.display())])).unwrap();
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &by_ws2i,
+        &format!("oci:{}:o", out.display()),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", &format!("oci:{}:o", out.display())])).unwrap();
     assert_eq!(v["Digest"], d.to_string());
 }
 
@@ -88,30 +131,55 @@ fn htpasswd_auth_with_creds_and_authfile_and_refusal_without() {
     let authfile = t.path().join("none.json");
     std::fs::write(&authfile, "{}").unwrap();
     let anon = CopyOptions {
-        registry: RegistryOptions { authfile: Some(authfile), attempts: Some(1), ..Default::default() },
+        registry: RegistryOptions {
+            authfile: Some(authfile),
+            attempts: Some(1),
+            ..Default::default()
+        },
         ..opts(&store)
     };
     let e = format!("{:#}", copy(&r("app"), &r(&dest), &anon).unwrap_err());
-    assert!(e.contains("requires authentication") && e.contains(&reg.host()), "{e}");
+    assert!(
+        e.contains("requires authentication") && e.contains(&reg.host()),
+        "{e}"
+    );
 
     let wrong = CopyOptions {
-        registry: RegistryOptions { creds: Some(Credentials::parse_creds("alice:nope").unwrap()), ..Default::default() },
+        registry: RegistryOptions {
+            creds: Some(Credentials::parse_creds("alice:nope").unwrap()),
+            ..Default::default()
+        },
         ..opts(&store)
     };
     let e = format!("{:#}", copy(&r("app"), &r(&dest), &wrong).unwrap_err());
     assert!(e.contains("rejected the credentials"), "{e}");
 
     let creds = CopyOptions {
-        registry: RegistryOptions { creds: Some(Credentials::parse_creds("alice:s3cret").unwrap()), ..Default::default() },
+        registry: RegistryOptions {
+            creds: Some(Credentials::parse_creds("alice:s3cret").unwrap()),
+            ..Default::default()
+        },
         ..opts(&store)
     };
     let d = copy(&r("app"), &r(&dest), &creds).unwrap();
 
     let authfile = t.path().join("auth.json");
     // base64("alice:s3cret")
-    std::fs::write(&authfile, format!(r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6czNjcmV0"}}}}}}"#, reg.host())).unwrap();
-    let with_file =
-        CopyOptions { registry: RegistryOptions { authfile: Some(authfile), ..Default::default() }, ..opts(&store) };
+    std::fs::write(
+        &authfile,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6czNjcmV0"}}}}}}"#,
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let with_file = CopyOptions {
+        registry: RegistryOptions {
+            authfile: Some(authfile),
+            ..Default::default()
+        },
+        ..opts(&store)
+    };
     assert_eq!(copy(&r(&dest), &r("pulled"), &with_file).unwrap(), d);
 }
 
@@ -155,16 +223,30 @@ fn push_interrupted_by_registry_death_fails_clearly_leaves_no_tag_and_reruns() {
     make_image(&store, "big", &[("big.bin", &big)]).unwrap();
     drop(big);
     let dest = format!("docker://{}/big/app:1", reg.host());
-    let o = CopyOptions { registry: RegistryOptions { attempts: Some(2), ..Default::default() }, ..opts(&store) };
+    let o = CopyOptions {
+        registry: RegistryOptions {
+            attempts: Some(2),
+            ..Default::default()
+        },
+        ..opts(&store)
+    };
 
-    let uploads = reg.storage_dir().join("docker/registry/v2/repositories/big/app/_uploads");
+    let uploads = reg
+        .storage_dir()
+        .join("docker/registry/v2/repositories/big/app/_uploads");
     let result = std::thread::scope(|s| {
         let h = s.spawn(|| copy(&r("big"), &r(&dest), &o));
         // Kill once an upload has started writing data (bounded wait).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::time::Instant::now() < deadline && !h.is_finished() {
             let started = std::fs::read_dir(&uploads)
-                .map(|rd| rd.flatten().any(|e| std::fs::metadata(e.path().join("data")).map(|m| m.len() > 0).unwrap_or(false)))
+                .map(|rd| {
+                    rd.flatten().any(|e| {
+                        std::fs::metadata(e.path().join("data"))
+                            .map(|m| m.len() > 0)
+                            .unwrap_or(false)
+                    })
+                })
                 .unwrap_or(false);
             if started {
                 break;
@@ -177,12 +259,21 @@ fn push_interrupted_by_registry_death_fails_clearly_leaves_no_tag_and_reruns() {
     let e = result.expect_err("push must fail when the registry dies mid-upload");
     let msg = format!("{e:#}");
     eprintln!("interrupted push error: {msg}");
-    assert!(msg.contains(&reg.host()) && msg.contains("pushing"), "{msg}");
+    assert!(
+        msg.contains(&reg.host()) && msg.contains("pushing"),
+        "{msg}"
+    );
 
     reg.restart().unwrap();
-    let tag_exists = Command::new("skopeo").args(["inspect", "--tls-verify=false", &dest]).output().unwrap().status.success();
+    let tag_exists = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &dest])
+        .output()
+        .unwrap()
+        .status
+        .success();
     assert!(!tag_exists, "no tag after a failed push");
     let d = copy(&r("big"), &r(&dest), &o).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &dest])).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &dest])).unwrap();
     assert_eq!(v["Digest"], d.to_string());
 }

@@ -40,13 +40,8 @@ fn p2_guest(name: &str) -> PathBuf {
     repo().join("guest-scripts/target/wasm32-wasip2/release").join(format!("{name}.wasm"))
 }
 
-fn ws2i_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let st = cargo().args(["build", "-p", "ws2i", "--bin", "ws2i"]).current_dir(repo()).status().expect("run cargo");
-        assert!(st.success(), "building ws2i failed");
-        repo().join("target/debug/ws2i")
-    })
+fn ws2i_bin() -> PathBuf {
+    ws2i_tests::ws2i_bin()
 }
 
 /// A temp dir holding `rootfs/` (with every hostile guest under /bin) and `outside/secret`.
@@ -508,4 +503,43 @@ fn mounts_are_visible_and_read_only_ones_stay_read_only() {
     let (r, rec) = run(h);
     assert_eq!(r.unwrap().exit_code, 0);
     assert_eq!(rec.stdout(), ["chmod /data/f 777 = 63"]);
+}
+
+/// Not a test: the measurement behind benches/hook-overhead.sh (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_hook_overhead() {
+    let w = World::new();
+    let null = Recorder::default();
+    let cache = tempfile::tempdir().unwrap();
+    let new_sb = || Sandbox::new(SandboxConfig { cache_dir: cache.path().to_path_buf() }).unwrap();
+    let mut rows = Vec::new();
+    for guest in ["empty", "spawner"] {
+        let size = std::fs::metadata(w.rootfs().join(format!("bin/{guest}.wasm"))).unwrap().len();
+        let hook = || {
+            let mut h = Hook::new(w.rootfs(), format!("/bin/{guest}.wasm"));
+            if guest == "spawner" {
+                h.args = vec!["run".into(), "/bin/empty.wasm".into()];
+            }
+            h
+        };
+        let sb = new_sb();
+        let t = Instant::now();
+        let o = sb.run(hook(), &null).unwrap();
+        rows.push((format!("{guest}.wasm ({size} B) cold: compile + run"), t.elapsed(), o.stats.cache_misses));
+        let sb2 = new_sb();
+        let t = Instant::now();
+        sb2.run(hook(), &null).unwrap();
+        rows.push((format!("{guest}.wasm new process-like sandbox: disk cache + run"), t.elapsed(), 0));
+        let n = 50;
+        let t = Instant::now();
+        for _ in 0..n {
+            sb2.run(hook(), &null).unwrap();
+        }
+        rows.push((format!("{guest}.wasm warm: instantiate + run (mean of {n})"), t.elapsed() / n, 0));
+    }
+    println!("\n| measurement | time |\n|---|---|");
+    for (name, d, _) in rows {
+        println!("| {name} | {:.2} ms |", d.as_secs_f64() * 1000.0);
+    }
 }

@@ -35,7 +35,10 @@ fn make_source(root: &Path) {
 /// Asserts that `copy` has the same entries, contents, modes and symlink
 /// targets as `orig`.
 fn assert_same_tree(orig: &Path, copy: &Path) {
-    let mut names: Vec<_> = fs::read_dir(orig).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(orig)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     let mut copied: Vec<_> = fs::read_dir(copy)
         .unwrap_or_else(|e| panic!("{}: {e}", copy.display()))
@@ -45,17 +48,30 @@ fn assert_same_tree(orig: &Path, copy: &Path) {
     assert_eq!(names, copied, "entries of {}", copy.display());
     for name in names {
         let (a, b) = (orig.join(&name), copy.join(&name));
-        let (ma, mb) = (fs::symlink_metadata(&a).unwrap(), fs::symlink_metadata(&b).unwrap());
+        let (ma, mb) = (
+            fs::symlink_metadata(&a).unwrap(),
+            fs::symlink_metadata(&b).unwrap(),
+        );
         assert_eq!(ma.file_type(), mb.file_type(), "type of {}", b.display());
         if ma.file_type().is_symlink() {
-            assert_eq!(fs::read_link(&a).unwrap(), fs::read_link(&b).unwrap(), "target of {}", b.display());
+            assert_eq!(
+                fs::read_link(&a).unwrap(),
+                fs::read_link(&b).unwrap(),
+                "target of {}",
+                b.display()
+            );
             continue;
         }
         assert_eq!(mode_of(&a), mode_of(&b), "mode of {}", b.display());
         if ma.is_dir() {
             assert_same_tree(&a, &b);
         } else {
-            assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap(), "content of {}", b.display());
+            assert_eq!(
+                fs::read(&a).unwrap(),
+                fs::read(&b).unwrap(),
+                "content of {}",
+                b.display()
+            );
         }
     }
 }
@@ -84,10 +100,18 @@ fn copy_tree_merges_and_replaces_like_cp_rf() {
     fs::write(dst.join("link-to-deep"), "a file where a symlink goes").unwrap();
     std::os::unix::fs::symlink("/nowhere", dst.join("bin/start")).unwrap();
     ws2i_sdk::copy_tree(&src, &dst).unwrap();
-    assert_eq!(fs::read_to_string(dst.join("index.txt")).unwrap(), "hello from the app\n");
+    assert_eq!(
+        fs::read_to_string(dst.join("index.txt")).unwrap(),
+        "hello from the app\n"
+    );
     assert_eq!(fs::read_to_string(dst.join("kept.txt")).unwrap(), "kept");
-    assert_eq!(fs::read_link(dst.join("link-to-deep")).unwrap(), Path::new("a/b/c/deep.txt"));
-    assert!(fs::symlink_metadata(dst.join("bin/start")).unwrap().is_file());
+    assert_eq!(
+        fs::read_link(dst.join("link-to-deep")).unwrap(),
+        Path::new("a/b/c/deep.txt")
+    );
+    assert!(fs::symlink_metadata(dst.join("bin/start"))
+        .unwrap()
+        .is_file());
     assert_eq!(mode_of(&dst.join("bin/start")), 0o755);
 }
 
@@ -130,17 +154,31 @@ fn artifacts_tar_is_a_plain_sorted_tar_with_modes_and_symlinks() {
         let rel = path.strip_prefix("cache").unwrap();
         let host = src.join(rel);
         if h.entry_type().is_symlink() {
-            assert_eq!(entry.link_name().unwrap().unwrap(), fs::read_link(&host).unwrap());
+            assert_eq!(
+                entry.link_name().unwrap().unwrap(),
+                fs::read_link(&host).unwrap()
+            );
         } else {
-            assert_eq!(h.mode().unwrap(), mode_of(&host), "mode of {}", path.display());
+            assert_eq!(
+                h.mode().unwrap(),
+                mode_of(&host),
+                "mode of {}",
+                path.display()
+            );
         }
         seen.push(path.to_string_lossy().into_owned());
     }
     assert_eq!(seen[0], "cache");
-    assert!(seen.contains(&"cache/a/b/c/deep.txt".to_string()), "{seen:?}");
+    assert!(
+        seen.contains(&"cache/a/b/c/deep.txt".to_string()),
+        "{seen:?}"
+    );
     assert!(seen.contains(&"cache/dangling".to_string()), "{seen:?}");
     let pos = |n: &str| seen.iter().position(|s| s == n).unwrap();
-    assert!(pos("cache/a") < pos("cache/bin") && pos("cache/bin") < pos("cache/index.txt"), "name order: {seen:?}");
+    assert!(
+        pos("cache/a") < pos("cache/bin") && pos("cache/bin") < pos("cache/index.txt"),
+        "name order: {seen:?}"
+    );
 
     // Unpacked, it is the same tree.
     let out = t.path().join("out");
@@ -151,69 +189,113 @@ fn artifacts_tar_is_a_plain_sorted_tar_with_modes_and_symlinks() {
     let mut tar = ws2i_sdk::ArtifactsTar::new(Vec::new());
     tar.append_tree(&src, "").unwrap();
     let bytes = tar.finish().unwrap();
-    let first = tar::Archive::new(&bytes[..]).entries().unwrap().next().unwrap().unwrap().path().unwrap().into_owned();
+    let first = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .unwrap()
+        .into_owned();
     assert_eq!(first, Path::new("a"));
 }
 
 // ---- hooks through the real `ws2i exec` -----------------------------------
 //
-// These need `ws2i exec` (the sandbox work, issue 2) and the `ws2i.mode`
-// import (docs/hooks.md, "Host imports", an addition). Until both are on
-// the branch they run on, they are ignored; run them with
-// `cargo test -p ws2i-tests --test sdk -- --include-ignored`.
+// The hooks use the `ws2i.chmod` and `ws2i.mode` imports (docs/hooks.md).
 
 /// A rootfs with the test-builder's hooks at /usr/libexec/s2i and a source
 /// tree at /tmp/src.
 fn builder_rootfs() -> Rootfs {
     let rootfs = Rootfs::new();
     for hook in ["assemble", "run", "save-artifacts", "usage"] {
-        rootfs.install_hook(&format!("test-builder/{hook}"), &format!("/usr/libexec/s2i/{hook}"));
+        rootfs.install_hook(
+            &format!("test-builder/{hook}"),
+            &format!("/usr/libexec/s2i/{hook}"),
+        );
     }
     make_source(&rootfs.host("/tmp/src"));
     rootfs
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_assemble_copies_a_source_tree_with_dirs_symlinks_and_modes_intact() {
     let rootfs = builder_rootfs();
-    let out = run_ok(ws2i().arg("exec").arg(rootfs.path()).arg("/usr/libexec/s2i/assemble"));
-    assert!(stderr(&out).contains("---> Installing application source..."), "{}", ws2i_tests::describe(&out));
+    let out = run_ok(
+        ws2i()
+            .arg("exec")
+            .arg(rootfs.path())
+            .arg("/usr/libexec/s2i/assemble"),
+    );
+    assert!(
+        stderr(&out).contains("---> Installing application source..."),
+        "{}",
+        ws2i_tests::describe(&out)
+    );
     assert_same_tree(&rootfs.host("/tmp/src"), &rootfs.host("/opt/app-root/src"));
 
     // The app it installed is what `run` serves.
-    let out = run_ok(ws2i().arg("exec").arg(rootfs.path()).arg("/usr/libexec/s2i/run"));
+    let out = run_ok(
+        ws2i()
+            .arg("exec")
+            .arg(rootfs.path())
+            .arg("/usr/libexec/s2i/run"),
+    );
     assert_eq!(stdout(&out), "hello from the app\n");
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_assemble_fails_with_exit_1_and_prints_requested_env() {
     let rootfs = builder_rootfs();
     let out = run_ok(
         ws2i()
             .arg("exec")
-            .args(["--env", "TEST_PRINT_ENV=COLOUR UNSET_ONE", "--env", "COLOUR=blue"])
+            .args([
+                "--env",
+                "TEST_PRINT_ENV=COLOUR UNSET_ONE",
+                "--env",
+                "COLOUR=blue",
+            ])
             .arg(rootfs.path())
             .arg("/usr/libexec/s2i/assemble"),
     );
     let log = stderr(&out);
-    assert!(log.contains("env COLOUR=blue") && log.contains("env UNSET_ONE is unset"), "{log}");
+    assert!(
+        log.contains("env COLOUR=blue") && log.contains("env UNSET_ONE is unset"),
+        "{log}"
+    );
 
     rootfs.write("/tmp/src/FAIL", "", 0o644);
-    let out = run_fail(ws2i().arg("exec").arg(rootfs.path()).arg("/usr/libexec/s2i/assemble"));
+    let out = run_fail(
+        ws2i()
+            .arg("exec")
+            .arg(rootfs.path())
+            .arg("/usr/libexec/s2i/assemble"),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", ws2i_tests::describe(&out));
-    assert!(stderr(&out).contains("FAIL"), "{}", ws2i_tests::describe(&out));
+    assert!(
+        stderr(&out).contains("FAIL"),
+        "{}",
+        ws2i_tests::describe(&out)
+    );
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_save_artifacts_writes_only_tar_and_assemble_restores_it() {
     let rootfs = builder_rootfs();
     rootfs.write("/opt/app-root/artifacts-cache/deps/lib.a", "lib", 0o640);
-    let out = run_ok(ws2i().arg("exec").arg(rootfs.path()).arg("/usr/libexec/s2i/save-artifacts"));
+    let out = run_ok(
+        ws2i()
+            .arg("exec")
+            .arg(rootfs.path())
+            .arg("/usr/libexec/s2i/save-artifacts"),
+    );
     let mut names = Vec::new();
-    for e in tar::Archive::new(&out.stdout[..]).entries().expect("stdout is a tar") {
+    for e in tar::Archive::new(&out.stdout[..])
+        .entries()
+        .expect("stdout is a tar")
+    {
         let e = e.expect("a well-formed tar entry");
         names.push(e.path().unwrap().to_string_lossy().into_owned());
     }
@@ -221,33 +303,100 @@ fn sdk_save_artifacts_writes_only_tar_and_assemble_restores_it() {
 
     // The next build finds them at $DESTINATION/artifacts.
     let next = builder_rootfs();
-    tar::Archive::new(&out.stdout[..]).unpack(next.host("/tmp/artifacts")).unwrap();
-    let out = run_ok(ws2i().arg("exec").arg(next.path()).arg("/usr/libexec/s2i/assemble"));
-    assert!(stderr(&out).contains("restored 1 artifact files"), "{}", ws2i_tests::describe(&out));
-    assert_eq!(mode_of(&next.host("/opt/app-root/artifacts-cache/deps/lib.a")), 0o640);
+    tar::Archive::new(&out.stdout[..])
+        .unpack(next.host("/tmp/artifacts"))
+        .unwrap();
+    let out = run_ok(
+        ws2i()
+            .arg("exec")
+            .arg(next.path())
+            .arg("/usr/libexec/s2i/assemble"),
+    );
+    assert!(
+        stderr(&out).contains("restored 1 artifact files"),
+        "{}",
+        ws2i_tests::describe(&out)
+    );
+    assert_eq!(
+        mode_of(&next.host("/opt/app-root/artifacts-cache/deps/lib.a")),
+        0o640
+    );
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn sdk_usage_prints_its_text() {
     let rootfs = builder_rootfs();
-    let out = run_ok(ws2i().arg("exec").arg(rootfs.path()).arg("/usr/libexec/s2i/usage"));
-    assert!(stdout(&out).contains("Sample invocation"), "{}", ws2i_tests::describe(&out));
+    let out = run_ok(
+        ws2i()
+            .arg("exec")
+            .arg(rootfs.path())
+            .arg("/usr/libexec/s2i/usage"),
+    );
+    assert!(
+        stdout(&out).contains("Sample invocation"),
+        "{}",
+        ws2i_tests::describe(&out)
+    );
 }
 
 #[test]
-#[ignore = "needs `ws2i exec` with the ws2i.spawn/chmod/mode imports (sandbox branch)"]
 fn c_hook_without_sdk_follows_the_same_contract() {
     let rootfs = Rootfs::new();
     rootfs.install_hook("c-hook/assemble", "/usr/libexec/s2i/assemble");
     let src = rootfs.host("/opt/s2i/src");
     make_source(&src);
     rootfs.write("/opt/s2i/src/start", "#!app\n", 0o644);
-    let out = run(ws2i().arg("exec").args(["--env", "DESTINATION=/opt/s2i"]).arg(rootfs.path()).arg("/usr/libexec/s2i/assemble"));
+    let out = run(ws2i()
+        .arg("exec")
+        .args(["--env", "DESTINATION=/opt/s2i"])
+        .arg(rootfs.path())
+        .arg("/usr/libexec/s2i/assemble"));
     assert!(out.status.success(), "{}", ws2i_tests::describe(&out));
-    assert!(stdout(&out).contains("---> Installing application source (C hook)..."), "{}", ws2i_tests::describe(&out));
+    assert!(
+        stdout(&out).contains("---> Installing application source (C hook)..."),
+        "{}",
+        ws2i_tests::describe(&out)
+    );
     let app = rootfs.host("/opt/app-root/src");
-    assert_eq!(mode_of(&app.join("start")), 0o755, "the C hook marked start executable");
+    assert_eq!(
+        mode_of(&app.join("start")),
+        0o755,
+        "the C hook marked start executable"
+    );
     fs::set_permissions(app.join("start"), fs::Permissions::from_mode(0o644)).unwrap();
     assert_same_tree(&src, &app);
+}
+
+#[test]
+fn sdk_command_spawns_a_rootfs_module_with_redirected_stdout() {
+    let rootfs = builder_rootfs();
+    rootfs.install_hook("test-builder/usage", "/usr/bin/usage.wasm");
+    let out = run_ok(
+        ws2i()
+            .arg("exec")
+            .args(["--env", "TEST_SPAWN=/usr/bin/usage.wasm"])
+            .arg(rootfs.path())
+            .arg("/usr/libexec/s2i/assemble"),
+    );
+    assert!(
+        stderr(&out).contains("spawned /usr/bin/usage.wasm: exit code 0"),
+        "{}",
+        ws2i_tests::describe(&out)
+    );
+    let spawned = fs::read_to_string(rootfs.host("/tmp/spawn-out.txt")).unwrap();
+    assert!(spawned.contains("Sample invocation"), "{spawned}");
+
+    // A missing module is an error of the hook (exit 1) that names it.
+    let out = run_fail(
+        ws2i()
+            .arg("exec")
+            .args(["--env", "TEST_SPAWN=/usr/bin/nope.wasm"])
+            .arg(rootfs.path())
+            .arg("/usr/libexec/s2i/assemble"),
+    );
+    assert!(
+        stderr(&out).contains("ws2i.spawn /usr/bin/nope.wasm"),
+        "{}",
+        ws2i_tests::describe(&out)
+    );
 }

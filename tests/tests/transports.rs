@@ -9,12 +9,23 @@ use ws2i::transport::{copy, inspect, CopyOptions};
 use ws2i_tests::registry::fixtures::make_image;
 
 fn opts(store: &Store, format: Option<ManifestFormat>) -> CopyOptions {
-    CopyOptions { format, store_root: Some(store.root().to_path_buf()), ..CopyOptions::default() }
+    CopyOptions {
+        format,
+        store_root: Some(store.root().to_path_buf()),
+        ..CopyOptions::default()
+    }
 }
 
 fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo").args(args).output().expect("skopeo runs");
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("skopeo runs");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -33,7 +44,10 @@ fn skopeo_reads_the_store_with_slash_and_colon_in_the_name() {
     assert_eq!(skopeo_digest(&r), d.to_string());
     let other = t.path().join("other");
     skopeo(&["copy", &r, &format!("oci:{}:x", other.display())]);
-    assert_eq!(skopeo_digest(&format!("oci:{}:x", other.display())), d.to_string());
+    assert_eq!(
+        skopeo_digest(&format!("oci:{}:x", other.display())),
+        d.to_string()
+    );
 }
 
 #[test]
@@ -57,7 +71,11 @@ fn round_trip_store_oci_dir_archive_store() {
         assert_eq!(info.labels["io.ws2i.test"], "app:v1");
         assert_eq!(info.media_type, ws2i::image::media::OCI_MANIFEST);
         // skopeo copy accepts the archive ws2i wrote
-        skopeo(&["copy", &arc, &format!("oci:{}:c", t.path().join("sk").display())]);
+        skopeo(&[
+            "copy",
+            &arc,
+            &format!("oci:{}:c", t.path().join("sk").display()),
+        ]);
     }
 }
 
@@ -66,8 +84,15 @@ fn docker_format_into_an_oci_layout_is_refused_clearly() {
     let t = tempfile::tempdir().unwrap();
     let store = Store::open(t.path().join("store")).unwrap();
     make_image(&store, "app", &[("a", b"a")]).unwrap();
-    let dst: ImageRef = format!("oci:{}:app", t.path().join("dir").display()).parse().unwrap();
-    let e = copy(&"app".parse().unwrap(), &dst, &opts(&store, Some(ManifestFormat::Docker))).unwrap_err();
+    let dst: ImageRef = format!("oci:{}:app", t.path().join("dir").display())
+        .parse()
+        .unwrap();
+    let e = copy(
+        &"app".parse().unwrap(),
+        &dst,
+        &opts(&store, Some(ManifestFormat::Docker)),
+    )
+    .unwrap_err();
     assert!(format!("{e:#}").contains("OCI manifests only"), "{e:#}");
 }
 
@@ -86,10 +111,22 @@ fn umoci_unpacks_an_image_written_by_ws2i() {
         .arg(&bundle)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read(bundle.join("rootfs/etc/greeting")).unwrap(), b"hello umoci\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/etc/greeting")).unwrap(),
+        b"hello umoci\n"
+    );
     // umoci also reads the store itself
-    let out = Command::new("umoci").arg("ls").arg("--layout").arg(store.root()).output().unwrap();
+    let out = Command::new("umoci")
+        .arg("ls")
+        .arg("--layout")
+        .arg(store.root())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("app:latest"));
 }
 
@@ -109,4 +146,73 @@ fn hostile_oci_archive_is_refused() {
     let e = copy(&src, &"x".parse().unwrap(), &opts(&store, None)).unwrap_err();
     assert!(format!("{e:#}").contains("non-regular"), "{e:#}");
     assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn docker_archive_is_read_by_skopeo_and_round_trips() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("store")).unwrap();
+    make_image(&store, "app:v1", &[("etc/greeting", b"hello docker\n")]).unwrap();
+    let arc = format!(
+        "docker-archive:{}:my/app:v1",
+        t.path().join("d.tar").display()
+    );
+    copy(
+        &"app:v1".parse().unwrap(),
+        &arc.parse().unwrap(),
+        &opts(&store, None),
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", &arc])).unwrap();
+    assert_eq!(v["Labels"]["io.ws2i.test"], "app:v1");
+    // skopeo can copy it into an OCI layout umoci unpacks
+    let dir = t.path().join("sk");
+    skopeo(&["copy", &arc, &format!("oci:{}:x", dir.display())]);
+    // and ws2i reads it back
+    copy(
+        &arc.parse().unwrap(),
+        &"back:1".parse().unwrap(),
+        &opts(&store, None),
+    )
+    .unwrap();
+    let info = inspect(&"back:1".parse().unwrap(), &opts(&store, None)).unwrap();
+    assert_eq!(info.labels["io.ws2i.test"], "app:v1");
+    assert_eq!(info.layers.len(), 1);
+}
+
+#[test]
+fn index_resolves_to_the_requested_platform() {
+    use ws2i::image::{media, Descriptor, Index, Platform};
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("store")).unwrap();
+    let (linux, _) = make_image(&store, "linux", &[("l", b"linux")]).unwrap();
+    let (wasm, _) = make_image(&store, "wasm", &[("w", b"wasm")]).unwrap();
+    let mut idx = Index::empty();
+    for (d, p) in [(&linux, "linux/amd64"), (&wasm, "wasip2/wasm")] {
+        let size = std::fs::metadata(store.blob_path(d)).unwrap().len();
+        let mut desc = Descriptor::new(media::OCI_MANIFEST, d.clone(), size);
+        desc.platform = Some(Platform::parse(p).unwrap());
+        idx.manifests.push(desc);
+    }
+    let bytes = serde_json::to_vec(&idx).unwrap();
+    let idx_digest = store.put_manifest(&bytes, media::OCI_INDEX).unwrap();
+    store.tag(&"multi:1".parse().unwrap(), &idx_digest).unwrap();
+    let pick = |p: &str| {
+        let o = CopyOptions {
+            platform: Platform::parse(p).unwrap(),
+            ..opts(&store, None)
+        };
+        copy(
+            &"multi:1".parse().unwrap(),
+            &format!("picked-{}:1", p.replace('/', "-")).parse().unwrap(),
+            &o,
+        )
+    };
+    assert_eq!(pick("wasip2/wasm").unwrap(), wasm);
+    assert_eq!(pick("linux/amd64").unwrap(), linux);
+    let e = format!("{:#}", pick("linux/arm64").unwrap_err());
+    assert!(
+        e.contains("no manifest for platform linux/arm64") && e.contains("wasip2/wasm"),
+        "{e}"
+    );
 }

@@ -64,7 +64,7 @@ impl LogSink for Console {
 
 pub fn run(g: &Global, a: BudArgs) -> Result<ExitCode> {
     let destination: ImageRef = a.tag.parse().with_context(|| format!("-t {}", a.tag))?;
-    let copy = a.transport.options()?;
+    let copy = a.transport.options(g)?;
     let mut opts = BudOptions::new(destination);
     opts.build = BuildOptions {
         build_args: a.build_args.into_iter().collect::<BTreeMap<_, _>>(),
@@ -73,6 +73,7 @@ pub fn run(g: &Global, a: BudArgs) -> Result<ExitCode> {
     opts.format = copy.format.unwrap_or_default();
     opts.platform = copy.platform;
     opts.registry = copy.registry;
+    opts.progress = copy.progress;
     opts.source_date_epoch = a.source_date_epoch;
     let file = a
         .file

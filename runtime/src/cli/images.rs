@@ -33,7 +33,7 @@ pub struct TransportFlags {
 }
 
 impl TransportFlags {
-    pub(super) fn options(&self) -> Result<CopyOptions> {
+    pub(super) fn options(&self, g: &Global) -> Result<CopyOptions> {
         Ok(CopyOptions {
             format: self.format,
             platform: match &self.platform {
@@ -42,11 +42,16 @@ impl TransportFlags {
             },
             registry: RegistryOptions {
                 tls_verify: self.tls_verify,
-                creds: self.creds.as_deref().map(Credentials::parse_creds).transpose()?,
+                creds: self
+                    .creds
+                    .as_deref()
+                    .map(Credentials::parse_creds)
+                    .transpose()?,
                 authfile: self.authfile.clone(),
                 attempts: None,
             },
             store_root: None,
+            progress: crate::progress::enabled(g.quiet),
         })
     }
 }
@@ -110,9 +115,11 @@ fn local_name_for(src: &ImageRef) -> Result<NameTag> {
                 RemoteTarget::Digest(dg) => format!("sha256-{}", dg.hex()),
             },
         }),
-        ImageRef::OciDir { tag: Some(t), .. } | ImageRef::OciArchive { tag: Some(t), .. } => t
-            .parse::<NameTag>()
-            .with_context(|| format!("cannot name the pulled image after {t:?}; use `ws2i copy {src} NAME:TAG`")),
+        ImageRef::OciDir { tag: Some(t), .. } | ImageRef::OciArchive { tag: Some(t), .. } => {
+            t.parse::<NameTag>().with_context(|| {
+                format!("cannot name the pulled image after {t:?}; use `ws2i copy {src} NAME:TAG`")
+            })
+        }
         ImageRef::DockerArchive { name: Some(n), .. } => Ok(n.clone()),
         ImageRef::Local(_) => bail!("{src} is already in the local store"),
         _ => bail!("{src} carries no name; use `ws2i copy {src} NAME:TAG`"),
@@ -127,7 +134,11 @@ fn human_size(n: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{n}B") } else { format!("{v:.1}{}", U[i]) }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", U[i])
+    }
 }
 
 pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
@@ -141,18 +152,24 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
         ImageCommand::Pull { src, flags } => {
             let src = parse_ref(&src)?;
             let dst = ImageRef::Local(LocalRef::Tagged(local_name_for(&src)?));
-            let d = transport::copy(&src, &dst, &flags.options()?)?;
+            let d = transport::copy(&src, &dst, &flags.options(g)?)?;
             if json {
-                println!("{}", serde_json::json!({"image": dst.to_string(), "digest": d}));
+                println!(
+                    "{}",
+                    serde_json::json!({"image": dst.to_string(), "digest": d})
+                );
             } else {
                 say(format!("{dst} {d}"));
             }
         }
         ImageCommand::Push { src, dest, flags } | ImageCommand::Copy { src, dest, flags } => {
             let (src, dest) = (parse_ref(&src)?, parse_ref(&dest)?);
-            let d = transport::copy(&src, &dest, &flags.options()?)?;
+            let d = transport::copy(&src, &dest, &flags.options(g)?)?;
             if json {
-                println!("{}", serde_json::json!({"destination": dest.to_string(), "digest": d}));
+                println!(
+                    "{}",
+                    serde_json::json!({"destination": dest.to_string(), "digest": d})
+                );
             } else {
                 say(d.to_string());
             }
@@ -162,7 +179,10 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<40} {:<20} {:<20} {:>10} CREATED", "NAME", "TAG", "DIGEST", "SIZE");
+                println!(
+                    "{:<40} {:<20} {:<20} {:>10} CREATED",
+                    "NAME", "TAG", "DIGEST", "SIZE"
+                );
                 for i in list {
                     println!(
                         "{:<40} {:<20} {:<20} {:>10} {}",
@@ -176,7 +196,7 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
             }
         }
         ImageCommand::Inspect { reference, flags } => {
-            let info = transport::inspect(&parse_ref(&reference)?, &flags.options()?)?;
+            let info = transport::inspect(&parse_ref(&reference)?, &flags.options(g)?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
@@ -187,7 +207,10 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
                 println!("Created:      {}", info.created.as_deref().unwrap_or("-"));
                 if let Some(c) = &info.config {
                     println!("Env:          {:?}", c.env.clone().unwrap_or_default());
-                    println!("Entrypoint:   {:?}", c.entrypoint.clone().unwrap_or_default());
+                    println!(
+                        "Entrypoint:   {:?}",
+                        c.entrypoint.clone().unwrap_or_default()
+                    );
                     println!("Cmd:          {:?}", c.cmd.clone().unwrap_or_default());
                     println!("WorkingDir:   {}", c.working_dir.as_deref().unwrap_or(""));
                     println!("User:         {}", c.user.as_deref().unwrap_or(""));

@@ -135,8 +135,12 @@ impl RootfsCache {
             .prefix(".tmp-")
             .tempdir_in(self.dir.join("rootfs"))
             .context("creating a temporary rootfs")?;
-        let opts = UnpackOptions { limits: self.limits.clone(), rewrite_absolute_symlinks: true };
         for l in layers {
+            let opts = UnpackOptions {
+                limits: self.limits.clone(),
+                rewrite_absolute_symlinks: true,
+                expected_diff_id: Some(l.diff_id.clone()),
+            };
             let r = (l.open)().with_context(|| format!("opening layer {}", l.diff_id))?;
             // Warnings (skipped devices) are expected in OS images; they are counted in the stats.
             unpack_with(r, l.compression, tmp.path(), &opts, &|_| {})

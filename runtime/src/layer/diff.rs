@@ -1,6 +1,6 @@
 //! Comparing a build's rootfs against the base it was checked out from.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
@@ -38,7 +38,7 @@ impl Changes {
     /// Every entry below `dir` as an upsert: a whole tree as one layer.
     pub fn whole_tree(dir: &Path) -> Result<Changes> {
         let mut changes = Vec::new();
-        let mut w = Walker { base: None, build: dir, stamps: None, exclude: Vec::new(), out: &mut changes };
+        let mut w = Walker { base: None, build: dir, stamps: None, exclude: Vec::new(), out: &mut changes, links: HashMap::new() };
         w.walk(Path::new(""), false)?;
         Ok(Changes { root: dir.to_path_buf(), changes })
     }
@@ -65,8 +65,30 @@ pub fn diff(base: &BaseRootfs, build: &BuildRoot, exclude: &[&str]) -> Result<Ch
         .map(|e| super::path::clean_entry_path(e.trim_start_matches('/').as_bytes()).map_err(|r| anyhow::anyhow!("exclude path {e:?}: {r}")))
         .collect::<Result<Vec<_>>>()?;
     let mut changes = Vec::new();
-    let mut w = Walker { base: Some(base.path()), build: build.path(), stamps: Some(build.stamps()), exclude, out: &mut changes };
+    let mut w = Walker {
+        base: Some(base.path()),
+        build: build.path(),
+        stamps: Some(build.stamps()),
+        exclude,
+        out: &mut changes,
+        links: HashMap::new(),
+    };
     w.walk(Path::new(""), true)?;
+    // A hardlink group is packed whole when any member changed, so the layer
+    // recreates the link even when one name was already in the base.
+    let links = std::mem::take(&mut w.links);
+    let upserted: BTreeSet<PathBuf> =
+        changes.iter().filter(|c| c.kind == ChangeKind::Upsert).map(|c| c.path.clone()).collect();
+    let mut extra = Vec::new();
+    for group in links.values() {
+        if group.iter().any(|p| upserted.contains(p)) {
+            extra.extend(group.iter().filter(|p| !upserted.contains(*p)).cloned());
+        }
+    }
+    if !extra.is_empty() {
+        changes.extend(extra.into_iter().map(|path| Change { path, kind: ChangeKind::Upsert }));
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     Ok(Changes { root: build.path().to_path_buf(), changes })
 }
 
@@ -76,6 +98,8 @@ struct Walker<'a> {
     stamps: Option<&'a std::collections::HashMap<PathBuf, FileStamp>>,
     exclude: Vec<PathBuf>,
     out: &'a mut Vec<Change>,
+    /// Build paths of multiply-linked regular files, by inode.
+    links: HashMap<u64, Vec<PathBuf>>,
 }
 
 fn sorted_names(dir: &Path) -> Result<BTreeSet<OsString>> {
@@ -114,6 +138,9 @@ impl Walker<'_> {
             } else {
                 None
             };
+            if bm.is_file() && bm.nlink() > 1 {
+                self.links.entry(bm.ino()).or_default().push(p.clone());
+            }
             let changed = match &am {
                 None => true,
                 Some(am) => self.changed(&p, am, &bm)?,

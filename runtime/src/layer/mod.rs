@@ -19,7 +19,6 @@ pub use diff::{diff, Change, ChangeKind, Changes};
 pub use pack::{pack, pack_dir, PackOptions, PackedLayer};
 pub use unpack::{unpack, unpack_with, UnpackLimits, UnpackOptions, UnpackStats};
 
-#[allow(unused_imports)]
 use crate::Digest;
 
 /// Why a layer could not be unpacked, diffed or packed. Callers branch on the
@@ -33,6 +32,8 @@ pub enum LayerError {
     TooLarge { entry: String, cap: u64 },
     #[error("layer exceeds the entry-count cap of {cap} entries")]
     TooManyEntries { cap: u64 },
+    #[error("layer content does not match its diff_id: expected {expected}, got {actual}")]
+    DiffIdMismatch { expected: Digest, actual: Digest },
     #[error("unsupported layer media type {0:?}")]
     MediaType(String),
     #[error("layer entry {entry:?}: {source}")]

@@ -17,6 +17,22 @@ use tar::EntryType;
 use super::path::{clean_entry_path, relativize_symlink};
 use super::whiteout::{self, remove_nofollow, Whiteout};
 use super::{Compression, LayerError};
+use crate::Digest;
+
+/// Hashes what passes through, so the uncompressed stream can be checked
+/// against its diff_id without a second pass.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+}
 
 /// Caps that make a hostile layer fail fast instead of filling the disk.
 #[derive(Clone, Debug)]
@@ -40,6 +56,9 @@ pub struct UnpackOptions {
     /// Rewrite absolute symlink targets to relative ones (for base root
     /// filesystems: wasmtime-wasi guests cannot follow absolute symlinks).
     pub rewrite_absolute_symlinks: bool,
+    /// When set, the uncompressed stream must hash to this (the config's
+    /// diff_id); the rootfs cache is keyed by diff_ids, so it checks them.
+    pub expected_diff_id: Option<Digest>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,7 +84,7 @@ pub fn unpack(
     limits: &UnpackLimits,
     warn: &dyn Fn(&str),
 ) -> Result<UnpackStats, LayerError> {
-    let opts = UnpackOptions { limits: limits.clone(), rewrite_absolute_symlinks: false };
+    let opts = UnpackOptions { limits: limits.clone(), ..Default::default() };
     unpack_with(reader, compression, target, &opts, warn)
 }
 
@@ -87,7 +106,7 @@ pub fn unpack_with(
         dir_modes: Vec::new(),
         is_root: unsafe { libc::geteuid() } == 0,
     };
-    let mut archive = tar::Archive::new(decoder);
+    let mut archive = tar::Archive::new(HashingReader { inner: decoder, hasher: Default::default() });
     for entry in archive.entries().map_err(LayerError::Format)? {
         let entry = entry.map_err(LayerError::Format)?;
         u.stats.entries += 1;
@@ -97,6 +116,16 @@ pub fn unpack_with(
         u.entry(entry, warn)?;
     }
     u.finish()?;
+    if let Some(expected) = &opts.expected_diff_id {
+        let mut rest = archive.into_inner();
+        // Padding after the end-of-archive blocks is part of the hashed stream;
+        // bounded so trailing garbage cannot make this read forever.
+        io::copy(&mut (&mut rest).take(opts.limits.max_bytes), &mut io::sink()).map_err(LayerError::Format)?;
+        let actual = Digest::from_sha256(sha2::Digest::finalize(rest.hasher).into());
+        if &actual != expected {
+            return Err(LayerError::DiffIdMismatch { expected: expected.clone(), actual });
+        }
+    }
     Ok(u.stats)
 }
 

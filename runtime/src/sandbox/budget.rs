@@ -103,11 +103,8 @@ pub(crate) fn spawn_disk_watcher(state: Arc<RunState>, roots: Vec<PathBuf>) -> s
                 state.disk_over.store(true, Ordering::Relaxed);
                 return;
             }
-            let pause = (t0.elapsed() * 4).max(Duration::from_millis(50));
-            let until = Instant::now() + pause;
-            while Instant::now() < until && !state.done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            // Unparked by the run when it ends.
+            std::thread::park_timeout((t0.elapsed() * 4).max(Duration::from_millis(50)));
         }
     })
 }
@@ -132,4 +129,31 @@ pub(crate) fn changed_bytes(root: &Path, since: SystemTime) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_budget_and_its_limit() {
+        let b = Budget { memory: Size(256 << 20), timeout: Duration::from_secs(3), ..Budget::default() };
+        assert_eq!(b.exceeded(BudgetKind::Memory).to_string(), "hook exceeded its memory budget (256MiB)");
+        assert_eq!(b.exceeded(BudgetKind::Time).to_string(), "hook exceeded its time budget (3s)");
+        assert_eq!(b.exceeded(BudgetKind::SpawnDepth).to_string(), "hook exceeded its spawn depth budget (8)");
+    }
+
+    #[test]
+    fn only_changed_files_count_and_symlinks_are_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("old"), vec![0u8; 5000]).unwrap();
+        let since = SystemTime::now() + Duration::from_secs(2);
+        assert_eq!(changed_bytes(d.path(), since), 0);
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/new"), vec![0u8; 100]).unwrap();
+        std::os::unix::fs::symlink("/usr", d.path().join("link")).unwrap();
+        let since = SystemTime::now() - Duration::from_secs(5);
+        let n = changed_bytes(d.path(), since);
+        assert!((5100..5100 + 16384).contains(&n), "{n}");
+    }
 }

@@ -70,7 +70,7 @@ impl Engines {
             return Ok((c.clone(), CacheUse::Memory));
         }
         let file = self.cache_dir.join("modules").join(format!("{}-{}.cwasm", hex::encode(sha), self.compat));
-        let (compiled, used) = match self.from_disk(&file, kind) {
+        let (compiled, used) = match self.load_cached(&file, kind) {
             Some(c) => (c, CacheUse::Disk),
             None => {
                 let compile_err = |e: wasmtime::Error| SandboxError::Compile { path: path.into(), message: format!("{e:#}") };
@@ -97,7 +97,7 @@ impl Engines {
         Ok((compiled, used))
     }
 
-    fn from_disk(&self, file: &Path, kind: WasmKind) -> Option<Compiled> {
+    fn load_cached(&self, file: &Path, kind: WasmKind) -> Option<Compiled> {
         if !file.is_file() {
             return None;
         }

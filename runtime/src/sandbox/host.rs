@@ -174,7 +174,32 @@ pub(crate) fn add_to_linker(linker: &mut Linker<P1State>) -> wasmtime::Result<()
         let Some(path) = read_str(&mut caller, ptr, len) else { return Ok(ERRNO_INVAL) };
         Ok(chmod(&caller.data().ctx, &path, mode as u32))
     })?;
+    // docs/hooks.md "mode": the read half of chmod (WASI p1 filestat has no mode).
+    linker.func_wrap("ws2i", "mode", |mut caller: Caller<'_, P1State>, ptr: i32, len: i32, out: i32| -> wasmtime::Result<i32> {
+        let Some(path) = read_str(&mut caller, ptr, len) else { return Ok(ERRNO_INVAL) };
+        let bits = match mode(&caller.data().ctx, &path) {
+            Ok(bits) => bits,
+            Err(errno) => return Ok(errno),
+        };
+        let Some(mem) = memory(&mut caller) else { return Ok(ERRNO_INVAL) };
+        let Ok(at) = usize::try_from(out as u32) else { return Ok(ERRNO_INVAL) };
+        match mem.write(&mut caller, at, &bits.to_le_bytes()) {
+            Ok(()) => Ok(ERRNO_SUCCESS),
+            Err(_) => Ok(ERRNO_INVAL),
+        }
+    })?;
     Ok(())
+}
+
+/// Permission bits (`& 0o7777`) of a path, symlinks not followed.
+pub(crate) fn mode(ctx: &RunCtx, guest: &str) -> Result<u32, i32> {
+    use cap_std::fs::PermissionsExt;
+    if !guest.starts_with('/') {
+        return Err(ERRNO_INVAL);
+    }
+    let (dir, rel, _ro) = resolve(ctx, guest).map_err(|_| ERRNO_NOENT)?;
+    let md = dir.symlink_metadata(&rel).map_err(|e| errno_of(&e))?;
+    Ok(md.permissions().mode() & 0o7777)
 }
 
 fn open_output(ctx: &Arc<RunCtx>, guest: &str) -> Result<cap_std::fs::File, i32> {
@@ -215,5 +240,18 @@ pub(crate) fn chmod(ctx: &RunCtx, guest: &str, mode: u32) -> i32 {
     match dir.set_permissions(&rel, perms) {
         Ok(()) => ERRNO_SUCCESS,
         Err(e) => errno_of(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn dotdot_is_clamped_at_root() {
+        assert_eq!(normalize("/../../etc/passwd"), ["etc", "passwd"]);
+        assert_eq!(normalize("/a/./b/../c"), ["a", "c"]);
+        assert_eq!(normalize("a/../../.."), Vec::<String>::new());
+        assert_eq!(normalize("/"), Vec::<String>::new());
     }
 }

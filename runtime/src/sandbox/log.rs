@@ -28,6 +28,8 @@ pub trait LogSink: Send + Sync {
 pub(crate) enum Event {
     Line(Stream, String),
     Notice(String),
+    /// The run is over (its result is on a separate channel).
+    Done,
 }
 
 /// The log budget, shared by a hook and all its spawned children.

@@ -135,15 +135,20 @@ impl Sandbox {
         let worker = std::thread::Builder::new()
             .name("ws2i-hook".into())
             .spawn(move || {
-                let r = run_hook(engines, hook, ltx);
+                let r = run_hook(engines, hook, ltx.clone());
                 let _ = done_tx.send(r);
+                let _ = ltx.send(Event::Done);
             })
             .map_err(|e| SandboxError::io("cannot start the hook thread", e))?;
         drop(tx);
         // Lines arrive until the worker reports; poll both so a stray sender cannot hang us.
         let result = loop {
-            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(20)) {
-                deliver(log, ev);
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(Event::Done) => {
+                    break done_rx.recv().unwrap_or_else(|_| Err(SandboxError::Setup("the hook thread panicked".into())))
+                }
+                Ok(ev) => deliver(log, ev),
+                Err(_) => {}
             }
             if let Ok(r) = done_rx.try_recv() {
                 break r;
@@ -169,6 +174,7 @@ fn deliver(log: &dyn LogSink, ev: Event) {
     match ev {
         Event::Line(s, l) => log.line(s, &l),
         Event::Notice(m) => log.notice(&m),
+        Event::Done => {}
     }
 }
 
@@ -210,6 +216,7 @@ fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::Sender<Event>) -> R
     let inv = Invocation { program: hook.program.clone(), args, env: hook.env, cwd: hook.cwd, stdout, depth: 0 };
     let result = run::run_one(&ctx, inv);
     state.done.store(true, Ordering::Relaxed);
+    watcher.thread().unpark();
     let _ = watcher.join();
     let written: u64 = roots.iter().map(|r| budget::changed_bytes(r, since)).sum();
     let code = match result {

@@ -1,10 +1,11 @@
 //! assemble: installs the source at /opt/app-root/src (modes and symlinks
 //! intact), restores artifacts into /opt/app-root/artifacts-cache, prints the
 //! variables named in TEST_PRINT_ENV (for precedence tests), and fails when
-//! the source contains a file named FAIL.
+//! the source contains a file named FAIL. With TEST_SPAWN=/path/module.wasm
+//! it also runs that module over ws2i.spawn, its stdout to /tmp/spawn-out.txt.
 use std::io;
 use std::path::Path;
-use ws2i_sdk::{copy_tree, info, step};
+use ws2i_sdk::{copy_tree, info, step, Command};
 
 const APP: &str = "/opt/app-root/src";
 const CACHE: &str = "/opt/app-root/artifacts-cache";
@@ -12,13 +13,22 @@ const CACHE: &str = "/opt/app-root/artifacts-cache";
 fn assemble() -> io::Result<()> {
     let src = ws2i_sdk::source_dir();
     if src.join("FAIL").exists() {
-        return Err(io::Error::other("the source contains FAIL: failing on purpose"));
+        return Err(io::Error::other(
+            "the source contains FAIL: failing on purpose",
+        ));
     }
     for name in ws2i_sdk::env::list("TEST_PRINT_ENV") {
         match ws2i_sdk::env::var(&name) {
             Some(v) => info!("env {name}={v}"),
             None => info!("env {name} is unset"),
         }
+    }
+    if let Some(module) = ws2i_sdk::env::var("TEST_SPAWN").filter(|m| !m.is_empty()) {
+        let status = Command::new(&module)
+            .arg("from-assemble")
+            .stdout_file("/tmp/spawn-out.txt")
+            .status()?;
+        info!("spawned {module}: {status}");
     }
     match ws2i_sdk::artifacts() {
         Some(dir) => {
@@ -30,10 +40,16 @@ fn assemble() -> io::Result<()> {
     }
     step!("Installing application source...");
     let stats = copy_tree(&src, APP)?;
-    info!("copied {} files, {} dirs, {} symlinks", stats.files, stats.dirs, stats.symlinks);
+    info!(
+        "copied {} files, {} dirs, {} symlinks",
+        stats.files, stats.dirs, stats.symlinks
+    );
     // Something for the next incremental build's save-artifacts.
     std::fs::create_dir_all(CACHE)?;
-    std::fs::write(Path::new(CACHE).join("built-from.txt"), src.display().to_string())?;
+    std::fs::write(
+        Path::new(CACHE).join("built-from.txt"),
+        src.display().to_string(),
+    )?;
     Ok(())
 }
 

@@ -1,0 +1,145 @@
+//! The image commands through the real `ws2i` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use ws2i::store::Store;
+use ws2i_tests::registry::fixtures::make_image;
+use ws2i_tests::registry::Registry;
+
+/// The ws2i binary, built once (cargo does not build other packages' binaries for us).
+fn ws2i_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        // Drop the per-crate variables cargo set for this test process: build
+        // scripts watch some of them, and a changed value rebuilds wasmtime.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            let keep = matches!(
+                k.as_str(),
+                "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_BUILD_JOBS"
+            ) || k.starts_with("CARGO_NET")
+                || k.starts_with("CARGO_REGISTR");
+            if (k.starts_with("CARGO_") && !keep) || k == "OUT_DIR" || k.starts_with("RUST_TEST") {
+                cmd.env_remove(&k);
+            }
+        }
+        let st = cmd
+            .args(["build", "--quiet", "-p", "ws2i", "--bin", "ws2i"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("cargo build runs");
+        assert!(st.success(), "building ws2i failed");
+        let exe = std::env::current_exe().unwrap();
+        // target/debug/deps/images-xxxx → target/debug/ws2i
+        exe.parent().unwrap().parent().unwrap().join("ws2i")
+    })
+}
+
+fn ws2i(home: &Path, args: &[&str]) -> Output {
+    Command::new(ws2i_bin())
+        .env("WS2I_HOME", home)
+        .args(args)
+        .output()
+        .expect("ws2i runs")
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let o = ws2i(home, args);
+    assert!(
+        o.status.success(),
+        "ws2i {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn images_inspect_tag_rmi_prune() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    let store = Store::open(&home).unwrap();
+    let (d, layer) = make_image(&store, "my/app:1", &[("f", b"x")]).unwrap();
+
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["--output", "json", "inspect", "my/app:1"])).unwrap();
+    assert_eq!(v["digest"], d.to_string());
+    assert_eq!(v["labels"]["io.ws2i.test"], "my/app:1");
+    assert_eq!(v["layers"][0]["digest"], layer.to_string());
+
+    ok(&home, &["tag", "my/app:1", "other:2"]);
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["--output", "json", "images"])).unwrap();
+    let names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["name"].as_str().unwrap(),
+                i["tag"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, ["my/app:1", "other:2"]);
+    assert!(ok(&home, &["images"]).contains("my/app"));
+
+    ok(&home, &["rmi", "my/app:1", "other:2"]);
+    let o = ws2i(&home, &["rmi", "my/app:1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with("ws2i: error: "),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&home, &["--output", "json", "prune"])).unwrap();
+    assert_eq!(v["blobs"], 3);
+
+    let o = ws2i(&home, &["inspect", "Bad Name"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("invalid image reference"),
+        "{err}"
+    );
+}
+
+#[test]
+fn push_pull_copy_commands_and_auth_message() {
+    let reg = Registry::start_with_auth("bob", "pw").unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    let store = Store::open(&home).unwrap();
+    let (d, _) = make_image(&store, "app", &[("f", b"x")]).unwrap();
+    let dest = format!("docker://{}/x/app:1", reg.host());
+    let o = ws2i(&home, &["push", "--quiet", "app", &dest]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("requires authentication") && err.contains("--creds"),
+        "{err}"
+    );
+    ok(
+        &home,
+        &[
+            "push", "--creds", "bob:pw", "--format", "docker", "app", &dest,
+        ],
+    );
+    let home2 = t.path().join("home2");
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &home2,
+        &["--output", "json", "pull", "--creds", "bob:pw", &dest],
+    ))
+    .unwrap();
+    assert_eq!(v["image"], format!("{}/x/app:1", reg.host()));
+    let oci = format!("oci:{}:app", t.path().join("dir").display());
+    let out = ok(&home2, &["copy", &format!("{}/x/app:1", reg.host()), &oci]);
+    assert_eq!(
+        out.trim(),
+        d.to_string(),
+        "OCI again after the docker round trip"
+    );
+}
