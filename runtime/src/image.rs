@@ -380,9 +380,24 @@ pub struct ImageBuilder {
     config: Value,
     layers: Vec<Descriptor>,
     annotations: BTreeMap<String, String>,
+    /// Fixed `created` time (reproducible builds); `None` = [`created_timestamp`].
+    created: Option<String>,
 }
 
 impl ImageBuilder {
+    /// Stamps config and history with this time instead of reading the environment.
+    pub fn created_at(&mut self, epoch_secs: i64) -> &mut Self {
+        self.created = Some(rfc3339(epoch_secs));
+        self
+    }
+
+    fn created(&self) -> Result<String> {
+        match &self.created {
+            Some(c) => Ok(c.clone()),
+            None => created_timestamp(),
+        }
+    }
+
     pub fn scratch(platform: &Platform) -> Self {
         let config = serde_json::json!({
             "architecture": platform.architecture,
@@ -395,6 +410,7 @@ impl ImageBuilder {
             config,
             layers: Vec::new(),
             annotations: BTreeMap::new(),
+            created: None,
         }
     }
 
@@ -409,6 +425,7 @@ impl ImageBuilder {
             config,
             layers,
             annotations: BTreeMap::new(),
+            created: None,
         })
     }
 
@@ -424,7 +441,7 @@ impl ImageBuilder {
     }
 
     pub fn add_layer(&mut self, layer: NewLayer) -> Result<&mut Self> {
-        let created = created_timestamp()?;
+        let created = self.created()?;
         let obj = self.config.as_object_mut().expect("checked object");
         let rootfs = obj
             .entry("rootfs")
@@ -483,7 +500,7 @@ impl ImageBuilder {
 
     /// Serialises config and manifest (OCI); returns `(config_bytes, manifest)`.
     pub fn finish(mut self) -> Result<(Vec<u8>, Manifest)> {
-        let created = created_timestamp()?;
+        let created = self.created()?;
         self.config
             .as_object_mut()
             .expect("object")

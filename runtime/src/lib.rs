@@ -9,9 +9,11 @@
 //! - [`reference`], [`image`], [`store`], [`registry`], [`transport`]: image references, manifests and
 //!   configs, the embedded local store, registries, and file transports.
 //! - [`containerfile`]: the Containerfile subset of `ws2i bud`: parse, plan, execute on a backend.
+//! - [`bud`]: `ws2i bud`, the containerfile plan executed on the store, layers and sandbox.
 //! - [`cli`]: argument parsing and output, nothing else.
 
 pub mod auth;
+pub mod bud;
 pub mod build;
 pub mod cli;
 pub mod containerfile;

@@ -38,7 +38,7 @@ pub struct TransportFlags {
 }
 
 impl TransportFlags {
-    fn options(&self, g: &Global) -> Result<CopyOptions> {
+    pub(super) fn options(&self, g: &Global) -> Result<CopyOptions> {
         Ok(CopyOptions {
             format: self.format,
             platform: match &self.platform {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bud;
 mod build;
 mod exec;
 mod images;
@@ -44,6 +45,8 @@ pub enum Command {
     Build(Box<build::BuildArgs>),
     /// Run one hook against a rootfs directory with the build sandbox and budgets.
     Exec(exec::ExecArgs),
+    /// Build an image from a Containerfile (no daemon, no native RUN).
+    Bud(bud::BudArgs),
     #[command(flatten)]
     Images(images::ImageCommand),
 }
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(&cli.global, *args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Bud(args) => bud::run(&cli.global, args),
         Command::Images(cmd) => images::run(&cli.global, cmd),
     };
     match result {

@@ -214,7 +214,7 @@ fn copy_tree(src: &Dir, dst: &Dir) -> Result<()> {
     Ok(())
 }
 
-fn rel_dest(dest: &str) -> &str {
+pub(crate) fn rel_dest(dest: &str) -> &str {
     match dest.trim_start_matches('/') {
         "" => ".",
         d => d,
@@ -222,7 +222,7 @@ fn rel_dest(dest: &str) -> &str {
 }
 
 /// Writes one entry into `dst`; files go to a temp name first, then rename.
-fn write_entry(src: &Dir, dst: &Dir, e: &Entry, chmod: Option<u32>) -> Result<()> {
+pub(crate) fn write_entry(src: &Dir, dst: &Dir, e: &Entry, chmod: Option<u32>) -> Result<()> {
     let target = rel_dest(&e.dest);
     if let Some(parent) = Path::new(target)
         .parent()
@@ -352,7 +352,7 @@ impl BudBackend for DirBackend {
 }
 
 /// `--from` sources are expanded against their stage/image once it exists.
-fn from_paths(dir: Dir, paths: &[String], copy: &CopyStep) -> Result<(Dir, Vec<Entry>)> {
+pub(crate) fn from_paths(dir: Dir, paths: &[String], copy: &CopyStep) -> Result<(Dir, Vec<Entry>)> {
     let mut entries = Vec::new();
     for p in paths {
         entries.extend(expand_entries(

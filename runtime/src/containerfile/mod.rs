@@ -22,6 +22,7 @@ use std::path::PathBuf;
 
 pub use eval::{plan, BuildOptions};
 pub use exec::{execute, expand_entries, BudBackend, DirBackend};
+pub(crate) use exec::{from_paths, rel_dest, write_entry};
 pub use glob::Ignore;
 pub use parse::{Args, Containerfile, Flag, Instruction, Keyword};
 

@@ -1,12 +1,12 @@
 //! Reproducible layer tarballs: entries in path order, fixed mtimes and owners,
 //! no atime/ctime, PAX records for long names, fixed compressor settings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use tar::{EntryType, Header};
@@ -26,11 +26,13 @@ pub struct PackOptions {
     /// Owner written for every entry.
     pub uid: u32,
     pub gid: u32,
+    /// Entries owned by someone else (`COPY --chown`), by path relative to the root.
+    pub owners: BTreeMap<PathBuf, (u32, u32)>,
 }
 
 impl Default for PackOptions {
     fn default() -> Self {
-        PackOptions { compression: Compression::Gzip, source_date_epoch: 0, preserve_mtimes: false, uid: 0, gid: 0 }
+        PackOptions { compression: Compression::Gzip, source_date_epoch: 0, preserve_mtimes: false, uid: 0, gid: 0, owners: BTreeMap::new() }
     }
 }
 
@@ -75,12 +77,13 @@ struct TarWriter<'o, W: Write> {
 }
 
 impl<W: Write> TarWriter<'_, W> {
-    fn header(&self, etype: EntryType, mode: u32, mtime: i64) -> Header {
+    fn header(&self, rel: &Path, etype: EntryType, mode: u32, mtime: i64) -> Header {
         let mut h = Header::new_ustar();
         h.set_entry_type(etype);
         h.set_mode(mode & 0o7777);
-        h.set_uid(self.opts.uid as u64);
-        h.set_gid(self.opts.gid as u64);
+        let (uid, gid) = self.opts.owners.get(rel).copied().unwrap_or((self.opts.uid, self.opts.gid));
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
         h.set_mtime(if self.opts.preserve_mtimes { mtime.max(0) as u64 } else { self.opts.source_date_epoch });
         h.set_size(0);
         h
@@ -94,23 +97,23 @@ impl<W: Write> TarWriter<'_, W> {
         let ft = m.file_type();
         if ft.is_dir() {
             name.push(b'/');
-            let h = self.header(EntryType::Directory, m.mode(), m.mtime());
+            let h = self.header(rel, EntryType::Directory, m.mode(), m.mtime());
             self.append(h, &name, None, io::empty()).with_context(ctx)
         } else if ft.is_symlink() {
             let target = fs::read_link(&full).with_context(ctx)?;
-            let h = self.header(EntryType::Symlink, 0o777, m.mtime());
+            let h = self.header(rel, EntryType::Symlink, 0o777, m.mtime());
             self.append(h, &name, Some(target.as_os_str().as_bytes()), io::empty()).with_context(ctx)
         } else if ft.is_file() {
             if m.nlink() > 1 {
                 if let Some(first) = self.links.get(&(m.dev(), m.ino())) {
                     let first = first.clone();
-                    let h = self.header(EntryType::Link, m.mode(), m.mtime());
+                    let h = self.header(rel, EntryType::Link, m.mode(), m.mtime());
                     return self.append(h, &name, Some(&first), io::empty()).with_context(ctx);
                 }
                 self.links.insert((m.dev(), m.ino()), name.clone());
             }
             let f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&full).with_context(ctx)?;
-            let mut h = self.header(EntryType::Regular, m.mode(), m.mtime());
+            let mut h = self.header(rel, EntryType::Regular, m.mode(), m.mtime());
             h.set_size(m.len());
             // The size is fixed in the header: a file that changed since stat fails
             // here instead of producing a corrupt stream.
@@ -129,7 +132,7 @@ impl<W: Write> TarWriter<'_, W> {
             Some(p) => [p.as_os_str().as_bytes(), b"/", &wh].concat(),
             None => wh,
         };
-        let h = self.header(EntryType::Regular, 0o644, 0);
+        let h = self.header(rel, EntryType::Regular, 0o644, 0);
         self.append(h, &name, None, io::empty()).with_context(|| format!("whiteout for {}", rel.display()))
     }
 
