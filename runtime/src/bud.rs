@@ -126,6 +126,7 @@ pub fn build(
                 registry: opts.registry.clone(),
                 store_root: Some(store.root().to_path_buf()),
                 progress: opts.progress,
+                mount_from: Vec::new(),
             };
             let src = ImageRef::Local(LocalRef::Digest {
                 name: None,
@@ -220,6 +221,7 @@ impl<'a> StoreBackend<'a> {
             registry: self.opts.registry.clone(),
             store_root: Some(self.store.root().to_path_buf()),
             progress: self.opts.progress,
+            mount_from: Vec::new(),
         };
         let mut src = transport::open_source(r, &copy).with_context(|| format!("opening {r}"))?;
         let dest = Box::new(BlobsOnly {

@@ -341,7 +341,8 @@ pub fn created_timestamp() -> Result<String> {
     Ok(rfc3339(secs))
 }
 
-fn rfc3339(secs: i64) -> String {
+/// `secs` since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
+pub fn rfc3339(secs: i64) -> String {
     // Civil-from-days (Howard Hinnant), avoids a date crate for one format.
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod bud;
+pub mod build;
 pub mod cli;
 pub mod containerfile;
 pub mod digest;

@@ -285,6 +285,32 @@ impl ImageDestination for RegistryDestination {
         })
     }
 
+    /// Tries each same-registry candidate once (no retries: a failed mount
+    /// costs only an upload). A registry that cannot mount answers 202 with
+    /// a fresh upload session, which oci-client reports as an error; the
+    /// abandoned session is the registry's to expire.
+    fn mount_blob(&mut self, desc: &Descriptor, from: &[String]) -> Option<String> {
+        let candidates =
+            mount_candidates(&self.conn.registry, self.conn.reference.repository(), from);
+        if candidates.is_empty() || self.ensure_auth().is_err() {
+            return None;
+        }
+        let d = desc.digest.to_string();
+        for repo in candidates {
+            let src = Reference::with_digest(self.conn.registry.clone(), repo.clone(), d.clone());
+            let conn = &self.conn;
+            let ok = conn.rt.block_on(async {
+                conn.client.mount_blob(&conn.reference, &src, &d).await.is_ok()
+                    // A 201 from a sloppy registry is not trusted blindly.
+                    && conn.client.blob_exists(&conn.reference, &d).await.unwrap_or(false)
+            });
+            if ok {
+                return Some(format!("{}/{repo}", self.conn.registry));
+            }
+        }
+        None
+    }
+
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
         self.ensure_auth()?;
         let spooled = spool(desc, reader)?;
@@ -328,6 +354,65 @@ impl ImageDestination for RegistryDestination {
 }
 
 const UPLOAD_CONCURRENCY: usize = 4;
+
+/// The repositories of `from` (`[docker://]REGISTRY/REPOSITORY[:TAG|@DIGEST]`)
+/// on `registry`, other than `own`, deduplicated in order. Mounting is never
+/// tried across registries: the blob would not be there, and the attempt
+/// would tell one registry about another's contents.
+fn mount_candidates(registry: &str, own: &str, from: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in from {
+        let f = f.strip_prefix("docker://").unwrap_or(f);
+        let f = f.split_once('@').map_or(f, |(n, _)| n);
+        let Some((reg, repo)) = f.split_once('/') else {
+            continue;
+        };
+        let repo = match repo.rsplit_once(':') {
+            Some((r, tag)) if !tag.contains('/') => r,
+            _ => repo,
+        };
+        let valid = !repo.is_empty()
+            && repo.split('/').all(|c| {
+                c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+                    && c.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    })
+            });
+        if reg == registry && valid && repo != own && !out.iter().any(|o| o == repo) {
+            out.push(repo.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mount_candidates;
+
+    #[test]
+    fn mount_candidates_stay_on_the_registry() {
+        let from: Vec<String> = [
+            "docker://127.0.0.1:5000/team/a:1",
+            "127.0.0.1:5000/team/b@sha256:00",
+            "127.0.0.1:5001/team/c",
+            "other.io/team/d",
+            "127.0.0.1:5000/team/dest",
+            "127.0.0.1:5000/team/a",
+            "127.0.0.1:5000/Bad/x",
+            "127.0.0.1:5000/bad/../x",
+            "127.0.0.1:5000/",
+            "no-slash",
+            "127.0.0.1:5000/e",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            mount_candidates("127.0.0.1:5000", "team/dest", &from),
+            ["team/a", "team/b", "e"]
+        );
+    }
+}
 
 /// A blob copied to an anonymous temp file, its digest verified.
 struct Spooled {

@@ -28,6 +28,12 @@ pub trait ImageDestination {
     /// Must verify `reader` against `desc.digest` and store nothing on mismatch.
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()>;
     fn put_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<()>;
+    /// Makes a missing blob present without uploading it, by linking it from
+    /// one of `from` (`REGISTRY/REPOSITORY` names); returns the repository it
+    /// came from. Best effort: `None` means "upload it", never an error.
+    fn mount_blob(&mut self, _desc: &Descriptor, _from: &[String]) -> Option<String> {
+        None
+    }
     /// Writes several blobs; destinations that can upload concurrently override this.
     fn put_blobs(&mut self, blobs: Vec<(Descriptor, Box<dyn Read + Send>)>) -> Result<()> {
         for (desc, mut r) in blobs {
@@ -53,6 +59,11 @@ pub struct CopyOptions {
     pub store_root: Option<PathBuf>,
     /// Draw a progress bar per blob (see [`crate::progress::enabled`]).
     pub progress: bool,
+    /// Repositories (`REGISTRY/REPOSITORY[:TAG]`, e.g. the builder image's)
+    /// whose blobs a registry destination may mount instead of uploading;
+    /// entries on another registry than the destination's are ignored.
+    /// `copy` adds a registry source's own repository in front.
+    pub mount_from: Vec<String>,
 }
 
 impl Default for CopyOptions {
@@ -63,6 +74,7 @@ impl Default for CopyOptions {
             registry: RegistryOptions::default(),
             store_root: None,
             progress: false,
+            mount_from: Vec::new(),
         }
     }
 }
@@ -500,19 +512,65 @@ pub fn open_destination(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn Imag
     })
 }
 
+/// What a copy did with each blob the destination lacked.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyReport {
+    /// The manifest digest written.
+    pub digest: Digest,
+    /// Blobs linked from another repository on the same registry, not uploaded.
+    pub mounted: Vec<MountedBlob>,
+    /// Blobs whose content was transferred.
+    pub copied: Vec<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MountedBlob {
+    pub digest: Digest,
+    /// `REGISTRY/REPOSITORY` it was mounted from.
+    pub from: String,
+}
+
 /// Copies one image (platform picked from an index) from `src` to `dst`;
 /// returns the manifest digest written.
 pub fn copy(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<Digest> {
+    copy_report(src, dst, opts).map(|r| r.digest)
+}
+
+/// [`copy`], telling which blobs were mounted and which copied.
+pub fn copy_report(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<CopyReport> {
     let mut source = open_source(src, opts).with_context(|| format!("opening source {src}"))?;
     let dest = open_destination(dst, opts).with_context(|| format!("opening destination {dst}"))?;
-    copy_between(source.as_mut(), dest, opts).with_context(|| format!("copying {src} to {dst}"))
+    // The source repository certainly holds every blob, so it is the best
+    // mount candidate; the destination ignores it if on another registry.
+    let mut with_source;
+    let opts = match src {
+        ImageRef::Docker(s) => {
+            with_source = opts.clone();
+            with_source
+                .mount_from
+                .insert(0, format!("{}/{}", s.registry, s.repository));
+            &with_source
+        }
+        _ => opts,
+    };
+    copy_between_report(source.as_mut(), dest, opts)
+        .with_context(|| format!("copying {src} to {dst}"))
 }
 
 pub fn copy_between(
     source: &mut dyn ImageSource,
-    mut dest: Box<dyn ImageDestination>,
+    dest: Box<dyn ImageDestination>,
     opts: &CopyOptions,
 ) -> Result<Digest> {
+    copy_between_report(source, dest, opts).map(|r| r.digest)
+}
+
+pub fn copy_between_report(
+    source: &mut dyn ImageSource,
+    mut dest: Box<dyn ImageDestination>,
+    opts: &CopyOptions,
+) -> Result<CopyReport> {
     let (mut bytes, mut mt) = source.manifest(None)?;
     for _ in 0..4 {
         if !image::is_index(&mt) {
@@ -545,9 +603,21 @@ pub fn copy_between(
         (bytes, mt)
     };
     let mut todo: Vec<(Descriptor, Box<dyn Read + Send>)> = Vec::new();
+    let mut mounted: Vec<MountedBlob> = Vec::new();
     let mut bars = Vec::new();
     for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
-        if dest.has_blob(desc)? || todo.iter().any(|(d, _)| d.digest == desc.digest) {
+        let seen = todo.iter().any(|(d, _)| d.digest == desc.digest)
+            || mounted.iter().any(|m| m.digest == desc.digest);
+        if seen || dest.has_blob(desc)? {
+            continue;
+        }
+        // Mount before reading the source: a registry source would otherwise
+        // download the blob for nothing.
+        if let Some(from) = dest.mount_blob(desc, &opts.mount_from) {
+            mounted.push(MountedBlob {
+                digest: desc.digest.clone(),
+                from,
+            });
             continue;
         }
         let inner = source
@@ -560,12 +630,17 @@ pub fn copy_between(
             Box::new(crate::progress::ProgressReader { inner, bar }),
         ));
     }
+    let copied = todo.iter().map(|(d, _)| d.digest.clone()).collect();
     let put = dest.put_blobs(todo);
     bars.iter().for_each(|b| b.finish_and_clear());
     put?;
     dest.put_manifest(&bytes, &mt)?;
     dest.commit()?;
-    Ok(Digest::of(&bytes))
+    Ok(CopyReport {
+        digest: Digest::of(&bytes),
+        mounted,
+        copied,
+    })
 }
 
 /// What `ws2i inspect` shows.

@@ -7,7 +7,7 @@ use ws2i::image::ManifestFormat;
 use ws2i::reference::ImageRef;
 use ws2i::registry::RegistryOptions;
 use ws2i::store::Store;
-use ws2i::transport::{copy, inspect, CopyOptions};
+use ws2i::transport::{copy, copy_report, inspect, CopyOptions};
 use ws2i_tests::registry::fixtures::make_image;
 use ws2i_tests::registry::Registry;
 
@@ -276,4 +276,85 @@ fn push_interrupted_by_registry_death_fails_clearly_leaves_no_tag_and_reruns() {
     let v: serde_json::Value =
         serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &dest])).unwrap();
     assert_eq!(v["Digest"], d.to_string());
+}
+
+#[test]
+fn copy_within_a_registry_mounts_blobs_and_falls_back_to_upload() {
+    let reg = Registry::start().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path().join("s")).unwrap();
+    make_image(&store, "app:v1", &[("hello", b"hi")]).unwrap();
+    let repos = reg.storage_dir().join("docker/registry/v2/repositories");
+    let a = format!("docker://{}/team/a:1", reg.host());
+    let first = copy_report(&r("app:v1"), &r(&a), &opts(&store)).unwrap();
+    assert!(first.mounted.is_empty());
+    assert_eq!(first.copied.len(), 2, "config and layer uploaded");
+    assert!(
+        repos.join("team/a/_uploads").exists(),
+        "an upload leaves _uploads"
+    );
+
+    // a → b on the same registry: every blob is linked, none uploaded.
+    let b = format!("docker://{}/team/b:1", reg.host());
+    let rep = copy_report(&r(&a), &r(&b), &opts(&store)).unwrap();
+    assert_eq!(rep.digest, first.digest);
+    assert!(rep.copied.is_empty(), "{rep:?}");
+    let mut got: Vec<_> = rep.mounted.iter().map(|m| m.digest.clone()).collect();
+    let mut want = first.copied.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let from = format!("{}/team/a", reg.host());
+    assert!(rep.mounted.iter().all(|m| m.from == from), "{rep:?}");
+    assert!(
+        !repos.join("team/b/_uploads").exists(),
+        "a mount starts no upload session"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &b])).unwrap();
+    assert_eq!(v["Digest"], rep.digest.to_string());
+    let out = t.path().join("b-out");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &b,
+        &format!("oci:{}:o", out.display()),
+    ]);
+
+    // The CLI reports mounts in --output json; a hint also mounts a push
+    // from the local store.
+    let c = format!("docker://{}/team/c:1", reg.host());
+    let o = ws2i_tests::ws2i()
+        .args(["--output", "json", "copy", &b, &c])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mounted"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["mounted"][0]["from"], format!("{}/team/b", reg.host()));
+    assert_eq!(v["copied"].as_array().map(Vec::len), Some(0), "{v}");
+    let hinted = CopyOptions {
+        mount_from: vec![format!("{}/team/a:1", reg.host())],
+        ..opts(&store)
+    };
+    let e = format!("docker://{}/team/e:1", reg.host());
+    let rep = copy_report(&r("app:v1"), &r(&e), &hinted).unwrap();
+    assert_eq!(rep.mounted.len(), 2, "{rep:?}");
+
+    // Fallback: the hinted repository lacks these blobs → plain upload.
+    make_image(&store, "other:v1", &[("other", b"not in a")]).unwrap();
+    let d = format!("docker://{}/team/d:1", reg.host());
+    let rep = copy_report(&r("other:v1"), &r(&d), &hinted).unwrap();
+    assert!(rep.mounted.is_empty(), "{rep:?}");
+    assert_eq!(rep.copied.len(), 2);
+    let v: serde_json::Value =
+        serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", &d])).unwrap();
+    assert_eq!(v["Digest"], rep.digest.to_string());
+
+    // Never across registries: reg → reg2 uploads, even with a reg hint.
+    let reg2 = Registry::start().unwrap();
+    let far = format!("docker://{}/team/a:1", reg2.host());
+    let rep = copy_report(&r(&a), &r(&far), &hinted).unwrap();
+    assert!(rep.mounted.is_empty(), "{rep:?}");
+    assert_eq!(rep.copied.len(), 2);
 }

@@ -30,6 +30,11 @@ pub struct TransportFlags {
     /// Platform to pick from a multi-platform image, OS/ARCH (default linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,
+    /// REGISTRY/REPOSITORY likely to hold some of the blobs (e.g. the base
+    /// image's): blobs missing at a registry destination are mounted from
+    /// it when on the same registry. Repeatable.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
 }
 
 impl TransportFlags {
@@ -52,6 +57,7 @@ impl TransportFlags {
             },
             store_root: None,
             progress: crate::progress::enabled(g.quiet),
+            mount_from: self.mount_from.clone(),
         })
     }
 }
@@ -164,14 +170,25 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
         }
         ImageCommand::Push { src, dest, flags } | ImageCommand::Copy { src, dest, flags } => {
             let (src, dest) = (parse_ref(&src)?, parse_ref(&dest)?);
-            let d = transport::copy(&src, &dest, &flags.options(g)?)?;
+            let rep = transport::copy_report(&src, &dest, &flags.options(g)?)?;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"destination": dest.to_string(), "digest": d})
+                    serde_json::json!({
+                        "destination": dest.to_string(),
+                        "digest": rep.digest,
+                        "mounted": rep.mounted,
+                        "copied": rep.copied,
+                    })
                 );
             } else {
-                say(d.to_string());
+                // stderr: stdout stays the bare digest for scripts.
+                if !g.quiet {
+                    for m in &rep.mounted {
+                        eprintln!("mounted blob {} from {}", m.digest, m.from);
+                    }
+                }
+                say(rep.digest.to_string());
             }
         }
         ImageCommand::Images => {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bud;
+mod build;
 mod exec;
 mod images;
 
@@ -40,6 +41,8 @@ pub enum OutputFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Build an image from SOURCE with a builder image, the S2I way (hooks run as WebAssembly).
+    Build(Box<build::BuildArgs>),
     /// Run one hook against a rootfs directory with the build sandbox and budgets.
     Exec(exec::ExecArgs),
     /// Build an image from a Containerfile (no daemon, no native RUN).
@@ -51,6 +54,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Build(args) => build::run(&cli.global, *args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Bud(args) => bud::run(&cli.global, args),
         Command::Images(cmd) => images::run(&cli.global, cmd),

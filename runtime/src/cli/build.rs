@@ -1,0 +1,280 @@
+//! `ws2i build SOURCE BUILDER [TAG]`: flags with s2i's names, then `ws2i::build::build`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+
+use super::{Global, OutputFormat};
+use crate::auth::Credentials;
+use crate::build::{self, BuildError, BuildLog, BuildRequest, PullPolicy};
+use crate::envfile::parse_env_arg;
+use crate::layer::Compression;
+use crate::reference::NameTag;
+use crate::registry::RegistryOptions;
+use crate::sandbox::{self, Budget, LogSink, Stream};
+use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
+use crate::store::Store;
+use crate::{HumanDuration, Size};
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicyArg {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BuildArgs {
+    /// A directory or a git URL (file://, https://, ssh://, git://, user@host:path).
+    pub source: String,
+    /// The builder image: NAME[:TAG] in the local store, or docker://HOST/REPO[:TAG].
+    pub builder: String,
+    /// Tag of the result in the local store (without it, only the digest is printed).
+    pub tag: Option<String>,
+    /// Git branch, tag or commit to build.
+    #[arg(short = 'r', long = "ref")]
+    pub git_ref: Option<String>,
+    /// Subdirectory of the source to build.
+    #[arg(long = "context-dir")]
+    pub context_dir: Option<String>,
+    /// Use the working tree as is (uncommitted and untracked files included).
+    #[arg(long)]
+    pub copy: bool,
+    /// Copy symlinks of a local source as links.
+    #[arg(long = "keep-symlinks")]
+    pub keep_symlinks: bool,
+    /// Regular expression of source paths left out ("" leaves nothing out).
+    #[arg(long, default_value = DEFAULT_EXCLUDE)]
+    pub exclude: String,
+    /// Do not initialise git submodules.
+    #[arg(long = "ignore-submodules")]
+    pub ignore_submodules: bool,
+    /// Environment variable for the build, NAME=VALUE (repeatable; wins over every file).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// File of NAME=VALUE lines for the build.
+    #[arg(short = 'E', long = "environment-file", value_name = "FILE")]
+    pub environment_file: Option<PathBuf>,
+    /// URL of the scripts (image://, file://, http(s)://), tried before any other place.
+    #[arg(short = 's', long = "scripts-url")]
+    pub scripts_url: Option<String>,
+    /// Where the scripts are in the builder (instead of its io.openshift.s2i.scripts-url label).
+    #[arg(long = "image-scripts-url")]
+    pub image_scripts_url: Option<String>,
+    /// Where the source is put in the builder (default: its io.openshift.s2i.destination label, else /tmp).
+    #[arg(short = 'd', long)]
+    pub destination: Option<String>,
+    /// When to fetch a docker:// builder.
+    #[arg(long = "pull-policy", value_enum, default_value = "if-not-present")]
+    pub pull_policy: PullPolicyArg,
+    /// Value of the io.k8s.display-name label (default: the tag).
+    #[arg(short = 'n', long = "application-name")]
+    pub application_name: Option<String>,
+    /// Value of the io.k8s.description label.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Label of the result, KEY=VALUE (repeatable; wins over the generated ones).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Same inputs, same image digest: fixed clocks, mtimes and dates (SOURCE_DATE_EPOCH, default 0).
+    #[arg(long)]
+    pub reproducible: bool,
+    /// The fixed time of --reproducible (implies it).
+    #[arg(long = "source-date-epoch", value_name = "N")]
+    pub source_date_epoch: Option<u64>,
+    /// Keep the build rootfs on disk and print where.
+    #[arg(long = "save-temp-dir")]
+    pub save_temp_dir: bool,
+    /// Linear memory budget of assemble.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub memory: Size,
+    /// Wall-time budget of assemble.
+    #[arg(long, value_name = "DURATION", default_value = "30min")]
+    pub timeout: HumanDuration,
+    /// Budget of bytes assemble may write.
+    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
+    pub disk: Size,
+    /// Log budget of assemble; output beyond it is dropped with a notice.
+    #[arg(long = "log-limit", value_name = "SIZE", default_value = "64MiB")]
+    pub log_limit: Size,
+    /// Registry credentials USER:PASS (docker:// builders).
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Verify TLS (default: yes, except plain HTTP for localhost/127.0.0.1).
+    #[arg(long = "tls-verify", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Not supported: it needs native RUN; see the error for why.
+    #[arg(long = "as-dockerfile", value_name = "PATH", hide = true)]
+    pub as_dockerfile: Option<String>,
+    /// Restore the artifacts of the image currently tagged TAG (its save-artifacts) before assemble.
+    #[arg(long)]
+    pub incremental: bool,
+    /// Extended build: the result is this image plus the artifacts of the assembled builder.
+    #[arg(long = "runtime-image")]
+    pub runtime_image: Option<String>,
+    /// Artifact for --runtime-image, SRC[:DEST] (SRC absolute in the builder, DEST relative; repeatable).
+    #[arg(short = 'a', long = "runtime-artifact", value_name = "SRC[:DEST]")]
+    pub runtime_artifacts: Vec<String>,
+}
+
+/// Hook output on stderr, prefix-free (stdout is for the result); ws2i's steps marked and timed.
+struct Console {
+    quiet: bool,
+}
+
+impl LogSink for Console {
+    fn line(&self, _stream: Stream, line: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+    fn notice(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("ws2i: {msg}");
+        }
+    }
+}
+
+impl BuildLog for Console {
+    fn step(&self, what: &str) {
+        if !self.quiet {
+            eprintln!("ws2i: ==> {what}");
+        }
+    }
+    fn step_done(&self, what: &str, took: Duration) {
+        if !self.quiet {
+            eprintln!("ws2i: <== {what} ({:.2}s)", took.as_secs_f64());
+        }
+    }
+    fn warning(&self, msg: &str) {
+        eprintln!("ws2i: warning: {msg}");
+    }
+}
+
+fn request(a: &BuildArgs) -> Result<BuildRequest> {
+    if a.as_dockerfile.is_some() {
+        bail!(
+            "--as-dockerfile is not supported: ws2i runs the builder's hooks as WebAssembly in its own sandbox, \
+             and a Dockerfile would need a container engine to run assemble natively (RUN); build the image with `ws2i build` instead"
+        );
+    }
+    let location = SourceLocation::parse(&a.source)?;
+    let mut spec = SourceSpec::new(location);
+    spec.git_ref = a.git_ref.clone();
+    spec.context_dir = match &a.context_dir {
+        Some(c) => SourceSpec::parse_context_dir(c)?,
+        None => None,
+    };
+    spec.copy = a.copy;
+    spec.keep_symlinks = a.keep_symlinks;
+    spec.exclude = SourceSpec::parse_exclude(&a.exclude)?;
+    spec.ignore_submodules = a.ignore_submodules;
+    let cache = sandbox::default_cache_dir();
+    let mut req = BuildRequest::new(spec, a.builder.clone(), Store::default_root()?, cache);
+    req.tag = a
+        .tag
+        .as_deref()
+        .map(|t| {
+            t.parse::<NameTag>()
+                .with_context(|| format!("invalid TAG {t:?}"))
+        })
+        .transpose()?;
+    req.pull_policy = match a.pull_policy {
+        PullPolicyArg::Always => PullPolicy::Always,
+        PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
+        PullPolicyArg::Never => PullPolicy::Never,
+    };
+    req.scripts_url = a.scripts_url.clone();
+    req.image_scripts_url = a.image_scripts_url.clone();
+    req.destination = a.destination.clone();
+    if let Some(f) = &a.environment_file {
+        req.env_file = build::read_env_file(f)?;
+    }
+    req.env = a
+        .env
+        .iter()
+        .map(|e| parse_env_arg(e))
+        .collect::<Result<_, _>>()?;
+    req.labels = a
+        .labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => bail!("--label {l:?}: expected KEY=VALUE"),
+        })
+        .collect::<Result<_>>()?;
+    req.application_name = a.application_name.clone();
+    req.description = a.description.clone();
+    req.compression = match a.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+    };
+    req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
+    req.keep_temp = a.save_temp_dir;
+    req.incremental = a.incremental;
+    req.runtime_image = a.runtime_image.clone();
+    req.runtime_artifacts = a
+        .runtime_artifacts
+        .iter()
+        .map(|s| build::RuntimeArtifact::parse(s))
+        .collect::<Result<_>>()?;
+    req.budget = Budget {
+        memory: a.memory,
+        timeout: a.timeout.0,
+        disk: a.disk,
+        log: a.log_limit,
+        ..Budget::default()
+    };
+    req.registry = RegistryOptions {
+        tls_verify: a.tls_verify,
+        creds: a
+            .creds
+            .as_deref()
+            .map(Credentials::parse_creds)
+            .transpose()?,
+        authfile: None,
+        attempts: None,
+    };
+    Ok(req)
+}
+
+pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
+    let mut req = request(&a)?;
+    req.progress = crate::progress::enabled(g.quiet);
+    let console = Console { quiet: g.quiet };
+    let result = match build::build(&req, &console) {
+        Ok(r) => r,
+        Err(
+            e @ (BuildError::AssembleFailed { exit_code }
+            | BuildError::AssembleRuntimeFailed { exit_code }),
+        ) => {
+            eprintln!("ws2i: error: build failed: {e}");
+            let code = u8::try_from(exit_code)
+                .ok()
+                .filter(|c| *c != 0)
+                .unwrap_or(1);
+            return Ok(ExitCode::from(code));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("build failed")),
+    };
+    let name = result.image.clone().unwrap_or_else(|| "(untagged)".into());
+    match g.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string(&result)?),
+        OutputFormat::Text if g.quiet => println!("{}", result.digest),
+        OutputFormat::Text => println!("Build completed: {name} {}", result.digest),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,787 @@
+//! `ws2i build` end to end: the real binary, the test-builder hooks (guest-scripts/test-builder) in
+//! a builder image made with the library, real skopeo and umoci on the result.
+
+use std::fs;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ws2i::image::{ImageBuilder, NewLayer, Platform};
+use ws2i::layer::{pack_dir, MediaTypeFlavor, PackOptions};
+use ws2i::store::Store;
+use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, workspace_root, ws2i};
+
+const BUILDER: &str = "ws2i-test/test-builder:latest";
+
+/// A store with the test builder in it, and a source dir.
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let w = World {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        make_builder(
+            &w.home(),
+            BUILDER,
+            &["assemble", "run", "save-artifacts", "usage"],
+        );
+        fs::create_dir_all(w.src()).unwrap();
+        fs::write(w.src().join("index.html"), "<h1>hello</h1>\n").unwrap();
+        fs::create_dir_all(w.src().join("lib")).unwrap();
+        fs::write(w.src().join("lib/app.txt"), "app\n").unwrap();
+        w
+    }
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    fn src(&self) -> PathBuf {
+        self.dir.path().join("src")
+    }
+    fn write_src(&self, rel: &str, content: impl AsRef<[u8]>) {
+        let p = self.src().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+    /// `ws2i build` with this world's store and a cache shared by the tests of this file.
+    fn build(&self, args: &[&str]) -> Command {
+        let mut c = ws2i();
+        c.env("WS2I_HOME", self.home())
+            .env("WS2I_CACHE", shared_cache())
+            .arg("build")
+            .args(args);
+        c
+    }
+    fn store(&self) -> Store {
+        Store::open(self.home()).unwrap()
+    }
+    fn has_image(&self, name: &str) -> bool {
+        self.store().resolve(&name.parse().unwrap()).is_ok()
+    }
+}
+
+/// Compiled modules and unpacked builder layers are content-addressed: sharing them between
+/// tests (and runs) only saves time.
+fn shared_cache() -> PathBuf {
+    workspace_root().join("target/test-cache/build")
+}
+
+/// The test builder: its hooks at /usr/libexec/s2i/<hook> (no suffix, like a shell-script
+/// builder), /opt/app-root and /tmp present, the S2I labels.
+fn make_builder(home: &Path, name: &str, hooks: &[&str]) {
+    make_builder_with(home, name, hooks, &|_| {})
+}
+
+/// [`make_builder`] with `tweak` applied to the builder's tree before it is packed.
+fn make_builder_with(home: &Path, name: &str, hooks: &[&str], tweak: &dyn Fn(&Path)) {
+    let t = tempfile::tempdir().unwrap();
+    let s2i = t.path().join("usr/libexec/s2i");
+    fs::create_dir_all(&s2i).unwrap();
+    for hook in hooks {
+        let to = s2i.join(hook);
+        fs::copy(guests::wasm(&format!("test-builder/{hook}")), &to).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::create_dir_all(t.path().join("opt/app-root")).unwrap();
+    fs::create_dir_all(t.path().join("tmp")).unwrap();
+    fs::set_permissions(t.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    tweak(t.path());
+    let store = Store::open(home).unwrap();
+    let mut blob = tempfile::tempfile().unwrap();
+    let packed = pack_dir(t.path(), &PackOptions::default(), &mut blob).unwrap();
+    blob.seek(SeekFrom::Start(0)).unwrap();
+    store.put_blob(&mut blob, Some(&packed.digest)).unwrap();
+    let mut b = ImageBuilder::scratch(&Platform::host_default());
+    b.add_layer(NewLayer {
+        diff_id: packed.diff_id.clone(),
+        digest: packed.digest.clone(),
+        size: packed.size,
+        media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
+        created_by: "test builder".into(),
+    })
+    .unwrap();
+    b.label("io.openshift.s2i.scripts-url", "image:///usr/libexec/s2i")
+        .label("io.k8s.description", "the ws2i test builder")
+        .env("PATH", "/usr/bin")
+        .env("FROM_IMAGE", "image");
+    let (cfg, m) = b.finish().unwrap();
+    store
+        .commit_image(&cfg, &m, &name.parse().unwrap())
+        .unwrap();
+}
+
+fn skopeo_inspect_config(home: &Path, name: &str) -> serde_json::Value {
+    let out = run(Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:{name}", home.display())));
+    assert!(out.status.success(), "skopeo inspect: {}", describe(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn digest_line(out: &Output) -> String {
+    let s = stdout(out);
+    s.split_whitespace().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn local_dir_build_has_labels_cmd_and_files() {
+    let w = World::new();
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:v1",
+        "-n",
+        "My App",
+        "--label",
+        "team=web",
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Installing application source"),
+        "hook log streamed: {}",
+        describe(&out)
+    );
+    assert!(err.contains("ws2i: ==> Running assemble"), "{err}");
+    assert!(
+        stdout(&out).starts_with("Build completed: app:v1 sha256:"),
+        "{}",
+        describe(&out)
+    );
+    assert!(w.has_image("app:v1"));
+
+    let cfg = skopeo_inspect_config(&w.home(), "app:v1");
+    let c = &cfg["config"];
+    assert_eq!(c["Cmd"], serde_json::json!(["/usr/libexec/s2i/run"]));
+    let labels = &c["Labels"];
+    assert_eq!(labels["io.openshift.s2i.build.image"], BUILDER);
+    assert_eq!(
+        labels["io.openshift.s2i.build.source-location"],
+        w.src().to_str().unwrap()
+    );
+    assert_eq!(labels["io.k8s.display-name"], "My App");
+    assert_eq!(
+        labels["io.k8s.description"], "the ws2i test builder",
+        "builder labels carried over"
+    );
+    assert_eq!(
+        labels["io.openshift.s2i.scripts-url"],
+        "image:///usr/libexec/s2i"
+    );
+    assert_eq!(labels["team"], "web");
+    assert!(
+        labels.get("io.openshift.s2i.build.commit.id").is_none(),
+        "a plain dir has no commit"
+    );
+    // The build env does not leak into the image.
+    let env: Vec<String> = serde_json::from_value(c["Env"].clone()).unwrap();
+    assert_eq!(env, ["PATH=/usr/bin", "FROM_IMAGE=image"]);
+
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("bundle");
+    let out = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:app:v1", w.home().display()))
+        .arg(&bundle));
+    assert!(out.status.success(), "umoci: {}", describe(&out));
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("opt/app-root/src/index.html")).unwrap(),
+        "<h1>hello</h1>\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("opt/app-root/src/lib/app.txt")).unwrap(),
+        "app\n"
+    );
+    assert!(rootfs.join("usr/libexec/s2i/run").is_file());
+    assert!(
+        !rootfs.join("tmp/src").exists(),
+        "the injected source is not in the image"
+    );
+}
+
+#[test]
+fn env_precedence_and_json_output() {
+    let w = World::new();
+    w.write_src(
+        ".s2i/environment",
+        "TEST_PRINT_ENV=FROM_IMAGE A B C\nA=file\nB=file\n",
+    );
+    let envf = w.dir.path().join("build.env");
+    fs::write(&envf, "// upstream's comment style\nB=envfile\nC=envfile\n").unwrap();
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:env",
+        "-E",
+        envf.to_str().unwrap(),
+        "-e",
+        "C=cli",
+        "--output",
+        "json",
+    ]));
+    let err = stderr(&out);
+    for want in [
+        "env FROM_IMAGE=image",
+        "env A=file",
+        "env B=envfile",
+        "env C=cli",
+    ] {
+        assert!(err.contains(want), "{want}: {}", describe(&out));
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("stdout is only the JSON summary");
+    assert_eq!(j["image"], "app:env");
+    assert_eq!(j["cmd"], "/usr/libexec/s2i/run");
+    assert!(j["digest"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn source_s2i_bin_overrides_the_image_script() {
+    let w = World::new();
+    // The usage hook as assemble: it prints its text and installs nothing.
+    w.write_src(
+        ".s2i/bin/assemble",
+        fs::read(guests::wasm("test-builder/usage")).unwrap(),
+    );
+    let out = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:override"]));
+    assert!(
+        stdout(&out).contains("app:override")
+            && stderr(&out).contains("This is the ws2i test builder"),
+        "{}",
+        describe(&out)
+    );
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("b");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:app:override", w.home().display()))
+            .arg(&bundle),
+    );
+    assert!(!bundle.join("rootfs/opt/app-root/src").exists());
+    assert!(
+        !bundle.join("rootfs/tmp/scripts").exists(),
+        "injected scripts are not in the image"
+    );
+}
+
+#[test]
+fn failing_assemble_gives_its_exit_code_and_no_image() {
+    let w = World::new();
+    w.write_src("FAIL", "");
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:fail"]));
+    let err = stderr(&out);
+    assert!(err.contains("failing on purpose"), "{err}");
+    assert!(
+        err.contains("assemble failed with exit code 1; no image was written"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!w.has_image("app:fail"));
+}
+
+#[test]
+fn bad_inputs_are_clear_errors_without_an_image() {
+    let w = World::new();
+    let missing = w.dir.path().join("nope");
+    let out = run_fail(&mut w.build(&[missing.to_str().unwrap(), BUILDER, "app:x"]));
+    assert!(
+        stderr(&out).contains("does not exist"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), "no/such-builder", "app:x"]));
+    assert!(
+        stderr(&out).contains("builder image no/such-builder not found"),
+        "{}",
+        describe(&out)
+    );
+
+    w.write_src(".s2i/environment", "A=1\nthis line is wrong\n");
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x"]));
+    assert!(
+        stderr(&out).contains(".s2i/environment:2: malformed line"),
+        "{}",
+        describe(&out)
+    );
+
+    w.write_src(".s2i/environment", "A=1\n");
+    make_builder(&w.home(), "no-assemble:latest", &["run"]);
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), "no-assemble", "app:x"]));
+    assert!(
+        stderr(&out).contains("no assemble script found"),
+        "{}",
+        describe(&out)
+    );
+
+    w.write_src(".s2i/bin/assemble", "#!/bin/sh\necho native\n");
+    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/tmp/scripts/assemble") && err.contains("a shell script"),
+        "{}",
+        describe(&out)
+    );
+    fs::remove_file(w.src().join(".s2i/bin/assemble")).unwrap();
+
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:x",
+        "--as-dockerfile",
+        "Dockerfile",
+    ]));
+    assert!(
+        stderr(&out).contains("--as-dockerfile is not supported"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:x",
+        "--pull-policy",
+        "sometimes",
+    ]));
+    assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
+    assert!(!w.has_image("app:x"));
+}
+
+#[test]
+fn reproducible_builds_give_the_same_digest() {
+    let w = World::new();
+    let a = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:r1",
+        "--reproducible",
+    ]));
+    // Touch the source: mtimes must not matter.
+    fs::write(w.src().join("index.html"), "<h1>hello</h1>\n").unwrap();
+    let b = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:r2",
+        "--reproducible",
+        "-n",
+        "app:r1",
+    ]));
+    assert_eq!(
+        digest_line(&a),
+        digest_line(&b),
+        "{}\n{}",
+        describe(&a),
+        describe(&b)
+    );
+    // Without a tag only the digest is stored and printed.
+    let c = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "--reproducible",
+        "-q",
+        "-n",
+        "app:r1",
+    ]));
+    assert_eq!(stdout(&c).trim(), digest_line(&a));
+}
+
+#[test]
+fn incremental_build_restores_the_previous_artifacts() {
+    let w = World::new();
+    // No previous image: a clean build with a notice.
+    let a = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:inc",
+        "--incremental",
+    ]));
+    assert!(
+        stderr(&a).contains("clean build: no previous image app:inc"),
+        "{}",
+        describe(&a)
+    );
+    assert!(
+        stderr(&a).contains("no artifacts to restore"),
+        "{}",
+        describe(&a)
+    );
+    let b = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:inc",
+        "--incremental",
+    ]));
+    let err = stderr(&b);
+    assert!(
+        err.contains("ws2i: ==> Saving artifacts of the previous image"),
+        "{}",
+        describe(&b)
+    );
+    assert!(
+        err.contains("Restoring build artifacts") && err.contains("restored 1 artifact files"),
+        "{}",
+        describe(&b)
+    );
+    assert!(!err.contains("clean build"), "{}", describe(&b));
+    // A plain build does not look at the previous image.
+    let c = run_ok(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:inc"]));
+    assert!(
+        stderr(&c).contains("no artifacts to restore"),
+        "{}",
+        describe(&c)
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=Ada Builder",
+                "-c",
+                "user.email=ada@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir),
+    );
+    stdout(&out).trim().to_string()
+}
+
+#[test]
+fn git_source_with_ref_and_context_dir_gets_commit_labels() {
+    let w = World::new();
+    let work = w.dir.path().join("work");
+    fs::create_dir_all(work.join("app")).unwrap();
+    git(&work, &["init", "-q"]);
+    fs::write(work.join("app/version.txt"), "one\n").unwrap();
+    fs::write(work.join("README"), "not in the context dir\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "first version"]);
+    git(&work, &["tag", "v1"]);
+    let v1 = git(&work, &["rev-parse", "HEAD"]);
+    let v1_date = git(&work, &["show", "-s", "--format=%ad", "HEAD"]);
+    fs::write(work.join("app/version.txt"), "two\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "second version"]);
+    let bare = w.dir.path().join("repo.git");
+    run_ok(
+        Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&work)
+            .arg(&bare),
+    );
+    let url = format!("file://{}", bare.display());
+
+    let out = run_ok(&mut w.build(&[
+        &url,
+        BUILDER,
+        "app:git",
+        "--ref",
+        "v1",
+        "--context-dir",
+        "app",
+    ]));
+    let cfg = skopeo_inspect_config(&w.home(), "app:git");
+    let l = &cfg["config"]["Labels"];
+    assert_eq!(
+        l["io.openshift.s2i.build.commit.id"],
+        v1.as_str(),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        l["io.openshift.s2i.build.commit.ref"], "HEAD",
+        "a tag checkout is detached, as upstream"
+    );
+    assert_eq!(
+        l["io.openshift.s2i.build.commit.author"],
+        "Ada Builder <ada@example.com>"
+    );
+    assert_eq!(l["io.openshift.s2i.build.commit.message"], "first version");
+    assert_eq!(l["io.openshift.s2i.build.commit.date"], v1_date.as_str());
+    assert_eq!(l["io.openshift.s2i.build.source-location"], url.as_str());
+    assert_eq!(l["io.openshift.s2i.build.source-context-dir"], "app");
+
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("b");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:app:git", w.home().display()))
+            .arg(&bundle),
+    );
+    let app = bundle.join("rootfs/opt/app-root/src");
+    assert_eq!(
+        fs::read_to_string(app.join("version.txt")).unwrap(),
+        "one\n"
+    );
+    assert!(!app.join("README").exists() && !app.join(".git").exists());
+}
+
+#[test]
+fn docker_builder_is_pulled_and_the_result_pushed() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new();
+    let remote_builder = format!("docker://{}/s2i/test-builder:1", reg.host());
+    let push = |src: &str, dst: &str, home: &Path| {
+        let mut c = ws2i();
+        c.env("WS2I_HOME", home).args(["push", src, dst]);
+        run_ok(&mut c);
+    };
+    push(BUILDER, &remote_builder, &w.home());
+
+    // A second store without the builder.
+    let other = World {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    fs::create_dir_all(other.src()).unwrap();
+    fs::write(other.src().join("index.html"), "remote\n").unwrap();
+    let src = other.src();
+    let out = run_fail(&mut other.build(&[
+        src.to_str().unwrap(),
+        &remote_builder,
+        "app:reg",
+        "--pull-policy",
+        "never",
+    ]));
+    assert!(
+        stderr(&out).contains("--pull-policy is never"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_ok(&mut other.build(&[src.to_str().unwrap(), &remote_builder, "app:reg"]));
+    assert!(stdout(&out).contains("app:reg"), "{}", describe(&out));
+    assert!(
+        other.has_image(&format!("{}/s2i/test-builder:1", reg.host())),
+        "the builder is kept in the store"
+    );
+
+    let remote_app = format!("docker://{}/apps/app:reg", reg.host());
+    push("app:reg", &remote_app, &other.home());
+    let out = run(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        &remote_app,
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        cfg["config"]["Cmd"],
+        serde_json::json!(["/usr/libexec/s2i/run"])
+    );
+    assert_eq!(
+        cfg["config"]["Labels"]["io.openshift.s2i.build.image"],
+        format!("{}/s2i/test-builder:1", reg.host()).as_str()
+    );
+    assert_eq!(cfg["config"]["Labels"]["io.k8s.display-name"], "app:reg");
+}
+
+#[test]
+fn runtime_image_gets_only_the_artifacts() {
+    let w = World::new();
+    make_builder(&w.home(), "runtime:latest", &["run"]);
+    let src = w.src();
+    let out = run_ok(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim",
+        "--runtime-image",
+        "runtime",
+        "-a",
+        "/opt/app-root/src/lib:app",
+        "--runtime-artifact",
+        "/opt/app-root/src/index.html",
+    ]));
+    assert!(
+        stderr(&out).contains("ws2i: ==> Assembling the runtime image"),
+        "{}",
+        describe(&out)
+    );
+    let cfg = skopeo_inspect_config(&w.home(), "app:slim");
+    assert_eq!(
+        cfg["config"]["Cmd"],
+        serde_json::json!(["/usr/libexec/s2i/run"])
+    );
+    let t = tempfile::tempdir().unwrap();
+    let bundle = t.path().join("b");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:app:slim", w.home().display()))
+            .arg(&bundle),
+    );
+    let r = bundle.join("rootfs");
+    assert_eq!(
+        fs::read_to_string(r.join("app/lib/app.txt")).unwrap(),
+        "app\n"
+    );
+    assert_eq!(
+        fs::read_to_string(r.join("index.html")).unwrap(),
+        "<h1>hello</h1>\n"
+    );
+    assert!(
+        !r.join("opt/app-root/src").exists(),
+        "only the artifacts, not the builder's output"
+    );
+    assert!(
+        !r.join("usr/libexec/s2i/assemble").exists(),
+        "the runtime image, not the builder"
+    );
+
+    let out = run_fail(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim2",
+        "--runtime-image",
+        "runtime",
+        "-a",
+        "/opt/app-root/src/missing.bin",
+    ]));
+    assert!(
+        stderr(&out).contains("runtime artifact /opt/app-root/src/missing.bin does not exist"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim2",
+        "--runtime-image",
+        "runtime",
+        "-a",
+        "rel:x",
+    ]));
+    assert!(
+        stderr(&out).contains("must be an absolute path"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut w.build(&[
+        src.to_str().unwrap(),
+        BUILDER,
+        "app:slim2",
+        "--runtime-image",
+        "runtime",
+    ]));
+    assert!(
+        stderr(&out).contains("--runtime-image needs artifacts"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!w.has_image("app:slim2"));
+}
+
+#[test]
+fn builder_symlinks_cannot_redirect_the_injection_to_the_host() {
+    let w = World::new();
+    let outside = w.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    let target = outside.clone();
+    make_builder_with(
+        &w.home(),
+        "evil:latest",
+        &["assemble", "run"],
+        &move |root| {
+            // /tmp (the destination) is a link to a host directory.
+            fs::remove_dir(root.join("tmp")).unwrap();
+            std::os::unix::fs::symlink(&target, root.join("tmp")).unwrap();
+        },
+    );
+    let out = run(&mut w.build(&[w.src().to_str().unwrap(), "evil", "app:evil"]));
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written outside the build root\n{}",
+        describe(&out)
+    );
+    if out.status.success() {
+        // The link was resolved inside the build root: the app is still assembled.
+        assert!(w.has_image("app:evil"));
+    } else {
+        assert!(stderr(&out).contains("ws2i: error:"), "{}", describe(&out));
+    }
+}
+
+#[test]
+fn incremental_without_save_artifacts_is_a_clean_build() {
+    let w = World::new();
+    make_builder(&w.home(), "no-save:latest", &["assemble", "run"]);
+    let src = w.src();
+    run_ok(&mut w.build(&[src.to_str().unwrap(), "no-save", "app:ns"]));
+    let out = run_ok(&mut w.build(&[src.to_str().unwrap(), "no-save", "app:ns", "--incremental"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("clean build: the previous image app:ns has no save-artifacts script"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        err.contains("no artifacts to restore"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn local_git_tree_copy_and_exclude() {
+    let w = World::new();
+    let repo = w.src();
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "committed"]);
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    fs::write(repo.join("index.html"), "dirty\n").unwrap();
+    fs::write(repo.join("NOTES.md"), "untracked\n").unwrap();
+    let unpack = |tag: &str| {
+        let t = tempfile::tempdir().unwrap();
+        run_ok(
+            Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:{tag}", w.home().display()))
+                .arg(t.path().join("b")),
+        );
+        t
+    };
+
+    // Default: the committed HEAD only, with its commit labels.
+    run_ok(&mut w.build(&[repo.to_str().unwrap(), BUILDER, "app:head"]));
+    let l = &skopeo_inspect_config(&w.home(), "app:head")["config"]["Labels"];
+    assert_eq!(l["io.openshift.s2i.build.commit.id"], head.as_str());
+    let t = unpack("app:head");
+    let app = t.path().join("b/rootfs/opt/app-root/src");
+    assert_eq!(
+        fs::read_to_string(app.join("index.html")).unwrap(),
+        "<h1>hello</h1>\n"
+    );
+    assert!(!app.join("NOTES.md").exists() && !app.join(".git").exists());
+
+    // --copy: the working tree as is, no commit labels; --exclude drops the .md files.
+    run_ok(&mut w.build(&[
+        repo.to_str().unwrap(),
+        BUILDER,
+        "app:copy",
+        "--copy",
+        "--exclude",
+        r"(^|/)\.git(/|$)|\.md$",
+    ]));
+    let l = &skopeo_inspect_config(&w.home(), "app:copy")["config"]["Labels"];
+    assert!(l.get("io.openshift.s2i.build.commit.id").is_none());
+    let t = unpack("app:copy");
+    let app = t.path().join("b/rootfs/opt/app-root/src");
+    assert_eq!(
+        fs::read_to_string(app.join("index.html")).unwrap(),
+        "dirty\n"
+    );
+    assert!(!app.join("NOTES.md").exists() && !app.join(".git").exists());
+    assert!(app.join("lib/app.txt").exists());
+}
