@@ -14,8 +14,9 @@
 //!    of the builder (or runtime image) with `Cmd` = the run script and the S2I labels, and tag it.
 //!
 //! Nothing is written to the store before assemble succeeded, so a failed build leaves no image.
-//! Not yet done (see docs/build.md): `--inject`, `--volume`, `image_metadata.json` labels,
-//! `--push`, `--incremental-pull-policy`, `--runtime-pull-policy`.
+//! `--inject` and `--volume` reach assemble as mounts (an injected file as a read-only copy)
+//! and are left out of the diff.
+//! Not yet done (see docs/build.md): `image_metadata.json` labels, `--push`, `--incremental-pull-policy`, `--runtime-pull-policy`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, SeekFrom};
@@ -31,7 +32,7 @@ use crate::image::{media, Descriptor, ImageBuilder, NewLayer, Platform};
 use crate::layer::{self, Compression, LayerSource, MediaTypeFlavor, PackOptions, RootfsCache};
 use crate::reference::{ImageRef, LocalRef, NameTag, RemoteTarget};
 use crate::registry::RegistryOptions;
-use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig, SandboxError, Stdout};
+use crate::sandbox::{Budget, Hook, LogSink, Mount, Sandbox, SandboxConfig, SandboxError, Stdout};
 use crate::scripts::{self, ImageFs, ResolvedScripts, ScriptLocation, ScriptName, ScriptSources};
 use crate::source::{self, SourceSpec};
 use crate::store::{ResolvedImage, Store};
@@ -95,6 +96,10 @@ pub struct BuildRequest {
     pub incremental: bool,
     /// Keep the build root and staging dir on disk (`--save-temp-dir`); their paths are logged.
     pub keep_temp: bool,
+    /// `--inject SRC:DEST`: host files or dirs (secrets) assemble reads, never in the image.
+    pub injections: Vec<HostMount>,
+    /// `--volume HOSTDIR:DIR`: host dirs assemble reads and writes (caches), never in the image.
+    pub volumes: Vec<HostMount>,
 }
 
 impl BuildRequest {
@@ -128,6 +133,8 @@ impl BuildRequest {
             progress: false,
             incremental: false,
             keep_temp: false,
+            injections: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 }
@@ -364,6 +371,8 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         }
     }
 
+    let host_inputs = attach_host_inputs(req, &root_dir)?;
+
     let assemble = placed
         .get(&ScriptName::Assemble)
         .cloned()
@@ -372,6 +381,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         let mut hook = Hook::new(root.path(), assemble.clone());
         hook.env = hook_env.clone();
         hook.cwd = format!("{destination}/src");
+        hook.mounts = host_inputs.mounts.clone();
         hook.budget = req.budget.clone();
         hook.reproducible = req.source_date_epoch;
         let outcome = sandbox
@@ -416,6 +426,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
                 format!("{destination}/src"),
                 format!("{destination}/artifacts"),
             ];
+            exclude.extend(host_inputs.exclude.iter().cloned());
             if is_in_image(&resolved, &run_path) {
                 exclude.push(format!("{destination}/scripts"));
             } else {
@@ -714,6 +725,109 @@ fn install_scripts(
         placed.insert(*name, format!("/{file}"));
     }
     Ok(placed)
+}
+
+/// One `--inject SRC:DEST` or `--volume HOSTDIR:DIR`: a host path and the absolute guest path
+/// assemble sees it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    pub host: PathBuf,
+    /// A [`guest_dir`]-clean absolute path, never `/`.
+    pub guest: String,
+}
+
+impl HostMount {
+    /// `HOST:GUEST`; `flag` names the option in errors. The host path is split at the last
+    /// ':' so that the guest path (which has no ':') is unambiguous.
+    pub fn parse(flag: &str, spec: &str) -> Result<Self> {
+        let Some((host, guest)) = spec.rsplit_once(':') else {
+            anyhow::bail!("{flag} {spec:?}: expected HOSTPATH:GUESTPATH");
+        };
+        if host.is_empty() {
+            anyhow::bail!("{flag} {spec:?}: the host path is empty");
+        }
+        let guest = guest_dir(guest.to_string()).map_err(|e| anyhow!("{flag} {spec:?}: {e}"))?;
+        if guest.is_empty() {
+            anyhow::bail!("{flag} {spec:?}: the guest path cannot be /");
+        }
+        Ok(HostMount {
+            host: PathBuf::from(host),
+            guest,
+        })
+    }
+}
+
+/// How the `--inject`/`--volume` inputs reach assemble, and what the diff must leave out.
+struct HostInputs {
+    mounts: Vec<Mount>,
+    exclude: Vec<String>,
+}
+
+/// Directories are mounted (injections read-only); an injected file is copied into the build
+/// root read-only, and it and any directory created to hold it are left out of the layer.
+fn attach_host_inputs(req: &BuildRequest, root: &Dir) -> Result<HostInputs, BuildError> {
+    let mut out = HostInputs {
+        mounts: Vec::new(),
+        exclude: Vec::new(),
+    };
+    for i in &req.injections {
+        let meta = std::fs::metadata(&i.host)
+            .with_context(|| format!("--inject {}: cannot read it", i.host.display()))?;
+        if meta.is_dir() {
+            out.mounts.push(Mount {
+                host: i.host.clone(),
+                guest: i.guest.clone(),
+                read_only: true,
+            });
+        } else if meta.is_file() {
+            let rel = i.guest.trim_start_matches('/');
+            let mut first_created = None;
+            let mut parent = String::new();
+            for c in Path::new(rel).parent().into_iter().flat_map(|p| p.iter()) {
+                if !parent.is_empty() {
+                    parent.push('/');
+                }
+                parent.push_str(&c.to_string_lossy());
+                if first_created.is_none() && !root.exists(&parent) {
+                    first_created = Some(format!("/{parent}"));
+                }
+            }
+            if !parent.is_empty() {
+                root.create_dir_all(&parent)
+                    .with_context(|| format!("--inject: creating /{parent} in the build root"))?;
+            }
+            let mut r = std::fs::File::open(&i.host)
+                .with_context(|| format!("--inject: opening {}", i.host.display()))?;
+            let mut w = root
+                .create(rel)
+                .with_context(|| format!("--inject: creating {} in the build root", i.guest))?;
+            std::io::copy(&mut r, &mut w)
+                .with_context(|| format!("--inject: copying {}", i.host.display()))?;
+            use cap_std::fs::PermissionsExt as _;
+            w.set_permissions(cap_std::fs::Permissions::from_mode(0o444))
+                .context("--inject: making the copy read-only")?;
+            out.exclude
+                .push(first_created.unwrap_or_else(|| i.guest.clone()));
+        } else {
+            return Err(anyhow!(
+                "--inject {}: neither a file nor a directory",
+                i.host.display()
+            )
+            .into());
+        }
+        out.exclude.push(i.guest.clone());
+    }
+    for v in &req.volumes {
+        std::fs::create_dir_all(&v.host)
+            .with_context(|| format!("--volume: creating {}", v.host.display()))?;
+        out.mounts.push(Mount {
+            host: v.host.clone(),
+            guest: v.guest.clone(),
+            read_only: false,
+        });
+        out.exclude.push(v.guest.clone());
+    }
+    Ok(out)
 }
 
 /// One `--runtime-artifact SRC[:DEST]`: an absolute path in the assembled builder, copied to

@@ -785,3 +785,98 @@ fn local_git_tree_copy_and_exclude() {
     assert!(!app.join("NOTES.md").exists() && !app.join(".git").exists());
     assert!(app.join("lib/app.txt").exists());
 }
+
+/// The image's rootfs, unpacked by umoci.
+fn unpack(home: &Path, name: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let out = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:{name}", home.display()))
+        .arg(t.path().join("bundle")));
+    assert!(out.status.success(), "umoci: {}", describe(&out));
+    t
+}
+
+#[test]
+fn inject_and_volume_reach_assemble_and_stay_out_of_the_image() {
+    let w = World::new();
+    let host = w.dir.path().join("host");
+    fs::create_dir_all(host.join("secrets-dir")).unwrap();
+    fs::write(host.join("token"), "s3cret-file\n").unwrap();
+    fs::write(host.join("secrets-dir/key"), "s3cret-dir\n").unwrap();
+    let cache = host.join("cache");
+    w.write_src(
+        ".s2i/environment",
+        "TEST_COPY=/run/secrets/token:/cache/token-seen /etc/app-secrets/key:/cache/key-seen\n",
+    );
+    let inject_file = format!("{}:/run/secrets/token", host.join("token").display());
+    let inject_dir = format!("{}:/etc/app-secrets", host.join("secrets-dir").display());
+    let volume = format!("{}:/cache", cache.display());
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:secret",
+        "-i",
+        &inject_file,
+        "--inject",
+        &inject_dir,
+        "-v",
+        &volume,
+    ]));
+    assert!(
+        stderr(&out).contains("copied /run/secrets/token"),
+        "{}",
+        describe(&out)
+    );
+    // assemble read both injections; what it wrote to the volume is on the host.
+    assert_eq!(
+        fs::read_to_string(cache.join("token-seen")).unwrap(),
+        "s3cret-file\n"
+    );
+    assert_eq!(
+        fs::read_to_string(cache.join("key-seen")).unwrap(),
+        "s3cret-dir\n"
+    );
+    // The injected dir was read-only, and the host files are untouched.
+    assert_eq!(
+        fs::read_to_string(host.join("token")).unwrap(),
+        "s3cret-file\n"
+    );
+
+    let t = unpack(&w.home(), "app:secret");
+    let rootfs = t.path().join("bundle/rootfs");
+    assert!(rootfs.join("opt/app-root/src/index.html").is_file());
+    for gone in ["run", "etc/app-secrets", "cache"] {
+        assert!(!rootfs.join(gone).exists(), "{gone} leaked into the image");
+    }
+    let out = run(Command::new("grep").args(["-r", "s3cret"]).arg(&rootfs));
+    assert!(
+        !out.status.success(),
+        "a secret is in the image: {}",
+        describe(&out)
+    );
+
+    // A write into an injected dir fails the build.
+    w.write_src(
+        ".s2i/environment",
+        "TEST_COPY=/etc/app-secrets/key:/etc/app-secrets/x\n",
+    );
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:rw",
+        "-i",
+        &inject_dir,
+    ]));
+    assert!(!w.has_image("app:rw"), "{}", describe(&out));
+    assert!(!host.join("secrets-dir/x").exists());
+
+    for bad in ["nocolon", ":/x", "/tmp:rel", "/tmp:/", "/tmp:/a/../b"] {
+        let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "-i", bad]));
+        assert!(
+            stderr(&out).contains("--inject"),
+            "{bad}: {}",
+            describe(&out)
+        );
+    }
+}

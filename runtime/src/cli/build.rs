@@ -128,6 +128,12 @@ pub struct BuildArgs {
     /// Artifact for --runtime-image, SRC[:DEST] (SRC absolute in the builder, DEST relative; repeatable).
     #[arg(short = 'a', long = "runtime-artifact", value_name = "SRC[:DEST]")]
     pub runtime_artifacts: Vec<String>,
+    /// Host file or dir (e.g. a secret) assemble reads at DEST, read-only; never in the image (repeatable).
+    #[arg(short = 'i', long = "inject", value_name = "SRC:DEST")]
+    pub inject: Vec<String>,
+    /// Host dir assemble reads and writes at DIR (a cache); never in the image (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
+    pub volume: Vec<String>,
 }
 
 /// Hook output on stderr, prefix-free (stdout is for the result); ws2i's steps marked and timed.
@@ -230,6 +236,16 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         .runtime_artifacts
         .iter()
         .map(|s| build::RuntimeArtifact::parse(s))
+        .collect::<Result<_>>()?;
+    req.injections = a
+        .inject
+        .iter()
+        .map(|s| build::HostMount::parse("--inject", s))
+        .collect::<Result<_>>()?;
+    req.volumes = a
+        .volume
+        .iter()
+        .map(|s| build::HostMount::parse("--volume", s))
         .collect::<Result<_>>()?;
     req.budget = Budget {
         memory: a.memory,
