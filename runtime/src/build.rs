@@ -16,7 +16,8 @@
 //! Nothing is written to the store before assemble succeeded, so a failed build leaves no image.
 //! `--inject` and `--volume` reach assemble as mounts (an injected file as a read-only copy)
 //! and are left out of the diff.
-//! Not yet done (see docs/build.md): `image_metadata.json` labels, `--push`, `--incremental-pull-policy`, `--runtime-pull-policy`.
+//! Labels assemble writes to `/tmp/.s2i/image_metadata.json` win over all others.
+//! Not yet done (see docs/build.md): `--push`, `--incremental-pull-policy`, `--runtime-pull-policy`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, SeekFrom};
@@ -395,6 +396,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         }
         Ok(())
     })?;
+    let metadata_labels = read_image_metadata(&root_dir)?;
 
     let (from, commit_base, mut commit_root, run_path, exclude) = match &req.runtime_image {
         Some(runtime_ref) => {
@@ -427,6 +429,15 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
                 format!("{destination}/artifacts"),
             ];
             exclude.extend(host_inputs.exclude.iter().cloned());
+            // assemble's message to ws2i, not part of the application.
+            let base_has_dir = Dir::open_ambient_dir(base.path(), ambient_authority())
+                .map(|d| d.exists(IMAGE_METADATA_DIR.trim_start_matches('/')))
+                .unwrap_or(false);
+            exclude.push(if base_has_dir {
+                IMAGE_METADATA.to_string()
+            } else {
+                IMAGE_METADATA_DIR.to_string()
+            });
             if is_in_image(&resolved, &run_path) {
                 exclude.push(format!("{destination}/scripts"));
             } else {
@@ -477,7 +488,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         })?;
         b.set("Cmd", serde_json::json!([run_path]));
         let labels = output_labels(req, &fetched.info);
-        for (k, v) in &labels {
+        for (k, v) in labels.iter().chain(&metadata_labels) {
             b.label(k, v);
         }
         b.annotation("org.opencontainers.image.source", &fetched.info.location);
@@ -1204,6 +1215,61 @@ fn normalized_name(reference: &str) -> String {
     }
 }
 
+/// Where assemble may leave labels for the result (s2i's contract; fixed, whatever the destination).
+const IMAGE_METADATA_DIR: &str = "/tmp/.s2i";
+const IMAGE_METADATA: &str = "/tmp/.s2i/image_metadata.json";
+/// A metadata file larger than this is refused rather than read into memory.
+const IMAGE_METADATA_LIMIT: u64 = 1 << 20;
+
+/// `{"labels":[{"k":"v"}, …]}`: every entry an object of string values. Unknown top-level keys
+/// are refused so that a typo does not silently drop labels.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageMetadata {
+    #[serde(default)]
+    labels: Vec<BTreeMap<String, String>>,
+}
+
+/// The labels assemble wrote to [`IMAGE_METADATA`] (none when it wrote no file), in file
+/// order; read through cap-std on the build root so that a symlink cannot point outside it.
+fn read_image_metadata(root: &Dir) -> Result<Vec<(String, String)>, BuildError> {
+    use std::io::Read as _;
+    let rel = IMAGE_METADATA.trim_start_matches('/');
+    let file = match root.open(rel) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow!("{IMAGE_METADATA} written by assemble: {e}").into()),
+    };
+    let mut bytes = Vec::new();
+    file.take(IMAGE_METADATA_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {IMAGE_METADATA} written by assemble"))?;
+    if bytes.len() as u64 > IMAGE_METADATA_LIMIT {
+        return Err(anyhow!(
+            "{IMAGE_METADATA} written by assemble is larger than {IMAGE_METADATA_LIMIT} bytes"
+        )
+        .into());
+    }
+    parse_image_metadata(&bytes)
+        .with_context(|| format!("{IMAGE_METADATA} written by assemble is invalid"))
+        .map_err(BuildError::from)
+}
+
+fn parse_image_metadata(bytes: &[u8]) -> Result<Vec<(String, String)>> {
+    let m: ImageMetadata =
+        serde_json::from_slice(bytes).context("expected {\"labels\":[{\"KEY\":\"VALUE\"}, …]}")?;
+    let mut out = Vec::new();
+    for entry in m.labels {
+        for (k, v) in entry {
+            if k.trim().is_empty() {
+                anyhow::bail!("a label has an empty key");
+            }
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
 /// The labels ws2i writes, in s2i's merge order: generated, then `--label`.
 fn output_labels(req: &BuildRequest, info: &source::SourceInfo) -> Vec<(String, String)> {
     let mut l: Vec<(String, String)> = Vec::new();
@@ -1292,6 +1358,29 @@ mod tests {
         );
         for bad in ["src:dst", "/src:/dst", "/src:../dst", "/a/../b", "/", ""] {
             assert!(RuntimeArtifact::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_metadata_schema() {
+        let l = parse_image_metadata(br#"{"labels":[{"a":"1"},{"b":"2","c":""}]}"#).unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0], ("a".into(), "1".into()));
+        assert!(parse_image_metadata(b"{}").unwrap().is_empty());
+        for bad in [
+            &br#"{"labels":{"a":"b"}}"#[..],
+            br#"{"labels":[{"a":1}]}"#,
+            br#"{"labels":[["a","b"]]}"#,
+            br#"{"label":[]}"#,
+            br#"{"labels":[{" ":"x"}]}"#,
+            b"not json",
+            b"",
+        ] {
+            assert!(
+                parse_image_metadata(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -880,3 +880,46 @@ fn inject_and_volume_reach_assemble_and_stay_out_of_the_image() {
         );
     }
 }
+
+#[test]
+fn image_metadata_labels_win_and_bad_metadata_is_an_error() {
+    let w = World::new();
+    let meta = r#"TEST_METADATA={"labels":[{"team":"from-assemble"},{"io.k8s.description":"meta","extra":"x"}]}"#;
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:meta",
+        "--label",
+        "team=cli",
+        "-e",
+        meta,
+    ]));
+    let cfg = skopeo_inspect_config(&w.home(), "app:meta");
+    let labels = &cfg["config"]["Labels"];
+    assert_eq!(labels["team"], "from-assemble", "{}", describe(&out));
+    assert_eq!(labels["io.k8s.description"], "meta");
+    assert_eq!(labels["extra"], "x");
+    let t = unpack(&w.home(), "app:meta");
+    assert!(!t.path().join("bundle/rootfs/tmp/.s2i").exists());
+
+    for bad in [
+        r#"{"labels":{"a":"b"}}"#,
+        r#"{"labels":[{"a":1}]}"#,
+        "not json",
+    ] {
+        let out = run_fail(&mut w.build(&[
+            w.src().to_str().unwrap(),
+            BUILDER,
+            "app:badmeta",
+            "-e",
+            &format!("TEST_METADATA={bad}"),
+        ]));
+        let err = stderr(&out);
+        assert!(
+            err.contains("image_metadata.json") && !err.contains("panicked"),
+            "{bad}: {}",
+            describe(&out)
+        );
+        assert!(!w.has_image("app:badmeta"));
+    }
+}
