@@ -17,7 +17,8 @@
 //! `--inject` and `--volume` reach assemble as mounts (an injected file as a read-only copy)
 //! and are left out of the diff.
 //! Labels assemble writes to `/tmp/.s2i/image_metadata.json` win over all others.
-//! Not yet done (see docs/build.md): `--push`, `--incremental-pull-policy`, `--runtime-pull-policy`.
+//! `--push` sends the tagged result to its `docker://` TAG ([`parse_tag`]).
+//! Not yet done (see docs/build.md): `--incremental-pull-policy`, `--runtime-pull-policy`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, SeekFrom};
@@ -101,6 +102,50 @@ pub struct BuildRequest {
     pub injections: Vec<HostMount>,
     /// `--volume HOSTDIR:DIR`: host dirs assemble reads and writes (caches), never in the image.
     pub volumes: Vec<HostMount>,
+    /// `--push` with TAG `docker://…`: after tagging [`Self::tag`] locally, push it there.
+    pub push: Option<PushTarget>,
+}
+
+/// Where `--push` sends the result. Made by [`parse_tag`], which also gives the local tag the
+/// result is kept under, so the two cannot disagree.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    pub dest: crate::reference::DockerRef,
+    /// `--format`; `None` pushes the OCI manifest as built.
+    pub format: Option<crate::image::ManifestFormat>,
+}
+
+/// TAG of `ws2i build`: `NAME[:TAG]` in the local store, or with `push`, `docker://HOST/REPO:TAG`,
+/// kept locally as `HOST/REPO:TAG` (like a pulled builder) and pushed after the build.
+pub fn parse_tag(
+    tag: &str,
+    push: bool,
+    format: Option<crate::image::ManifestFormat>,
+) -> Result<(NameTag, Option<PushTarget>)> {
+    if let Some(rest) = tag.strip_prefix("docker://") {
+        if !push {
+            anyhow::bail!("TAG {tag:?} names a registry: add --push to push the result there");
+        }
+        let d = match tag.parse::<ImageRef>() {
+            Ok(ImageRef::Docker(d)) => d,
+            Ok(_) => anyhow::bail!("invalid TAG {tag:?}"),
+            Err(e) => return Err(anyhow!(e).context(format!("invalid TAG {rest:?}"))),
+        };
+        if matches!(d.target, RemoteTarget::Digest(_)) {
+            anyhow::bail!("TAG {tag:?}: a pushed result needs a tag, not a digest");
+        }
+        return Ok((local_name(&d)?, Some(PushTarget { dest: d, format })));
+    }
+    if push {
+        anyhow::bail!("--push needs TAG docker://HOST/REPO[:TAG], got {tag:?}");
+    }
+    if format.is_some() {
+        anyhow::bail!("--format applies to --push only");
+    }
+    let t = tag
+        .parse::<NameTag>()
+        .with_context(|| format!("invalid TAG {tag:?}"))?;
+    Ok((t, None))
 }
 
 impl BuildRequest {
@@ -136,6 +181,7 @@ impl BuildRequest {
             keep_temp: false,
             injections: Vec::new(),
             volumes: Vec::new(),
+            push: None,
         }
     }
 }
@@ -161,6 +207,19 @@ pub struct BuildResult {
     /// ws2i's steps with their wall time, in order.
     pub steps: Vec<StepTime>,
     pub warnings: Vec<String>,
+    /// With `--push`: where the result went and what the registry holds.
+    pub pushed: Option<Pushed>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pushed {
+    /// `docker://HOST/REPO:TAG`.
+    pub reference: String,
+    /// Manifest digest in the registry (differs from [`BuildResult::digest`] with `--format docker`).
+    pub digest: Digest,
+    /// Blobs mounted from the builder's repository instead of uploaded.
+    pub mounted: usize,
+    pub uploaded: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -515,6 +574,16 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         Ok((digest, manifest.config.digest.clone(), all))
     })?;
 
+    let pushed = match (&req.push, &req.tag) {
+        (Some(p), Some(tag)) => {
+            Some(steps.run("Pushing image", || push_result(req, &store, tag, p))?)
+        }
+        (Some(_), None) => {
+            return Err(anyhow!("--push needs a TAG; the image was stored untagged").into())
+        }
+        (None, _) => None,
+    };
+
     Ok(BuildResult {
         image: req.tag.as_ref().map(NameTag::to_string),
         digest,
@@ -528,6 +597,42 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         labels,
         steps: steps.done,
         warnings,
+        pushed,
+    })
+}
+
+/// Pushes the stored result, letting the registry mount the builder's blobs when the builder
+/// came from the same registry (the transport ignores a candidate on another one).
+fn push_result(
+    req: &BuildRequest,
+    store: &Store,
+    tag: &NameTag,
+    p: &PushTarget,
+) -> Result<Pushed, BuildError> {
+    let mut mount_from = Vec::new();
+    if let Ok(ImageRef::Docker(b)) = req.builder.parse::<ImageRef>() {
+        mount_from.push(format!("{}/{}", b.registry, b.repository));
+    }
+    let opts = CopyOptions {
+        format: p.format,
+        platform: Platform::host_default(),
+        registry: req.registry.clone(),
+        store_root: Some(store.root().to_path_buf()),
+        progress: req.progress,
+        mount_from,
+    };
+    let dest = ImageRef::Docker(p.dest.clone());
+    let report = transport::copy_report(
+        &ImageRef::Local(LocalRef::Tagged(tag.clone())),
+        &dest,
+        &opts,
+    )
+    .with_context(|| format!("pushing {tag} to {dest} (it is kept in the local store)"))?;
+    Ok(Pushed {
+        reference: dest.to_string(),
+        digest: report.digest,
+        mounted: report.mounted.len(),
+        uploaded: report.copied.len(),
     })
 }
 

@@ -923,3 +923,91 @@ fn image_metadata_labels_win_and_bad_metadata_is_an_error() {
         assert!(!w.has_image("app:badmeta"));
     }
 }
+
+#[test]
+fn push_sends_the_result_to_the_registry_mounting_the_builder_blobs() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new();
+    let remote_builder = format!("docker://{}/s2i/test-builder:1", reg.host());
+    run_ok(
+        ws2i()
+            .env("WS2I_HOME", w.home())
+            .args(["push", BUILDER, &remote_builder]),
+    );
+    let dest = format!("docker://{}/apps/pushed:v1", reg.host());
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        &remote_builder,
+        &dest,
+        "--push",
+        "--label",
+        "team=web",
+        "--output",
+        "json",
+    ]));
+    let res: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pushed = &res["pushed"];
+    assert_eq!(pushed["reference"], dest.as_str(), "{}", describe(&out));
+    assert!(
+        pushed["mounted"].as_u64().unwrap() >= 1,
+        "the builder layer is mounted, not uploaded: {pushed}"
+    );
+    assert!(
+        w.has_image(&format!("{}/apps/pushed:v1", reg.host())),
+        "kept locally"
+    );
+    let inspect = |args: &[&str]| -> serde_json::Value {
+        let out = run(Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .args(args)
+            .arg(&dest));
+        assert!(out.status.success(), "{}", describe(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let cfg = inspect(&["--config"]);
+    assert_eq!(
+        cfg["config"]["Cmd"],
+        serde_json::json!(["/usr/libexec/s2i/run"])
+    );
+    assert_eq!(cfg["config"]["Labels"]["team"], "web");
+    assert_eq!(
+        cfg["config"]["Labels"]["io.openshift.s2i.build.image"],
+        format!("{}/s2i/test-builder:1", reg.host()).as_str()
+    );
+    let raw = inspect(&["--raw"]);
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        &dest,
+        "--push",
+        "--format",
+        "docker",
+    ]));
+    let raw = inspect(&["--raw"]);
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+
+    // TAG and --push must agree; nothing is built otherwise.
+    let src = w.src();
+    for (args, msg) in [
+        (vec!["app:local", "--push"], "--push needs TAG docker://"),
+        (vec![dest.as_str()], "add --push"),
+        (
+            vec!["app:local", "--format", "docker"],
+            "--format applies to --push",
+        ),
+    ] {
+        let mut a = vec![src.to_str().unwrap(), BUILDER];
+        a.extend(args);
+        let out = run_fail(&mut w.build(&a));
+        assert!(stderr(&out).contains(msg), "{a:?}: {}", describe(&out));
+        assert!(!stderr(&out).contains("Running assemble"));
+    }
+}

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::ValueEnum;
 
 use super::{Global, OutputFormat};
 use crate::auth::Credentials;
 use crate::build::{self, BuildError, BuildLog, BuildRequest, PullPolicy};
 use crate::envfile::parse_env_arg;
+use crate::image::ManifestFormat;
 use crate::layer::Compression;
-use crate::reference::NameTag;
 use crate::registry::RegistryOptions;
 use crate::sandbox::{self, Budget, LogSink, Stream};
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
@@ -134,6 +134,12 @@ pub struct BuildArgs {
     /// Host dir assemble reads and writes at DIR (a cache); never in the image (repeatable).
     #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
     pub volume: Vec<String>,
+    /// Push the result to TAG, which must then be docker://HOST/REPO[:TAG] (kept locally as HOST/REPO:TAG).
+    #[arg(long)]
+    pub push: bool,
+    /// Manifest format of the pushed image (default: OCI, as built).
+    #[arg(long, value_enum)]
+    pub format: Option<ManifestFormat>,
 }
 
 /// Hook output on stderr, prefix-free (stdout is for the result); ws2i's steps marked and timed.
@@ -190,14 +196,16 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     spec.ignore_submodules = a.ignore_submodules;
     let cache = sandbox::default_cache_dir();
     let mut req = BuildRequest::new(spec, a.builder.clone(), Store::default_root()?, cache);
-    req.tag = a
-        .tag
-        .as_deref()
-        .map(|t| {
-            t.parse::<NameTag>()
-                .with_context(|| format!("invalid TAG {t:?}"))
-        })
-        .transpose()?;
+    match a.tag.as_deref() {
+        Some(t) => {
+            let (tag, push) = build::parse_tag(t, a.push, a.format)?;
+            req.tag = Some(tag);
+            req.push = push;
+        }
+        None if a.push => bail!("--push needs TAG docker://HOST/REPO[:TAG]"),
+        None if a.format.is_some() => bail!("--format applies to --push only"),
+        None => {}
+    }
     req.pull_policy = match a.pull_policy {
         PullPolicyArg::Always => PullPolicy::Always,
         PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
@@ -290,7 +298,12 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     match g.output {
         OutputFormat::Json => println!("{}", serde_json::to_string(&result)?),
         OutputFormat::Text if g.quiet => println!("{}", result.digest),
-        OutputFormat::Text => println!("Build completed: {name} {}", result.digest),
+        OutputFormat::Text => {
+            println!("Build completed: {name} {}", result.digest);
+            if let Some(p) = &result.pushed {
+                println!("Pushed: {} {}", p.reference, p.digest);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
