@@ -18,6 +18,7 @@
 //! and are left out of the diff.
 //! Labels assemble writes to `/tmp/.s2i/image_metadata.json` win over all others.
 //! `--push` sends the tagged result to its `docker://` TAG ([`parse_tag`]).
+//! `--callback-url` gets the outcome, success or failure ([`build`]).
 //! Not yet done (see docs/build.md): `--incremental-pull-policy`, `--runtime-pull-policy`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -104,6 +105,8 @@ pub struct BuildRequest {
     pub volumes: Vec<HostMount>,
     /// `--push` with TAG `docker://…`: after tagging [`Self::tag`] locally, push it there.
     pub push: Option<PushTarget>,
+    /// `--callback-url`: POST `{"success":bool,"labels":{…}}` there when the build ends.
+    pub callback_url: Option<String>,
 }
 
 /// Where `--push` sends the result. Made by [`parse_tag`], which also gives the local tag the
@@ -182,6 +185,7 @@ impl BuildRequest {
             injections: Vec::new(),
             volumes: Vec::new(),
             push: None,
+            callback_url: None,
         }
     }
 }
@@ -279,8 +283,64 @@ impl Steps<'_> {
     }
 }
 
-/// Runs one build. See the module doc for the order of operations.
+/// How long `--callback-url` may take, connection included; a slow receiver cannot hold the build.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one build (see the module doc for the order of operations), then, with
+/// `--callback-url`, reports the outcome there whether it succeeded or not.
 pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
+    let url = match &req.callback_url {
+        Some(u) => Some(parse_callback_url(u)?),
+        None => None,
+    };
+    let result = build_image(req, log);
+    if let Some(url) = url {
+        let labels = match &result {
+            Ok(r) => r.labels.clone(),
+            Err(_) => BTreeMap::new(),
+        };
+        let body = serde_json::json!({ "success": result.is_ok(), "labels": labels });
+        // The build's outcome stands either way; a receiver that is down is only reported.
+        if let Err(e) = post_callback(&url, &body) {
+            log.warning(&format!("callback to {url} failed: {e:#}"));
+        }
+    }
+    result
+}
+
+/// `--callback-url`: http or https only, checked before the build starts.
+pub fn parse_callback_url(u: &str) -> Result<reqwest::Url> {
+    let url = reqwest::Url::parse(u).with_context(|| format!("--callback-url {u:?}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        anyhow::bail!("--callback-url {u:?}: expected an http:// or https:// URL");
+    }
+    Ok(url)
+}
+
+fn post_callback(url: &reqwest::Url, body: &serde_json::Value) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(CALLBACK_TIMEOUT)
+            .connect_timeout(CALLBACK_TIMEOUT)
+            .build()?;
+        let resp = client
+            .post(url.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body)?)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            anyhow::bail!("HTTP {}", resp.status());
+        }
+        Ok(())
+    })
+}
+
+fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
     let mut steps = Steps {
         log,
         done: Vec::new(),

@@ -1011,3 +1011,118 @@ fn push_sends_the_result_to_the_registry_mounting_the_builder_blobs() {
         assert!(!stderr(&out).contains("Running assemble"));
     }
 }
+
+/// A loopback HTTP receiver for one request: returns its URL and the body it got (or `None`
+/// when nothing came within 60 s, so the test ends by itself).
+fn one_shot_http() -> (String, std::sync::mpsc::Receiver<Option<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        l.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let stream = loop {
+            match l.accept() {
+                Ok((s, _)) => break Some(s),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(_) => break None,
+            }
+        };
+        let Some(mut s) = stream else {
+            let _ = tx.send(None);
+            return;
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0usize;
+        let mut request_line = String::new();
+        r.read_line(&mut request_line).unwrap();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert!(request_line.starts_with("POST /hook "), "{request_line}");
+        let _ = tx.send(Some(String::from_utf8(body).unwrap()));
+    });
+    (url, rx)
+}
+
+#[test]
+fn callback_url_gets_the_outcome_of_success_and_failure() {
+    let w = World::new();
+    let (url, rx) = one_shot_http();
+    run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:cb",
+        "--label",
+        "team=web",
+        "--callback-url",
+        &url,
+    ]));
+    let body: serde_json::Value =
+        serde_json::from_str(&rx.recv().unwrap().expect("callback received")).unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["labels"]["team"], "web");
+    assert_eq!(body["labels"]["io.openshift.s2i.build.image"], BUILDER);
+
+    w.write_src("FAIL", "");
+    let (url, rx) = one_shot_http();
+    run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:cbfail",
+        "--callback-url",
+        &url,
+    ]));
+    let body: serde_json::Value =
+        serde_json::from_str(&rx.recv().unwrap().expect("callback received")).unwrap();
+    assert_eq!(body, serde_json::json!({"success": false, "labels": {}}));
+
+    // A receiver that is not there is a warning; the build's result stands.
+    fs::remove_file(w.src().join("FAIL")).unwrap();
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/", gone.local_addr().unwrap());
+    drop(gone);
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:cbdead",
+        "--callback-url",
+        &dead,
+    ]));
+    assert!(
+        stderr(&out).contains("warning: callback to"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "--callback-url",
+        "ftp://example/x",
+    ]));
+    assert!(
+        stderr(&out).contains("--callback-url"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -140,6 +140,9 @@ pub struct BuildArgs {
     /// Manifest format of the pushed image (default: OCI, as built).
     #[arg(long, value_enum)]
     pub format: Option<ManifestFormat>,
+    /// POST {"success":bool,"labels":{…}} to this http(s) URL when the build ends, failed or not.
+    #[arg(long = "callback-url", value_name = "URL")]
+    pub callback_url: Option<String>,
 }
 
 /// Hook output on stderr, prefix-free (stdout is for the result); ws2i's steps marked and timed.
@@ -255,6 +258,10 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         .iter()
         .map(|s| build::HostMount::parse("--volume", s))
         .collect::<Result<_>>()?;
+    if let Some(u) = &a.callback_url {
+        build::parse_callback_url(u)?;
+    }
+    req.callback_url = a.callback_url.clone();
     req.budget = Budget {
         memory: a.memory,
         timeout: a.timeout.0,
