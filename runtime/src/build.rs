@@ -974,14 +974,20 @@ fn attach_host_inputs(req: &BuildRequest, root: &Dir) -> Result<HostInputs, Buil
             }
             let mut r = std::fs::File::open(&i.host)
                 .with_context(|| format!("--inject: opening {}", i.host.display()))?;
+            // Temp name then rename: an existing DEST (a symlink, or hardlinked to another
+            // file of the image) is replaced, never written through.
+            let tmp = format!("{rel}.ws2i-inject");
             let mut w = root
-                .create(rel)
+                .create(&tmp)
                 .with_context(|| format!("--inject: creating {} in the build root", i.guest))?;
             std::io::copy(&mut r, &mut w)
                 .with_context(|| format!("--inject: copying {}", i.host.display()))?;
             use cap_std::fs::PermissionsExt as _;
             w.set_permissions(cap_std::fs::Permissions::from_mode(0o444))
                 .context("--inject: making the copy read-only")?;
+            drop(w);
+            root.rename(&tmp, root, rel)
+                .with_context(|| format!("--inject: placing {} in the build root", i.guest))?;
             out.exclude
                 .push(first_created.unwrap_or_else(|| i.guest.clone()));
         } else {
