@@ -14,8 +14,12 @@
 //!    of the builder (or runtime image) with `Cmd` = the run script and the S2I labels, and tag it.
 //!
 //! Nothing is written to the store before assemble succeeded, so a failed build leaves no image.
-//! Not yet done (see docs/build.md): `--inject`, `--volume`, `image_metadata.json` labels,
-//! `--push`, `--incremental-pull-policy`, `--runtime-pull-policy`.
+//! `--inject` and `--volume` reach assemble as mounts (an injected file as a read-only copy)
+//! and are left out of the diff.
+//! Labels assemble writes to `/tmp/.s2i/image_metadata.json` win over all others.
+//! `--push` sends the tagged result to its `docker://` TAG ([`parse_tag`]).
+//! `--callback-url` gets the outcome, success or failure ([`build`]).
+//! Not yet done (see docs/build.md): `--incremental-pull-policy`, `--runtime-pull-policy`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, SeekFrom};
@@ -31,7 +35,7 @@ use crate::image::{media, Descriptor, ImageBuilder, NewLayer, Platform};
 use crate::layer::{self, Compression, LayerSource, MediaTypeFlavor, PackOptions, RootfsCache};
 use crate::reference::{ImageRef, LocalRef, NameTag, RemoteTarget};
 use crate::registry::RegistryOptions;
-use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig, SandboxError, Stdout};
+use crate::sandbox::{Budget, Hook, LogSink, Mount, Sandbox, SandboxConfig, SandboxError, Stdout};
 use crate::scripts::{self, ImageFs, ResolvedScripts, ScriptLocation, ScriptName, ScriptSources};
 use crate::source::{self, SourceSpec};
 use crate::store::{ResolvedImage, Store};
@@ -95,6 +99,56 @@ pub struct BuildRequest {
     pub incremental: bool,
     /// Keep the build root and staging dir on disk (`--save-temp-dir`); their paths are logged.
     pub keep_temp: bool,
+    /// `--inject SRC:DEST`: host files or dirs (secrets) assemble reads, never in the image.
+    pub injections: Vec<HostMount>,
+    /// `--volume HOSTDIR:DIR`: host dirs assemble reads and writes (caches), never in the image.
+    pub volumes: Vec<HostMount>,
+    /// `--push` with TAG `docker://…`: after tagging [`Self::tag`] locally, push it there.
+    pub push: Option<PushTarget>,
+    /// `--callback-url`: POST `{"success":bool,"labels":{…}}` there when the build ends.
+    pub callback_url: Option<String>,
+}
+
+/// Where `--push` sends the result. Made by [`parse_tag`], which also gives the local tag the
+/// result is kept under, so the two cannot disagree.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    pub dest: crate::reference::DockerRef,
+    /// `--format`; `None` pushes the OCI manifest as built.
+    pub format: Option<crate::image::ManifestFormat>,
+}
+
+/// TAG of `ws2i build`: `NAME[:TAG]` in the local store, or with `push`, `docker://HOST/REPO:TAG`,
+/// kept locally as `HOST/REPO:TAG` (like a pulled builder) and pushed after the build.
+pub fn parse_tag(
+    tag: &str,
+    push: bool,
+    format: Option<crate::image::ManifestFormat>,
+) -> Result<(NameTag, Option<PushTarget>)> {
+    if let Some(rest) = tag.strip_prefix("docker://") {
+        if !push {
+            anyhow::bail!("TAG {tag:?} names a registry: add --push to push the result there");
+        }
+        let d = match tag.parse::<ImageRef>() {
+            Ok(ImageRef::Docker(d)) => d,
+            Ok(_) => anyhow::bail!("invalid TAG {tag:?}"),
+            Err(e) => return Err(anyhow!(e).context(format!("invalid TAG {rest:?}"))),
+        };
+        if matches!(d.target, RemoteTarget::Digest(_)) {
+            anyhow::bail!("TAG {tag:?}: a pushed result needs a tag, not a digest");
+        }
+        return Ok((local_name(&d)?, Some(PushTarget { dest: d, format })));
+    }
+    if push {
+        anyhow::bail!("--push needs TAG docker://HOST/REPO[:TAG], got {tag:?}");
+    }
+    if format.is_some() {
+        anyhow::bail!("--format applies to --push only");
+    }
+    let t = tag
+        .parse::<NameTag>()
+        .with_context(|| format!("invalid TAG {tag:?}"))?;
+    Ok((t, None))
 }
 
 impl BuildRequest {
@@ -128,6 +182,10 @@ impl BuildRequest {
             progress: false,
             incremental: false,
             keep_temp: false,
+            injections: Vec::new(),
+            volumes: Vec::new(),
+            push: None,
+            callback_url: None,
         }
     }
 }
@@ -153,6 +211,19 @@ pub struct BuildResult {
     /// ws2i's steps with their wall time, in order.
     pub steps: Vec<StepTime>,
     pub warnings: Vec<String>,
+    /// With `--push`: where the result went and what the registry holds.
+    pub pushed: Option<Pushed>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pushed {
+    /// `docker://HOST/REPO:TAG`.
+    pub reference: String,
+    /// Manifest digest in the registry (differs from [`BuildResult::digest`] with `--format docker`).
+    pub digest: Digest,
+    /// Blobs mounted from the builder's repository instead of uploaded.
+    pub mounted: usize,
+    pub uploaded: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -212,8 +283,64 @@ impl Steps<'_> {
     }
 }
 
-/// Runs one build. See the module doc for the order of operations.
+/// How long `--callback-url` may take, connection included; a slow receiver cannot hold the build.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one build (see the module doc for the order of operations), then, with
+/// `--callback-url`, reports the outcome there whether it succeeded or not.
 pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
+    let url = match &req.callback_url {
+        Some(u) => Some(parse_callback_url(u)?),
+        None => None,
+    };
+    let result = build_image(req, log);
+    if let Some(url) = url {
+        let labels = match &result {
+            Ok(r) => r.labels.clone(),
+            Err(_) => BTreeMap::new(),
+        };
+        let body = serde_json::json!({ "success": result.is_ok(), "labels": labels });
+        // The build's outcome stands either way; a receiver that is down is only reported.
+        if let Err(e) = post_callback(&url, &body) {
+            log.warning(&format!("callback to {url} failed: {e:#}"));
+        }
+    }
+    result
+}
+
+/// `--callback-url`: http or https only, checked before the build starts.
+pub fn parse_callback_url(u: &str) -> Result<reqwest::Url> {
+    let url = reqwest::Url::parse(u).with_context(|| format!("--callback-url {u:?}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        anyhow::bail!("--callback-url {u:?}: expected an http:// or https:// URL");
+    }
+    Ok(url)
+}
+
+fn post_callback(url: &reqwest::Url, body: &serde_json::Value) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(CALLBACK_TIMEOUT)
+            .connect_timeout(CALLBACK_TIMEOUT)
+            .build()?;
+        let resp = client
+            .post(url.clone())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body)?)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            anyhow::bail!("HTTP {}", resp.status());
+        }
+        Ok(())
+    })
+}
+
+fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
     let mut steps = Steps {
         log,
         done: Vec::new(),
@@ -364,6 +491,8 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         }
     }
 
+    let host_inputs = attach_host_inputs(req, &root_dir)?;
+
     let assemble = placed
         .get(&ScriptName::Assemble)
         .cloned()
@@ -372,6 +501,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         let mut hook = Hook::new(root.path(), assemble.clone());
         hook.env = hook_env.clone();
         hook.cwd = format!("{destination}/src");
+        hook.mounts = host_inputs.mounts.clone();
         hook.budget = req.budget.clone();
         hook.reproducible = req.source_date_epoch;
         let outcome = sandbox
@@ -385,6 +515,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         }
         Ok(())
     })?;
+    let metadata_labels = read_image_metadata(&root_dir)?;
 
     let (from, commit_base, mut commit_root, run_path, exclude) = match &req.runtime_image {
         Some(runtime_ref) => {
@@ -416,6 +547,16 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
                 format!("{destination}/src"),
                 format!("{destination}/artifacts"),
             ];
+            exclude.extend(host_inputs.exclude.iter().cloned());
+            // assemble's message to ws2i, not part of the application.
+            let base_has_dir = Dir::open_ambient_dir(base.path(), ambient_authority())
+                .map(|d| d.exists(IMAGE_METADATA_DIR.trim_start_matches('/')))
+                .unwrap_or(false);
+            exclude.push(if base_has_dir {
+                IMAGE_METADATA.to_string()
+            } else {
+                IMAGE_METADATA_DIR.to_string()
+            });
             if is_in_image(&resolved, &run_path) {
                 exclude.push(format!("{destination}/scripts"));
             } else {
@@ -466,7 +607,7 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         })?;
         b.set("Cmd", serde_json::json!([run_path]));
         let labels = output_labels(req, &fetched.info);
-        for (k, v) in &labels {
+        for (k, v) in labels.iter().chain(&metadata_labels) {
             b.label(k, v);
         }
         b.annotation("org.opencontainers.image.source", &fetched.info.location);
@@ -493,6 +634,16 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         Ok((digest, manifest.config.digest.clone(), all))
     })?;
 
+    let pushed = match (&req.push, &req.tag) {
+        (Some(p), Some(tag)) => {
+            Some(steps.run("Pushing image", || push_result(req, &store, tag, p))?)
+        }
+        (Some(_), None) => {
+            return Err(anyhow!("--push needs a TAG; the image was stored untagged").into())
+        }
+        (None, _) => None,
+    };
+
     Ok(BuildResult {
         image: req.tag.as_ref().map(NameTag::to_string),
         digest,
@@ -506,6 +657,42 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
         labels,
         steps: steps.done,
         warnings,
+        pushed,
+    })
+}
+
+/// Pushes the stored result, letting the registry mount the builder's blobs when the builder
+/// came from the same registry (the transport ignores a candidate on another one).
+fn push_result(
+    req: &BuildRequest,
+    store: &Store,
+    tag: &NameTag,
+    p: &PushTarget,
+) -> Result<Pushed, BuildError> {
+    let mut mount_from = Vec::new();
+    if let Ok(ImageRef::Docker(b)) = req.builder.parse::<ImageRef>() {
+        mount_from.push(format!("{}/{}", b.registry, b.repository));
+    }
+    let opts = CopyOptions {
+        format: p.format,
+        platform: Platform::host_default(),
+        registry: req.registry.clone(),
+        store_root: Some(store.root().to_path_buf()),
+        progress: req.progress,
+        mount_from,
+    };
+    let dest = ImageRef::Docker(p.dest.clone());
+    let report = transport::copy_report(
+        &ImageRef::Local(LocalRef::Tagged(tag.clone())),
+        &dest,
+        &opts,
+    )
+    .with_context(|| format!("pushing {tag} to {dest} (it is kept in the local store)"))?;
+    Ok(Pushed {
+        reference: dest.to_string(),
+        digest: report.digest,
+        mounted: report.mounted.len(),
+        uploaded: report.copied.len(),
     })
 }
 
@@ -714,6 +901,115 @@ fn install_scripts(
         placed.insert(*name, format!("/{file}"));
     }
     Ok(placed)
+}
+
+/// One `--inject SRC:DEST` or `--volume HOSTDIR:DIR`: a host path and the absolute guest path
+/// assemble sees it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    pub host: PathBuf,
+    /// A [`guest_dir`]-clean absolute path, never `/`.
+    pub guest: String,
+}
+
+impl HostMount {
+    /// `HOST:GUEST`; `flag` names the option in errors. The host path is split at the last
+    /// ':' so that the guest path (which has no ':') is unambiguous.
+    pub fn parse(flag: &str, spec: &str) -> Result<Self> {
+        let Some((host, guest)) = spec.rsplit_once(':') else {
+            anyhow::bail!("{flag} {spec:?}: expected HOSTPATH:GUESTPATH");
+        };
+        if host.is_empty() {
+            anyhow::bail!("{flag} {spec:?}: the host path is empty");
+        }
+        let guest = guest_dir(guest.to_string()).map_err(|e| anyhow!("{flag} {spec:?}: {e}"))?;
+        if guest.is_empty() {
+            anyhow::bail!("{flag} {spec:?}: the guest path cannot be /");
+        }
+        Ok(HostMount {
+            host: PathBuf::from(host),
+            guest,
+        })
+    }
+}
+
+/// How the `--inject`/`--volume` inputs reach assemble, and what the diff must leave out.
+struct HostInputs {
+    mounts: Vec<Mount>,
+    exclude: Vec<String>,
+}
+
+/// Directories are mounted (injections read-only); an injected file is copied into the build
+/// root read-only, and it and any directory created to hold it are left out of the layer.
+fn attach_host_inputs(req: &BuildRequest, root: &Dir) -> Result<HostInputs, BuildError> {
+    let mut out = HostInputs {
+        mounts: Vec::new(),
+        exclude: Vec::new(),
+    };
+    for i in &req.injections {
+        let meta = std::fs::metadata(&i.host)
+            .with_context(|| format!("--inject {}: cannot read it", i.host.display()))?;
+        if meta.is_dir() {
+            out.mounts.push(Mount {
+                host: i.host.clone(),
+                guest: i.guest.clone(),
+                read_only: true,
+            });
+        } else if meta.is_file() {
+            let rel = i.guest.trim_start_matches('/');
+            let mut first_created = None;
+            let mut parent = String::new();
+            for c in Path::new(rel).parent().into_iter().flat_map(|p| p.iter()) {
+                if !parent.is_empty() {
+                    parent.push('/');
+                }
+                parent.push_str(&c.to_string_lossy());
+                if first_created.is_none() && !root.exists(&parent) {
+                    first_created = Some(format!("/{parent}"));
+                }
+            }
+            if !parent.is_empty() {
+                root.create_dir_all(&parent)
+                    .with_context(|| format!("--inject: creating /{parent} in the build root"))?;
+            }
+            let mut r = std::fs::File::open(&i.host)
+                .with_context(|| format!("--inject: opening {}", i.host.display()))?;
+            // Temp name then rename: an existing DEST (a symlink, or hardlinked to another
+            // file of the image) is replaced, never written through.
+            let tmp = format!("{rel}.ws2i-inject");
+            let mut w = root
+                .create(&tmp)
+                .with_context(|| format!("--inject: creating {} in the build root", i.guest))?;
+            std::io::copy(&mut r, &mut w)
+                .with_context(|| format!("--inject: copying {}", i.host.display()))?;
+            use cap_std::fs::PermissionsExt as _;
+            w.set_permissions(cap_std::fs::Permissions::from_mode(0o444))
+                .context("--inject: making the copy read-only")?;
+            drop(w);
+            root.rename(&tmp, root, rel)
+                .with_context(|| format!("--inject: placing {} in the build root", i.guest))?;
+            out.exclude
+                .push(first_created.unwrap_or_else(|| i.guest.clone()));
+        } else {
+            return Err(anyhow!(
+                "--inject {}: neither a file nor a directory",
+                i.host.display()
+            )
+            .into());
+        }
+        out.exclude.push(i.guest.clone());
+    }
+    for v in &req.volumes {
+        std::fs::create_dir_all(&v.host)
+            .with_context(|| format!("--volume: creating {}", v.host.display()))?;
+        out.mounts.push(Mount {
+            host: v.host.clone(),
+            guest: v.guest.clone(),
+            read_only: false,
+        });
+        out.exclude.push(v.guest.clone());
+    }
+    Ok(out)
 }
 
 /// One `--runtime-artifact SRC[:DEST]`: an absolute path in the assembled builder, copied to
@@ -1090,6 +1386,61 @@ fn normalized_name(reference: &str) -> String {
     }
 }
 
+/// Where assemble may leave labels for the result (s2i's contract; fixed, whatever the destination).
+const IMAGE_METADATA_DIR: &str = "/tmp/.s2i";
+const IMAGE_METADATA: &str = "/tmp/.s2i/image_metadata.json";
+/// A metadata file larger than this is refused rather than read into memory.
+const IMAGE_METADATA_LIMIT: u64 = 1 << 20;
+
+/// `{"labels":[{"k":"v"}, …]}`: every entry an object of string values. Unknown top-level keys
+/// are refused so that a typo does not silently drop labels.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageMetadata {
+    #[serde(default)]
+    labels: Vec<BTreeMap<String, String>>,
+}
+
+/// The labels assemble wrote to [`IMAGE_METADATA`] (none when it wrote no file), in file
+/// order; read through cap-std on the build root so that a symlink cannot point outside it.
+fn read_image_metadata(root: &Dir) -> Result<Vec<(String, String)>, BuildError> {
+    use std::io::Read as _;
+    let rel = IMAGE_METADATA.trim_start_matches('/');
+    let file = match root.open(rel) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow!("{IMAGE_METADATA} written by assemble: {e}").into()),
+    };
+    let mut bytes = Vec::new();
+    file.take(IMAGE_METADATA_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {IMAGE_METADATA} written by assemble"))?;
+    if bytes.len() as u64 > IMAGE_METADATA_LIMIT {
+        return Err(anyhow!(
+            "{IMAGE_METADATA} written by assemble is larger than {IMAGE_METADATA_LIMIT} bytes"
+        )
+        .into());
+    }
+    parse_image_metadata(&bytes)
+        .with_context(|| format!("{IMAGE_METADATA} written by assemble is invalid"))
+        .map_err(BuildError::from)
+}
+
+fn parse_image_metadata(bytes: &[u8]) -> Result<Vec<(String, String)>> {
+    let m: ImageMetadata =
+        serde_json::from_slice(bytes).context("expected {\"labels\":[{\"KEY\":\"VALUE\"}, …]}")?;
+    let mut out = Vec::new();
+    for entry in m.labels {
+        for (k, v) in entry {
+            if k.trim().is_empty() {
+                anyhow::bail!("a label has an empty key");
+            }
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
 /// The labels ws2i writes, in s2i's merge order: generated, then `--label`.
 fn output_labels(req: &BuildRequest, info: &source::SourceInfo) -> Vec<(String, String)> {
     let mut l: Vec<(String, String)> = Vec::new();
@@ -1178,6 +1529,29 @@ mod tests {
         );
         for bad in ["src:dst", "/src:/dst", "/src:../dst", "/a/../b", "/", ""] {
             assert!(RuntimeArtifact::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_metadata_schema() {
+        let l = parse_image_metadata(br#"{"labels":[{"a":"1"},{"b":"2","c":""}]}"#).unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0], ("a".into(), "1".into()));
+        assert!(parse_image_metadata(b"{}").unwrap().is_empty());
+        for bad in [
+            &br#"{"labels":{"a":"b"}}"#[..],
+            br#"{"labels":[{"a":1}]}"#,
+            br#"{"labels":[["a","b"]]}"#,
+            br#"{"label":[]}"#,
+            br#"{"labels":[{" ":"x"}]}"#,
+            b"not json",
+            b"",
+        ] {
+            assert!(
+                parse_image_metadata(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -785,3 +785,344 @@ fn local_git_tree_copy_and_exclude() {
     assert!(!app.join("NOTES.md").exists() && !app.join(".git").exists());
     assert!(app.join("lib/app.txt").exists());
 }
+
+/// The image's rootfs, unpacked by umoci.
+fn unpack(home: &Path, name: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let out = run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image"])
+        .arg(format!("{}:{name}", home.display()))
+        .arg(t.path().join("bundle")));
+    assert!(out.status.success(), "umoci: {}", describe(&out));
+    t
+}
+
+#[test]
+fn inject_and_volume_reach_assemble_and_stay_out_of_the_image() {
+    let w = World::new();
+    let host = w.dir.path().join("host");
+    fs::create_dir_all(host.join("secrets-dir")).unwrap();
+    fs::write(host.join("token"), "s3cret-file\n").unwrap();
+    fs::write(host.join("secrets-dir/key"), "s3cret-dir\n").unwrap();
+    let cache = host.join("cache");
+    w.write_src(
+        ".s2i/environment",
+        "TEST_COPY=/run/secrets/token:/cache/token-seen /etc/app-secrets/key:/cache/key-seen\n",
+    );
+    let inject_file = format!("{}:/run/secrets/token", host.join("token").display());
+    let inject_dir = format!("{}:/etc/app-secrets", host.join("secrets-dir").display());
+    let volume = format!("{}:/cache", cache.display());
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:secret",
+        "-i",
+        &inject_file,
+        "--inject",
+        &inject_dir,
+        "-v",
+        &volume,
+    ]));
+    assert!(
+        stderr(&out).contains("copied /run/secrets/token"),
+        "{}",
+        describe(&out)
+    );
+    // assemble read both injections; what it wrote to the volume is on the host.
+    assert_eq!(
+        fs::read_to_string(cache.join("token-seen")).unwrap(),
+        "s3cret-file\n"
+    );
+    assert_eq!(
+        fs::read_to_string(cache.join("key-seen")).unwrap(),
+        "s3cret-dir\n"
+    );
+    // The injected dir was read-only, and the host files are untouched.
+    assert_eq!(
+        fs::read_to_string(host.join("token")).unwrap(),
+        "s3cret-file\n"
+    );
+
+    let t = unpack(&w.home(), "app:secret");
+    let rootfs = t.path().join("bundle/rootfs");
+    assert!(rootfs.join("opt/app-root/src/index.html").is_file());
+    for gone in ["run", "etc/app-secrets", "cache"] {
+        assert!(!rootfs.join(gone).exists(), "{gone} leaked into the image");
+    }
+    let out = run(Command::new("grep").args(["-r", "s3cret"]).arg(&rootfs));
+    assert!(
+        !out.status.success(),
+        "a secret is in the image: {}",
+        describe(&out)
+    );
+
+    // A write into an injected dir fails the build.
+    w.write_src(
+        ".s2i/environment",
+        "TEST_COPY=/etc/app-secrets/key:/etc/app-secrets/x\n",
+    );
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:rw",
+        "-i",
+        &inject_dir,
+    ]));
+    assert!(!w.has_image("app:rw"), "{}", describe(&out));
+    assert!(!host.join("secrets-dir/x").exists());
+
+    for bad in ["nocolon", ":/x", "/tmp:rel", "/tmp:/", "/tmp:/a/../b"] {
+        let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "-i", bad]));
+        assert!(
+            stderr(&out).contains("--inject"),
+            "{bad}: {}",
+            describe(&out)
+        );
+    }
+}
+
+#[test]
+fn image_metadata_labels_win_and_bad_metadata_is_an_error() {
+    let w = World::new();
+    let meta = r#"TEST_METADATA={"labels":[{"team":"from-assemble"},{"io.k8s.description":"meta","extra":"x"}]}"#;
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:meta",
+        "--label",
+        "team=cli",
+        "-e",
+        meta,
+    ]));
+    let cfg = skopeo_inspect_config(&w.home(), "app:meta");
+    let labels = &cfg["config"]["Labels"];
+    assert_eq!(labels["team"], "from-assemble", "{}", describe(&out));
+    assert_eq!(labels["io.k8s.description"], "meta");
+    assert_eq!(labels["extra"], "x");
+    let t = unpack(&w.home(), "app:meta");
+    assert!(!t.path().join("bundle/rootfs/tmp/.s2i").exists());
+
+    for bad in [
+        r#"{"labels":{"a":"b"}}"#,
+        r#"{"labels":[{"a":1}]}"#,
+        "not json",
+    ] {
+        let out = run_fail(&mut w.build(&[
+            w.src().to_str().unwrap(),
+            BUILDER,
+            "app:badmeta",
+            "-e",
+            &format!("TEST_METADATA={bad}"),
+        ]));
+        let err = stderr(&out);
+        assert!(
+            err.contains("image_metadata.json") && !err.contains("panicked"),
+            "{bad}: {}",
+            describe(&out)
+        );
+        assert!(!w.has_image("app:badmeta"));
+    }
+}
+
+#[test]
+fn push_sends_the_result_to_the_registry_mounting_the_builder_blobs() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new();
+    let remote_builder = format!("docker://{}/s2i/test-builder:1", reg.host());
+    run_ok(
+        ws2i()
+            .env("WS2I_HOME", w.home())
+            .args(["push", BUILDER, &remote_builder]),
+    );
+    let dest = format!("docker://{}/apps/pushed:v1", reg.host());
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        &remote_builder,
+        &dest,
+        "--push",
+        "--label",
+        "team=web",
+        "--output",
+        "json",
+    ]));
+    let res: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pushed = &res["pushed"];
+    assert_eq!(pushed["reference"], dest.as_str(), "{}", describe(&out));
+    assert!(
+        pushed["mounted"].as_u64().unwrap() >= 1,
+        "the builder layer is mounted, not uploaded: {pushed}"
+    );
+    assert!(
+        w.has_image(&format!("{}/apps/pushed:v1", reg.host())),
+        "kept locally"
+    );
+    let inspect = |args: &[&str]| -> serde_json::Value {
+        let out = run(Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .args(args)
+            .arg(&dest));
+        assert!(out.status.success(), "{}", describe(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let cfg = inspect(&["--config"]);
+    assert_eq!(
+        cfg["config"]["Cmd"],
+        serde_json::json!(["/usr/libexec/s2i/run"])
+    );
+    assert_eq!(cfg["config"]["Labels"]["team"], "web");
+    assert_eq!(
+        cfg["config"]["Labels"]["io.openshift.s2i.build.image"],
+        format!("{}/s2i/test-builder:1", reg.host()).as_str()
+    );
+    let raw = inspect(&["--raw"]);
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        &dest,
+        "--push",
+        "--format",
+        "docker",
+    ]));
+    let raw = inspect(&["--raw"]);
+    assert_eq!(
+        raw["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+
+    // TAG and --push must agree; nothing is built otherwise.
+    let src = w.src();
+    for (args, msg) in [
+        (vec!["app:local", "--push"], "--push needs TAG docker://"),
+        (vec![dest.as_str()], "add --push"),
+        (
+            vec!["app:local", "--format", "docker"],
+            "--format applies to --push",
+        ),
+    ] {
+        let mut a = vec![src.to_str().unwrap(), BUILDER];
+        a.extend(args);
+        let out = run_fail(&mut w.build(&a));
+        assert!(stderr(&out).contains(msg), "{a:?}: {}", describe(&out));
+        assert!(!stderr(&out).contains("Running assemble"));
+    }
+}
+
+/// A loopback HTTP receiver for one request: returns its URL and the body it got (or `None`
+/// when nothing came within 60 s, so the test ends by itself).
+fn one_shot_http() -> (String, std::sync::mpsc::Receiver<Option<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        l.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let stream = loop {
+            match l.accept() {
+                Ok((s, _)) => break Some(s),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(_) => break None,
+            }
+        };
+        let Some(mut s) = stream else {
+            let _ = tx.send(None);
+            return;
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut len = 0usize;
+        let mut request_line = String::new();
+        r.read_line(&mut request_line).unwrap();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert!(request_line.starts_with("POST /hook "), "{request_line}");
+        let _ = tx.send(Some(String::from_utf8(body).unwrap()));
+    });
+    (url, rx)
+}
+
+#[test]
+fn callback_url_gets_the_outcome_of_success_and_failure() {
+    let w = World::new();
+    let (url, rx) = one_shot_http();
+    run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:cb",
+        "--label",
+        "team=web",
+        "--callback-url",
+        &url,
+    ]));
+    let body: serde_json::Value =
+        serde_json::from_str(&rx.recv().unwrap().expect("callback received")).unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["labels"]["team"], "web");
+    assert_eq!(body["labels"]["io.openshift.s2i.build.image"], BUILDER);
+
+    w.write_src("FAIL", "");
+    let (url, rx) = one_shot_http();
+    run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:cbfail",
+        "--callback-url",
+        &url,
+    ]));
+    let body: serde_json::Value =
+        serde_json::from_str(&rx.recv().unwrap().expect("callback received")).unwrap();
+    assert_eq!(body, serde_json::json!({"success": false, "labels": {}}));
+
+    // A receiver that is not there is a warning; the build's result stands.
+    fs::remove_file(w.src().join("FAIL")).unwrap();
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/", gone.local_addr().unwrap());
+    drop(gone);
+    let out = run_ok(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "app:cbdead",
+        "--callback-url",
+        &dead,
+    ]));
+    assert!(
+        stderr(&out).contains("warning: callback to"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = run_fail(&mut w.build(&[
+        w.src().to_str().unwrap(),
+        BUILDER,
+        "--callback-url",
+        "ftp://example/x",
+    ]));
+    assert!(
+        stderr(&out).contains("--callback-url"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::ValueEnum;
 
 use super::{Global, OutputFormat};
 use crate::auth::Credentials;
 use crate::build::{self, BuildError, BuildLog, BuildRequest, PullPolicy};
 use crate::envfile::parse_env_arg;
+use crate::image::ManifestFormat;
 use crate::layer::Compression;
-use crate::reference::NameTag;
 use crate::registry::RegistryOptions;
 use crate::sandbox::{self, Budget, LogSink, Stream};
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
@@ -128,6 +128,21 @@ pub struct BuildArgs {
     /// Artifact for --runtime-image, SRC[:DEST] (SRC absolute in the builder, DEST relative; repeatable).
     #[arg(short = 'a', long = "runtime-artifact", value_name = "SRC[:DEST]")]
     pub runtime_artifacts: Vec<String>,
+    /// Host file or dir (e.g. a secret) assemble reads at DEST, read-only; never in the image (repeatable).
+    #[arg(short = 'i', long = "inject", value_name = "SRC:DEST")]
+    pub inject: Vec<String>,
+    /// Host dir assemble reads and writes at DIR (a cache); never in the image (repeatable).
+    #[arg(short = 'v', long = "volume", value_name = "HOSTDIR:DIR")]
+    pub volume: Vec<String>,
+    /// Push the result to TAG, which must then be docker://HOST/REPO[:TAG] (kept locally as HOST/REPO:TAG).
+    #[arg(long)]
+    pub push: bool,
+    /// Manifest format of the pushed image (default: OCI, as built).
+    #[arg(long, value_enum)]
+    pub format: Option<ManifestFormat>,
+    /// POST {"success":bool,"labels":{…}} to this http(s) URL when the build ends, failed or not.
+    #[arg(long = "callback-url", value_name = "URL")]
+    pub callback_url: Option<String>,
 }
 
 /// Hook output on stderr, prefix-free (stdout is for the result); ws2i's steps marked and timed.
@@ -184,14 +199,16 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     spec.ignore_submodules = a.ignore_submodules;
     let cache = sandbox::default_cache_dir();
     let mut req = BuildRequest::new(spec, a.builder.clone(), Store::default_root()?, cache);
-    req.tag = a
-        .tag
-        .as_deref()
-        .map(|t| {
-            t.parse::<NameTag>()
-                .with_context(|| format!("invalid TAG {t:?}"))
-        })
-        .transpose()?;
+    match a.tag.as_deref() {
+        Some(t) => {
+            let (tag, push) = build::parse_tag(t, a.push, a.format)?;
+            req.tag = Some(tag);
+            req.push = push;
+        }
+        None if a.push => bail!("--push needs TAG docker://HOST/REPO[:TAG]"),
+        None if a.format.is_some() => bail!("--format applies to --push only"),
+        None => {}
+    }
     req.pull_policy = match a.pull_policy {
         PullPolicyArg::Always => PullPolicy::Always,
         PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
@@ -231,6 +248,20 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         .iter()
         .map(|s| build::RuntimeArtifact::parse(s))
         .collect::<Result<_>>()?;
+    req.injections = a
+        .inject
+        .iter()
+        .map(|s| build::HostMount::parse("--inject", s))
+        .collect::<Result<_>>()?;
+    req.volumes = a
+        .volume
+        .iter()
+        .map(|s| build::HostMount::parse("--volume", s))
+        .collect::<Result<_>>()?;
+    if let Some(u) = &a.callback_url {
+        build::parse_callback_url(u)?;
+    }
+    req.callback_url = a.callback_url.clone();
     req.budget = Budget {
         memory: a.memory,
         timeout: a.timeout.0,
@@ -274,7 +305,12 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     match g.output {
         OutputFormat::Json => println!("{}", serde_json::to_string(&result)?),
         OutputFormat::Text if g.quiet => println!("{}", result.digest),
-        OutputFormat::Text => println!("Build completed: {name} {}", result.digest),
+        OutputFormat::Text => {
+            println!("Build completed: {name} {}", result.digest);
+            if let Some(p) = &result.pushed {
+                println!("Pushed: {} {}", p.reference, p.digest);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

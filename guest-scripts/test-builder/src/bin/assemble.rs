@@ -3,6 +3,8 @@
 //! variables named in TEST_PRINT_ENV (for precedence tests), and fails when
 //! the source contains a file named FAIL. With TEST_SPAWN=/path/module.wasm
 //! it also runs that module over ws2i.spawn, its stdout to /tmp/spawn-out.txt.
+//! TEST_COPY="FROM:TO ..." copies each file FROM to TO (for --inject/--volume tests).
+//! TEST_METADATA=TEXT is written to /tmp/.s2i/image_metadata.json (labels for the image).
 use std::io;
 use std::path::Path;
 use ws2i_sdk::{copy_tree, info, step, Command};
@@ -29,6 +31,17 @@ fn assemble() -> io::Result<()> {
             .stdout_file("/tmp/spawn-out.txt")
             .status()?;
         info!("spawned {module}: {status}");
+    }
+    for pair in ws2i_sdk::env::list("TEST_COPY") {
+        let (from, to) = pair
+            .split_once(':')
+            .ok_or_else(|| io::Error::other(format!("TEST_COPY entry {pair:?} is not FROM:TO")))?;
+        std::fs::copy(from, to)?;
+        info!("copied {from} to {to}");
+    }
+    if let Some(text) = ws2i_sdk::env::var("TEST_METADATA") {
+        std::fs::create_dir_all("/tmp/.s2i")?;
+        std::fs::write("/tmp/.s2i/image_metadata.json", text)?;
     }
     match ws2i_sdk::artifacts() {
         Some(dir) => {
