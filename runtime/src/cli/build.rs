@@ -15,10 +15,9 @@ use crate::envfile::parse_env_arg;
 use crate::image::ManifestFormat;
 use crate::layer::Compression;
 use crate::registry::RegistryOptions;
-use crate::sandbox::{self, Budget, LogSink, Stream};
+use crate::sandbox::{self, LogSink, Stream};
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
 use crate::store::Store;
-use crate::{HumanDuration, Size};
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullPolicyArg {
@@ -98,18 +97,8 @@ pub struct BuildArgs {
     /// Keep the build rootfs on disk and print where.
     #[arg(long = "save-temp-dir")]
     pub save_temp_dir: bool,
-    /// Linear memory budget of assemble.
-    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
-    pub memory: Size,
-    /// Wall-time budget of assemble.
-    #[arg(long, value_name = "DURATION", default_value = "30min")]
-    pub timeout: HumanDuration,
-    /// Budget of bytes assemble may write.
-    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
-    pub disk: Size,
-    /// Log budget of assemble; output beyond it is dropped with a notice.
-    #[arg(long = "log-limit", value_name = "SIZE", default_value = "64MiB")]
-    pub log_limit: Size,
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
     /// Registry credentials USER:PASS (docker:// builders).
     #[arg(long)]
     pub creds: Option<String>,
@@ -262,13 +251,7 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         build::parse_callback_url(u)?;
     }
     req.callback_url = a.callback_url.clone();
-    req.budget = Budget {
-        memory: a.memory,
-        timeout: a.timeout.0,
-        disk: a.disk,
-        log: a.log_limit,
-        ..Budget::default()
-    };
+    req.budget = a.budget.budget();
     req.registry = RegistryOptions {
         tls_verify: a.tls_verify,
         creds: a
