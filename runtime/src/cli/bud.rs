@@ -16,6 +16,9 @@ use crate::store::Store;
 
 #[derive(clap::Args, Debug)]
 pub struct BudArgs {
+    /// Budgets of each sandboxed exec-form RUN.
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
     /// The Containerfile (default: CONTEXT/Containerfile, else CONTEXT/Dockerfile).
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
@@ -75,6 +78,7 @@ pub fn run(g: &Global, a: BudArgs) -> Result<ExitCode> {
     opts.registry = copy.registry;
     opts.progress = copy.progress;
     opts.source_date_epoch = a.source_date_epoch;
+    opts.budget = a.budget.budget();
     let file = a
         .file
         .unwrap_or_else(|| bud::default_containerfile(&a.context));
