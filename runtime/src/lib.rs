@@ -22,6 +22,7 @@ pub mod envfile;
 pub mod image;
 pub mod layer;
 pub mod progress;
+pub mod rebuild;
 pub mod reference;
 pub mod registry;
 pub mod sandbox;
@@ -29,6 +30,7 @@ pub mod scripts;
 pub mod source;
 pub mod store;
 pub mod transport;
+pub mod usage;
 pub mod units;
 
 pub use digest::Digest;
