@@ -17,6 +17,7 @@ pub mod bud;
 pub mod build;
 pub mod cli;
 pub mod containerfile;
+pub mod create;
 pub mod digest;
 pub mod envfile;
 pub mod image;

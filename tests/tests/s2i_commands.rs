@@ -166,3 +166,58 @@ fn rebuild_of_an_image_without_s2i_labels_is_a_clear_error() {
     let out = run(&mut w.ws2i(&["images"]));
     assert!(!stdout(&out).contains("x:1") && !stdout(&out).contains("x "), "no image written: {}", describe(&out));
 }
+
+/// The scaffold builds and passes its own check out of the box: hooks compiled by cargo (in
+/// guest-scripts' target dir, where ws2i-sdk's dependencies are usually built already), the
+/// builder made by `ws2i bud`, the test app by `ws2i build`.
+#[test]
+fn create_scaffolds_a_builder_whose_own_build_script_passes() {
+    let w = World::new(&[]);
+    let proj = w.dir.path().join("my-builder");
+    let out = run_ok(&mut w.ws2i(&["create", "my-builder", proj.to_str().unwrap()]));
+    assert!(stdout(&out).contains("Created builder my-builder"), "{}", describe(&out));
+    for f in ["Cargo.toml", "Containerfile", "build", "README.md", "test/test-app/index.html", "src/bin/usage.rs"] {
+        assert!(proj.join(f).is_file(), "{f} missing");
+    }
+
+    // A clean environment: the test harness's CARGO_* variables would change the inner build's
+    // fingerprints and make the two builds rebuild each other.
+    let bin_dir = ws2i_tests::ws2i_bin().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = Command::new(proj.join("build"));
+    c.env_clear()
+        .env("PATH", path)
+        .env("WS2I_HOME", w.home())
+        .env("WS2I_CACHE", shared_cache())
+        .env("CARGO_TARGET_DIR", workspace_root().join("guest-scripts/target"));
+    for keep in ["HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "TMPDIR"] {
+        if let Some(v) = std::env::var_os(keep) {
+            c.env(keep, v);
+        }
+    }
+    let out = run_ok(&mut c);
+    assert!(
+        stdout(&out).contains("ok: my-builder:latest builds my-builder-test-app:latest"),
+        "{}",
+        describe(&out)
+    );
+    let labels = w.labels("my-builder-test-app:latest");
+    assert_eq!(labels["io.openshift.s2i.build.image"], "my-builder:latest");
+}
+
+#[test]
+fn create_keeps_existing_files_and_refuses_bad_names() {
+    let w = World::new(&[]);
+    let proj = w.dir.path().join("p");
+    fs::create_dir_all(&proj).unwrap();
+    fs::write(proj.join("README.md"), "mine\n").unwrap();
+    let out = run_ok(&mut w.ws2i(&["create", "keep", proj.to_str().unwrap()]));
+    assert_eq!(fs::read_to_string(proj.join("README.md")).unwrap(), "mine\n");
+    assert!(stderr(&out).contains("kept existing README.md"), "{}", describe(&out));
+    assert!(proj.join("Containerfile").is_file());
+
+    for bad in ["Upper", "9lives", "trailing-", "has space", "../escape"] {
+        let out = run_fail(&mut w.ws2i(&["create", bad, proj.to_str().unwrap()]));
+        assert!(stderr(&out).contains("invalid builder name"), "{bad}: {}", describe(&out));
+    }
+}

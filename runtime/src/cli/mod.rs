@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bud;
+mod create;
 mod build;
 mod exec;
 mod images;
@@ -49,6 +50,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Build an image from a Containerfile (no daemon, no native RUN).
     Bud(bud::BudArgs),
+    /// Scaffold a builder project: Rust hooks on ws2i-sdk, a Containerfile, a test app.
+    Create(create::CreateArgs),
     /// Build again from the S2I labels of an image ws2i built (same source commit and builder).
     Rebuild(rebuild::RebuildArgs),
     /// Print how to use a builder image (runs its usage hook).
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Build(args) => build::run(&cli.global, *args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Bud(args) => bud::run(&cli.global, args),
+        Command::Create(args) => create::run(&cli.global, args),
         Command::Rebuild(args) => rebuild::run(&cli.global, args),
         Command::Usage(args) => usage::run(&cli.global, args),
         Command::Images(cmd) => images::run(&cli.global, cmd),
