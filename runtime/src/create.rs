@@ -27,7 +27,8 @@ impl std::str::FromStr for BuilderName {
         let ok = s.len() <= 64
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && !s.ends_with('-')
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(BuilderName(s.to_string()))
         } else {
@@ -53,27 +54,49 @@ pub struct Created {
 /// (path in the project, template, executable)
 const FILES: &[(&str, &str, bool)] = &[
     ("Cargo.toml", include_str!("create/Cargo.toml.in"), false),
-    ("src/bin/assemble.rs", include_str!("create/assemble.rs"), false),
+    (
+        "src/bin/assemble.rs",
+        include_str!("create/assemble.rs"),
+        false,
+    ),
     ("src/bin/run.rs", include_str!("create/run.rs"), false),
-    ("src/bin/save-artifacts.rs", include_str!("create/save-artifacts.rs"), false),
+    (
+        "src/bin/save-artifacts.rs",
+        include_str!("create/save-artifacts.rs"),
+        false,
+    ),
     ("src/bin/usage.rs", include_str!("create/usage.rs"), false),
     ("Containerfile", include_str!("create/Containerfile"), false),
     ("build", include_str!("create/build"), true),
     ("README.md", include_str!("create/README.md"), false),
     (".gitignore", include_str!("create/gitignore"), false),
-    ("test/test-app/index.html", include_str!("create/index.html"), false),
+    (
+        "test/test-app/index.html",
+        include_str!("create/index.html"),
+        false,
+    ),
 ];
 
 /// Writes the scaffold of builder `name` into `dir` (created if missing); `sdk_path` is where
 /// ws2i-sdk's Cargo.toml lives.
 pub fn create(name: &BuilderName, dir: &Path, sdk_path: &Path) -> Result<Created> {
-    let sdk = std::fs::canonicalize(sdk_path)
-        .with_context(|| format!("ws2i-sdk not found at {}: give its directory with --sdk-path", sdk_path.display()))?;
+    let sdk = std::fs::canonicalize(sdk_path).with_context(|| {
+        format!(
+            "ws2i-sdk not found at {}: give its directory with --sdk-path",
+            sdk_path.display()
+        )
+    })?;
     if !sdk.join("Cargo.toml").is_file() {
-        anyhow::bail!("{} has no Cargo.toml: --sdk-path must be ws2i's sdk/ directory", sdk.display());
+        anyhow::bail!(
+            "{} has no Cargo.toml: --sdk-path must be ws2i's sdk/ directory",
+            sdk.display()
+        );
     }
     // TOML basic string: the path is escaped, not trusted.
-    let sdk_toml = sdk.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"");
+    let sdk_toml = sdk
+        .to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
     let mut out = Created::default();
     for (rel, template, exec) in FILES {
         let path = dir.join(rel);
@@ -82,18 +105,23 @@ pub fn create(name: &BuilderName, dir: &Path, sdk_path: &Path) -> Result<Created
             continue;
         }
         let parent = path.parent().unwrap_or(dir);
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let text = template.replace("{{name}}", &name.0).replace("{{sdk_path}}", &sdk_toml);
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let text = template
+            .replace("{{name}}", &name.0)
+            .replace("{{sdk_path}}", &sdk_toml);
         let mut tmp = tempfile::NamedTempFile::new_in(parent)
             .with_context(|| format!("creating a file in {}", parent.display()))?;
-        std::io::Write::write_all(&mut tmp, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         let mode = if *exec { 0o755 } else { 0o644 };
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(mode))
             .with_context(|| format!("setting the mode of {}", path.display()))?;
         // persist_noclobber: a file appearing meanwhile is not overwritten either.
-        tmp.persist_noclobber(&path).with_context(|| format!("writing {}", path.display()))?;
+        tmp.persist_noclobber(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
         out.written.push(rel.to_string());
     }
     Ok(out)

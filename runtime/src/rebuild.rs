@@ -24,7 +24,11 @@ pub enum RebuildError {
     #[error("image {image} was not built by ws2i/s2i: label {label} is missing")]
     MissingLabel { image: String, label: &'static str },
     #[error("image {image}: label {label} is invalid: {reason}")]
-    BadLabel { image: String, label: &'static str, reason: String },
+    BadLabel {
+        image: String,
+        label: &'static str,
+        reason: String,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -38,19 +42,28 @@ pub fn rebuild_request(
     new_tag: Option<NameTag>,
     cache_dir: std::path::PathBuf,
 ) -> Result<BuildRequest, RebuildError> {
-    let r: LocalRef = image.parse().map_err(|e: crate::reference::RefError| RebuildError::NotFound {
-        image: image.into(),
-        reason: e.to_string(),
-    })?;
+    let r: LocalRef =
+        image
+            .parse()
+            .map_err(|e: crate::reference::RefError| RebuildError::NotFound {
+                image: image.into(),
+                reason: e.to_string(),
+            })?;
     let img = store.resolve(&r).map_err(|e| RebuildError::NotFound {
         image: image.into(),
         reason: format!("{e:#}"),
     })?;
     let labels = img.config.labels();
-    request_from_labels(image, &labels, store, cache_dir, new_tag.or(match r {
-        LocalRef::Tagged(t) => Some(t),
-        _ => None,
-    }))
+    request_from_labels(
+        image,
+        &labels,
+        store,
+        cache_dir,
+        new_tag.or(match r {
+            LocalRef::Tagged(t) => Some(t),
+            _ => None,
+        }),
+    )
 }
 
 fn request_from_labels(
@@ -65,7 +78,10 @@ fn request_from_labels(
             .get(label)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .ok_or(RebuildError::MissingLabel { image: image.into(), label })
+            .ok_or(RebuildError::MissingLabel {
+                image: image.into(),
+                label,
+            })
     };
     let bad = |label: &'static str, reason: String| RebuildError::BadLabel {
         image: image.into(),
@@ -73,12 +89,12 @@ fn request_from_labels(
         reason,
     };
     let builder = get(BUILD_IMAGE)?;
-    let location =
-        SourceLocation::parse(get(SOURCE_LOCATION)?).map_err(|e| bad(SOURCE_LOCATION, e.to_string()))?;
+    let location = SourceLocation::parse(get(SOURCE_LOCATION)?)
+        .map_err(|e| bad(SOURCE_LOCATION, e.to_string()))?;
     let mut spec = SourceSpec::new(location);
     if let Some(cd) = labels.get(CONTEXT_DIR).filter(|v| !v.trim().is_empty()) {
-        spec.context_dir =
-            SourceSpec::parse_context_dir(cd.trim()).map_err(|e| bad(CONTEXT_DIR, e.to_string()))?;
+        spec.context_dir = SourceSpec::parse_context_dir(cd.trim())
+            .map_err(|e| bad(CONTEXT_DIR, e.to_string()))?;
     }
     if let SourceLocation::Git(_) = &spec.location {
         // Without the commit a rebuild would silently build whatever the branch is now.

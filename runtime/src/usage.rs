@@ -58,7 +58,8 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
 
     std::fs::create_dir_all(&req.cache_dir)
         .with_context(|| format!("creating {}", req.cache_dir.display()))?;
-    let cache = RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
+    let cache =
+        RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
     let base = cache
         .base(&image_layers(&store, &img)?)
         .context("unpacking the builder's layers")?;
@@ -71,7 +72,8 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
         .tempdir()
         .context("creating a download dir")?;
     let fs = RootFs(
-        Dir::open_ambient_dir(base.path(), ambient_authority()).context("opening the builder rootfs")?,
+        Dir::open_ambient_dir(base.path(), ambient_authority())
+            .context("opening the builder rootfs")?,
     );
     let no_source = Default::default();
     let src = ScriptSources {
@@ -96,16 +98,21 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
         .get(ScriptName::Usage)
         .ok_or_else(|| anyhow!("usage resolved to nothing"))?;
 
-    let root = cache.checkout(&base).context("checking out the builder rootfs")?;
+    let root = cache
+        .checkout(&base)
+        .context("checking out the builder rootfs")?;
     let program = match &script.location {
         ScriptLocation::InImage(p) => p.clone(),
         ScriptLocation::Downloaded(host) | ScriptLocation::FromSource(host) => {
             // A downloaded script is placed where build puts scripts, inside the private root.
             let dir = Dir::open_ambient_dir(root.path(), ambient_authority())
                 .context("opening the usage root")?;
-            dir.create_dir_all("tmp/scripts").context("creating /tmp/scripts")?;
-            let bytes = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
-            dir.write("tmp/scripts/usage", bytes).context("installing the usage script")?;
+            dir.create_dir_all("tmp/scripts")
+                .context("creating /tmp/scripts")?;
+            let bytes =
+                std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+            dir.write("tmp/scripts/usage", bytes)
+                .context("installing the usage script")?;
             "/tmp/scripts/usage".to_string()
         }
     };
@@ -131,7 +138,10 @@ fn image_env(img: &ResolvedImage) -> Vec<(String, String)> {
         .and_then(|c| c.env.clone())
         .unwrap_or_default()
         .iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -150,7 +160,8 @@ pub fn image_layers(store: &Store, img: &ResolvedImage) -> Result<Vec<LayerSourc
         .iter()
         .zip(diff_ids)
         .map(|(l, diff_id)| {
-            let compression = Compression::from_media_type(&l.media_type).map_err(|e| anyhow!(e))?;
+            let compression =
+                Compression::from_media_type(&l.media_type).map_err(|e| anyhow!(e))?;
             let path: PathBuf = store.blob_path(&l.digest);
             Ok(LayerSource::new(diff_id.clone(), compression, move || {
                 Ok(Box::new(std::fs::File::open(&path)?) as Box<dyn Read>)
@@ -168,4 +179,3 @@ impl ImageFs for RootFs {
         !rel.is_empty() && self.0.metadata(rel).is_ok_and(|m| m.is_file())
     }
 }
-

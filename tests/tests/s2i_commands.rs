@@ -78,11 +78,17 @@ fn make_builder(home: &Path, name: &str, hooks: &[&str]) {
     b.label("io.openshift.s2i.scripts-url", "image:///usr/libexec/s2i")
         .env("PATH", "/usr/bin");
     let (cfg, m) = b.finish().unwrap();
-    store.commit_image(&cfg, &m, &name.parse().unwrap()).unwrap();
+    store
+        .commit_image(&cfg, &m, &name.parse().unwrap())
+        .unwrap();
 }
 
 fn digest_line(out: &Output) -> String {
-    stdout(out).split_whitespace().last().unwrap_or_default().to_string()
+    stdout(out)
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -115,7 +121,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
         Command::new("git")
             .arg("-C")
             .arg(dir)
-            .args(["-c", "user.name=Ada Builder", "-c", "user.email=ada@example.com"])
+            .args([
+                "-c",
+                "user.name=Ada Builder",
+                "-c",
+                "user.email=ada@example.com",
+            ])
             .args(["-c", "init.defaultBranch=main"])
             .args(args)
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -135,23 +146,46 @@ fn rebuild_uses_the_recorded_commit_and_gives_the_same_image() {
     git(&work, &["commit", "-q", "-m", "first version"]);
     let v1 = git(&work, &["rev-parse", "HEAD"]);
     let bare = w.dir.path().join("repo.git");
-    run_ok(Command::new("git").args(["clone", "-q", "--bare"]).arg(&work).arg(&bare));
+    run_ok(
+        Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&work)
+            .arg(&bare),
+    );
     let url = format!("file://{}", bare.display());
 
     let first = run_ok(&mut w.ws2i(&[
-        "build", &url, BUILDER, "app:v1", "--context-dir", "app", "--reproducible",
+        "build",
+        &url,
+        BUILDER,
+        "app:v1",
+        "--context-dir",
+        "app",
+        "--reproducible",
     ]));
     // The branch moves on: a rebuild must still build the commit recorded in the labels.
     fs::write(work.join("app/version.txt"), "two\n").unwrap();
     git(&work, &["commit", "-q", "-am", "second version"]);
-    run_ok(Command::new("git").arg("-C").arg(&work).args(["push", "-q"]).arg(&bare).arg("main"));
+    run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(&work)
+            .args(["push", "-q"])
+            .arg(&bare)
+            .arg("main"),
+    );
 
     let again = run_ok(&mut w.ws2i(&["rebuild", "app:v1", "app:again", "--reproducible"]));
     let l1 = w.labels("app:v1");
     let l2 = w.labels("app:again");
     assert_eq!(l1["io.openshift.s2i.build.commit.id"], v1.as_str());
     assert_eq!(l1, l2, "{}", describe(&again));
-    assert_eq!(digest_line(&first), digest_line(&again), "{}", describe(&again));
+    assert_eq!(
+        digest_line(&first),
+        digest_line(&again),
+        "{}",
+        describe(&again)
+    );
 }
 
 #[test]
@@ -164,7 +198,11 @@ fn rebuild_of_an_image_without_s2i_labels_is_a_clear_error() {
         describe(&out)
     );
     let out = run(&mut w.ws2i(&["images"]));
-    assert!(!stdout(&out).contains("x:1") && !stdout(&out).contains("x "), "no image written: {}", describe(&out));
+    assert!(
+        !stdout(&out).contains("x:1") && !stdout(&out).contains("x "),
+        "no image written: {}",
+        describe(&out)
+    );
 }
 
 /// The scaffold builds and passes its own check out of the box: hooks compiled by cargo (in
@@ -175,22 +213,46 @@ fn create_scaffolds_a_builder_whose_own_build_script_passes() {
     let w = World::new(&[]);
     let proj = w.dir.path().join("my-builder");
     let out = run_ok(&mut w.ws2i(&["create", "my-builder", proj.to_str().unwrap()]));
-    assert!(stdout(&out).contains("Created builder my-builder"), "{}", describe(&out));
-    for f in ["Cargo.toml", "Containerfile", "build", "README.md", "test/test-app/index.html", "src/bin/usage.rs"] {
+    assert!(
+        stdout(&out).contains("Created builder my-builder"),
+        "{}",
+        describe(&out)
+    );
+    for f in [
+        "Cargo.toml",
+        "Containerfile",
+        "build",
+        "README.md",
+        "test/test-app/index.html",
+        "src/bin/usage.rs",
+    ] {
         assert!(proj.join(f).is_file(), "{f} missing");
     }
 
     // A clean environment: the test harness's CARGO_* variables would change the inner build's
     // fingerprints and make the two builds rebuild each other.
     let bin_dir = ws2i_tests::ws2i_bin().parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut c = Command::new(proj.join("build"));
     c.env_clear()
         .env("PATH", path)
         .env("WS2I_HOME", w.home())
         .env("WS2I_CACHE", shared_cache())
-        .env("CARGO_TARGET_DIR", workspace_root().join("guest-scripts/target"));
-    for keep in ["HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "TMPDIR"] {
+        .env(
+            "CARGO_TARGET_DIR",
+            workspace_root().join("guest-scripts/target"),
+        );
+    for keep in [
+        "HOME",
+        "CARGO_HOME",
+        "RUSTUP_HOME",
+        "RUSTUP_TOOLCHAIN",
+        "TMPDIR",
+    ] {
         if let Some(v) = std::env::var_os(keep) {
             c.env(keep, v);
         }
@@ -212,12 +274,23 @@ fn create_keeps_existing_files_and_refuses_bad_names() {
     fs::create_dir_all(&proj).unwrap();
     fs::write(proj.join("README.md"), "mine\n").unwrap();
     let out = run_ok(&mut w.ws2i(&["create", "keep", proj.to_str().unwrap()]));
-    assert_eq!(fs::read_to_string(proj.join("README.md")).unwrap(), "mine\n");
-    assert!(stderr(&out).contains("kept existing README.md"), "{}", describe(&out));
+    assert_eq!(
+        fs::read_to_string(proj.join("README.md")).unwrap(),
+        "mine\n"
+    );
+    assert!(
+        stderr(&out).contains("kept existing README.md"),
+        "{}",
+        describe(&out)
+    );
     assert!(proj.join("Containerfile").is_file());
 
     for bad in ["Upper", "9lives", "trailing-", "has space", "../escape"] {
         let out = run_fail(&mut w.ws2i(&["create", bad, proj.to_str().unwrap()]));
-        assert!(stderr(&out).contains("invalid builder name"), "{bad}: {}", describe(&out));
+        assert!(
+            stderr(&out).contains("invalid builder name"),
+            "{bad}: {}",
+            describe(&out)
+        );
     }
 }

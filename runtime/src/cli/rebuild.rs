@@ -62,16 +62,28 @@ pub fn run(g: &Global, a: RebuildArgs) -> Result<ExitCode> {
     let tag = a
         .new_tag
         .as_deref()
-        .map(|t| t.parse::<NameTag>().with_context(|| format!("invalid NEWTAG {t:?}")))
+        .map(|t| {
+            t.parse::<NameTag>()
+                .with_context(|| format!("invalid NEWTAG {t:?}"))
+        })
         .transpose()?;
-    let mut req = crate::rebuild::rebuild_request(&store, &a.image, tag, sandbox::default_cache_dir())?;
+    let mut req =
+        crate::rebuild::rebuild_request(&store, &a.image, tag, sandbox::default_cache_dir())?;
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
     req.progress = crate::progress::enabled(g.quiet);
     let result = match build::build(&req, &Console { quiet: g.quiet }) {
         Ok(r) => r,
-        Err(e @ (BuildError::AssembleFailed { exit_code } | BuildError::AssembleRuntimeFailed { exit_code })) => {
+        Err(
+            e @ (BuildError::AssembleFailed { exit_code }
+            | BuildError::AssembleRuntimeFailed { exit_code }),
+        ) => {
             eprintln!("ws2i: error: rebuild failed: {e}");
-            return Ok(ExitCode::from(u8::try_from(exit_code).ok().filter(|c| *c != 0).unwrap_or(1)));
+            return Ok(ExitCode::from(
+                u8::try_from(exit_code)
+                    .ok()
+                    .filter(|c| *c != 0)
+                    .unwrap_or(1),
+            ));
         }
         Err(e) => return Err(anyhow::Error::new(e).context("rebuild failed")),
     };
