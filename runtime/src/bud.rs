@@ -172,8 +172,9 @@ pub struct StoreBackend<'a> {
 
 impl<'a> StoreBackend<'a> {
     pub fn new(store: &'a Store, opts: &'a BudOptions, log: &'a dyn LogSink) -> Result<Self> {
-        // Inside the store so checkouts, diffs and blobs share one filesystem.
-        let cache = RootfsCache::new(&store.root().join("rootfs-cache"))?;
+        // The same unpacked-base cache `ws2i build` uses: a builder made by bud
+        // and then used by build is unpacked once.
+        let cache = RootfsCache::new(&sandbox::default_cache_dir().join("layers"))?;
         Ok(StoreBackend {
             store,
             opts,

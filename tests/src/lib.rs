@@ -144,3 +144,9 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Runs skopeo (Debian's, a real independent OCI client) and returns its
+/// stdout, failing the test with its stderr if it fails.
+pub fn skopeo(args: &[&str]) -> String {
+    stdout(&run_ok(Command::new("skopeo").args(args)))
+}

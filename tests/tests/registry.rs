@@ -22,18 +22,7 @@ fn r(s: &str) -> ImageRef {
     s.parse().unwrap()
 }
 
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use ws2i_tests::skopeo;
 
 #[test]
 fn push_pull_round_trip_oci_and_docker_with_skopeo_agreeing() {

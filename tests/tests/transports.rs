@@ -16,18 +16,7 @@ fn opts(store: &Store, format: Option<ManifestFormat>) -> CopyOptions {
     }
 }
 
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use ws2i_tests::skopeo;
 
 fn skopeo_digest(r: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", r])).unwrap();

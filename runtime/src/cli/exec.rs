@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::sandbox::{self, Budget, Hook, LogSink, Mount, Sandbox, SandboxConfig, Stream};
-use crate::{HumanDuration, Size};
+use crate::sandbox::{self, Hook, LogSink, Mount, Sandbox, SandboxConfig, Stream};
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -21,24 +20,8 @@ pub struct ExecArgs {
     /// Environment variable for the hook (repeatable); nothing else is passed.
     #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
-    /// Linear memory budget.
-    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
-    pub memory: Size,
-    /// Wall-time budget.
-    #[arg(long, value_name = "DURATION", default_value = "30min")]
-    pub timeout: HumanDuration,
-    /// Budget of bytes written under the rootfs and writable mounts.
-    #[arg(long, value_name = "SIZE", default_value = "4GiB")]
-    pub disk: Size,
-    /// Log budget; output beyond it is dropped with a notice.
-    #[arg(long = "log-limit", value_name = "SIZE", default_value = "64MiB")]
-    pub log_limit: Size,
-    /// Maximum number of nested module spawns.
-    #[arg(long = "max-spawns", default_value_t = Budget::default().spawn_count)]
-    pub max_spawns: u32,
-    /// Maximum spawn nesting depth.
-    #[arg(long = "max-spawn-depth", default_value_t = Budget::default().spawn_depth)]
-    pub max_spawn_depth: u32,
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
     /// Fixed clocks and seeded randomness (SOURCE_DATE_EPOCH, default 0).
     #[arg(long)]
     pub reproducible: bool,
@@ -100,14 +83,7 @@ pub fn run(g: &super::Global, a: ExecArgs) -> anyhow::Result<ExitCode> {
     hook.env = a.env;
     hook.cwd = a.workdir;
     hook.mounts = a.mounts;
-    hook.budget = Budget {
-        memory: a.memory,
-        timeout: a.timeout.0,
-        disk: a.disk,
-        log: a.log_limit,
-        spawn_count: a.max_spawns,
-        spawn_depth: a.max_spawn_depth,
-    };
+    hook.budget = a.budget.budget();
     hook.reproducible = a.source_date_epoch.or(a.reproducible.then_some(0));
     let outcome = sandbox.run(hook, &Console { quiet: g.quiet }).with_context(|| format!("exec {}", a.hook))?;
     let s = &outcome.stats;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bud;
+mod budget;
 mod create;
 mod build;
 mod exec;

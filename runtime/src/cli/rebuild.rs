@@ -22,6 +22,8 @@ pub struct RebuildArgs {
     /// The fixed time of --reproducible (implies it).
     #[arg(long = "source-date-epoch", value_name = "SECONDS")]
     pub source_date_epoch: Option<u64>,
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
 }
 
 struct Console {
@@ -70,6 +72,7 @@ pub fn run(g: &Global, a: RebuildArgs) -> Result<ExitCode> {
     let mut req =
         crate::rebuild::rebuild_request(&store, &a.image, tag, sandbox::default_cache_dir())?;
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
+    req.budget = a.budget.budget();
     req.progress = crate::progress::enabled(g.quiet);
     let result = match build::build(&req, &Console { quiet: g.quiet }) {
         Ok(r) => r,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::Global;
-use crate::sandbox::{self, Budget, LogSink, Stream};
+use crate::sandbox::{self, LogSink, Stream};
 use crate::store::Store;
 use crate::usage::{self, UsageRequest};
 
@@ -17,6 +17,8 @@ pub struct UsageArgs {
     /// Where to find the usage script instead of the builder's scripts-url label.
     #[arg(long = "scripts-url", short = 's', value_name = "URL")]
     pub scripts_url: Option<String>,
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
 }
 
 /// The hook's stdout is the command's stdout; its stderr stays on stderr.
@@ -40,7 +42,7 @@ pub fn run(_g: &Global, a: UsageArgs) -> Result<ExitCode> {
         scripts_url: a.scripts_url,
         store_root: Store::default_root()?,
         cache_dir: sandbox::default_cache_dir(),
-        budget: Budget::default(),
+        budget: a.budget.budget(),
     };
     let code = usage::usage(&req, &Passthrough)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
