@@ -102,6 +102,31 @@ fn usage_prints_the_builders_usage_text() {
     );
 }
 
+/// The real ws2i/test-builder, made by `ws2i bud` from its Containerfile as guest-scripts/build
+/// makes it.
+#[test]
+fn usage_of_the_test_builder_made_by_bud() {
+    let w = World::new(&[]);
+    guests::wasm("test-builder/usage"); // stages guest-scripts/target/hooks/test-builder/
+    let gs = guests::guest_scripts_dir();
+    let containerfile = gs.join("test-builder/Containerfile");
+    run_ok(&mut w.ws2i(&[
+        "--quiet",
+        "bud",
+        "-t",
+        "ws2i/test-builder:latest",
+        "-f",
+        containerfile.to_str().unwrap(),
+        gs.to_str().unwrap(),
+    ]));
+    let out = run_ok(&mut w.ws2i(&["usage", "ws2i/test-builder:latest"]));
+    assert!(
+        stdout(&out).contains("Sample invocation"),
+        "{}",
+        describe(&out)
+    );
+}
+
 #[test]
 fn usage_without_a_usage_script_or_builder_is_a_clear_error() {
     let w = World::new(&["assemble", "run"]);
