@@ -257,11 +257,15 @@ fn create_scaffolds_a_builder_whose_own_build_script_passes() {
     // A clean environment: the test harness's CARGO_* variables would change the inner build's
     // fingerprints and make the two builds rebuild each other.
     let bin_dir = ws2i_tests::ws2i_bin().parent().unwrap().to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
+    // cargo's own bin dir too, as the harness does for guest-scripts/build.
+    let mut dirs = vec![bin_dir];
+    dirs.extend(
+        std::env::var_os("CARGO").and_then(|c| Path::new(&c).parent().map(Path::to_path_buf)),
     );
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(dirs).unwrap();
     let mut c = Command::new(proj.join("build"));
     c.env_clear()
         .env("PATH", path)
