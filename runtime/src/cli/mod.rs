@@ -7,9 +7,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod bud;
 mod budget;
+mod create;
 mod build;
 mod exec;
 mod images;
+mod rebuild;
+mod usage;
 
 #[derive(Parser, Debug)]
 #[command(name = "ws2i", version, about = "Source-to-Image builds with WebAssembly builder hooks: no daemon, no root")]
@@ -48,6 +51,12 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Build an image from a Containerfile (no daemon, no native RUN).
     Bud(bud::BudArgs),
+    /// Scaffold a builder project: Rust hooks on ws2i-sdk, a Containerfile, a test app.
+    Create(create::CreateArgs),
+    /// Build again from the S2I labels of an image ws2i built (same source commit and builder).
+    Rebuild(rebuild::RebuildArgs),
+    /// Print how to use a builder image (runs its usage hook).
+    Usage(usage::UsageArgs),
     #[command(flatten)]
     Images(images::ImageCommand),
 }
@@ -58,6 +67,9 @@ pub fn main() -> ExitCode {
         Command::Build(args) => build::run(&cli.global, *args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Bud(args) => bud::run(&cli.global, args),
+        Command::Create(args) => create::run(&cli.global, args),
+        Command::Rebuild(args) => rebuild::run(&cli.global, args),
+        Command::Usage(args) => usage::run(&cli.global, args),
         Command::Images(cmd) => images::run(&cli.global, cmd),
     };
     match result {

@@ -1,0 +1,100 @@
+//! `ws2i rebuild IMAGE [NEWTAG]`: build again from an image's S2I labels.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::{Global, OutputFormat};
+use crate::build::{self, BuildError, BuildLog};
+use crate::reference::NameTag;
+use crate::sandbox::{self, LogSink, Stream};
+use crate::store::Store;
+
+#[derive(clap::Args, Debug)]
+pub struct RebuildArgs {
+    /// An image in the local store built by ws2i.
+    pub image: String,
+    /// Tag for the result (default: IMAGE).
+    pub new_tag: Option<String>,
+    /// Fixed mtimes and created time, so the same inputs give the same digest.
+    #[arg(long)]
+    pub reproducible: bool,
+    /// The fixed time of --reproducible (implies it).
+    #[arg(long = "source-date-epoch", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
+}
+
+struct Console {
+    quiet: bool,
+}
+
+impl LogSink for Console {
+    fn line(&self, _stream: Stream, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+    fn notice(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("ws2i: {msg}");
+        }
+    }
+}
+
+impl BuildLog for Console {
+    fn step(&self, what: &str) {
+        if !self.quiet {
+            eprintln!("ws2i: ==> {what}");
+        }
+    }
+    fn step_done(&self, what: &str, took: std::time::Duration) {
+        if !self.quiet {
+            eprintln!("ws2i: <== {what} ({:.2}s)", took.as_secs_f64());
+        }
+    }
+    fn warning(&self, msg: &str) {
+        eprintln!("ws2i: warning: {msg}");
+    }
+}
+
+pub fn run(g: &Global, a: RebuildArgs) -> Result<ExitCode> {
+    let store = Store::open(Store::default_root()?).context("opening the local image store")?;
+    let tag = a
+        .new_tag
+        .as_deref()
+        .map(|t| {
+            t.parse::<NameTag>()
+                .with_context(|| format!("invalid NEWTAG {t:?}"))
+        })
+        .transpose()?;
+    let mut req =
+        crate::rebuild::rebuild_request(&store, &a.image, tag, sandbox::default_cache_dir())?;
+    req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
+    req.budget = a.budget.budget();
+    req.progress = crate::progress::enabled(g.quiet);
+    let result = match build::build(&req, &Console { quiet: g.quiet }) {
+        Ok(r) => r,
+        Err(
+            e @ (BuildError::AssembleFailed { exit_code }
+            | BuildError::AssembleRuntimeFailed { exit_code }),
+        ) => {
+            eprintln!("ws2i: error: rebuild failed: {e}");
+            return Ok(ExitCode::from(
+                u8::try_from(exit_code)
+                    .ok()
+                    .filter(|c| *c != 0)
+                    .unwrap_or(1),
+            ));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("rebuild failed")),
+    };
+    let name = result.image.clone().unwrap_or_else(|| "(untagged)".into());
+    match g.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string(&result)?),
+        OutputFormat::Text if g.quiet => println!("{}", result.digest),
+        OutputFormat::Text => println!("Build completed: {name} {}", result.digest),
+    }
+    Ok(ExitCode::SUCCESS)
+}

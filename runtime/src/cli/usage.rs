@@ -1,0 +1,49 @@
+//! `ws2i usage BUILDER`: print how to use a builder (its usage hook's output).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::Global;
+use crate::sandbox::{self, LogSink, Stream};
+use crate::store::Store;
+use crate::usage::{self, UsageRequest};
+
+#[derive(clap::Args, Debug)]
+pub struct UsageArgs {
+    /// The builder image in the local store (NAME[:TAG] or NAME@DIGEST).
+    pub builder: String,
+    /// Where to find the usage script instead of the builder's scripts-url label.
+    #[arg(long = "scripts-url", short = 's', value_name = "URL")]
+    pub scripts_url: Option<String>,
+    #[command(flatten)]
+    pub budget: super::budget::BudgetArgs,
+}
+
+/// The hook's stdout is the command's stdout; its stderr stays on stderr.
+struct Passthrough;
+
+impl LogSink for Passthrough {
+    fn line(&self, stream: Stream, line: &str) {
+        let _ = match stream {
+            Stream::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
+            Stream::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
+        };
+    }
+    fn notice(&self, msg: &str) {
+        eprintln!("ws2i: {msg}");
+    }
+}
+
+pub fn run(_g: &Global, a: UsageArgs) -> Result<ExitCode> {
+    let req = UsageRequest {
+        builder: a.builder,
+        scripts_url: a.scripts_url,
+        store_root: Store::default_root()?,
+        cache_dir: sandbox::default_cache_dir(),
+        budget: a.budget.budget(),
+    };
+    let code = usage::usage(&req, &Passthrough)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}

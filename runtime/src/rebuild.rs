@@ -1,0 +1,117 @@
+//! `ws2i rebuild IMAGE [NEWTAG]`: builds again from the S2I labels of an image ws2i built, as
+//! `s2i rebuild` does. The source is fetched at the exact commit recorded in
+//! `io.openshift.s2i.build.commit.id` (not the ref, which may have moved), from the recorded
+//! location and context dir, with the recorded builder.
+
+use std::collections::BTreeMap;
+
+use crate::build::BuildRequest;
+use crate::reference::{LocalRef, NameTag};
+use crate::source::{SourceLocation, SourceSpec};
+use crate::store::Store;
+
+const BUILD_IMAGE: &str = "io.openshift.s2i.build.image";
+const SOURCE_LOCATION: &str = "io.openshift.s2i.build.source-location";
+const CONTEXT_DIR: &str = "io.openshift.s2i.build.source-context-dir";
+const COMMIT_ID: &str = "io.openshift.s2i.build.commit.id";
+const COMMIT_REF: &str = "io.openshift.s2i.build.commit.ref";
+
+/// Why the labels of an image cannot be rebuilt from.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("image {image} not found in the local store: {reason}")]
+    NotFound { image: String, reason: String },
+    #[error("image {image} was not built by ws2i/s2i: label {label} is missing")]
+    MissingLabel { image: String, label: &'static str },
+    #[error("image {image}: label {label} is invalid: {reason}")]
+    BadLabel {
+        image: String,
+        label: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// The build that made `image`, read from its labels: a [`BuildRequest`] with the recorded
+/// source, commit and builder, tagged `new_tag` (default: `image` itself when it is a tag).
+/// The caller sets budgets, compression and reproducibility like for any build.
+pub fn rebuild_request(
+    store: &Store,
+    image: &str,
+    new_tag: Option<NameTag>,
+    cache_dir: std::path::PathBuf,
+) -> Result<BuildRequest, RebuildError> {
+    let r: LocalRef =
+        image
+            .parse()
+            .map_err(|e: crate::reference::RefError| RebuildError::NotFound {
+                image: image.into(),
+                reason: e.to_string(),
+            })?;
+    let img = store.resolve(&r).map_err(|e| RebuildError::NotFound {
+        image: image.into(),
+        reason: format!("{e:#}"),
+    })?;
+    let labels = img.config.labels();
+    request_from_labels(
+        image,
+        &labels,
+        store,
+        cache_dir,
+        new_tag.or(match r {
+            LocalRef::Tagged(t) => Some(t),
+            _ => None,
+        }),
+    )
+}
+
+fn request_from_labels(
+    image: &str,
+    labels: &BTreeMap<String, String>,
+    store: &Store,
+    cache_dir: std::path::PathBuf,
+    tag: Option<NameTag>,
+) -> Result<BuildRequest, RebuildError> {
+    let get = |label: &'static str| {
+        labels
+            .get(label)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .ok_or(RebuildError::MissingLabel {
+                image: image.into(),
+                label,
+            })
+    };
+    let bad = |label: &'static str, reason: String| RebuildError::BadLabel {
+        image: image.into(),
+        label,
+        reason,
+    };
+    let builder = get(BUILD_IMAGE)?;
+    let location = SourceLocation::parse(get(SOURCE_LOCATION)?)
+        .map_err(|e| bad(SOURCE_LOCATION, e.to_string()))?;
+    let mut spec = SourceSpec::new(location);
+    if let Some(cd) = labels.get(CONTEXT_DIR).filter(|v| !v.trim().is_empty()) {
+        spec.context_dir = SourceSpec::parse_context_dir(cd.trim())
+            .map_err(|e| bad(CONTEXT_DIR, e.to_string()))?;
+    }
+    if let SourceLocation::Git(_) = &spec.location {
+        // Without the commit a rebuild would silently build whatever the branch is now.
+        let id = get(COMMIT_ID)?;
+        if !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad(COMMIT_ID, format!("{id:?} is not a commit id")));
+        }
+        spec.git_ref = Some(id.to_string());
+    }
+    let mut req = BuildRequest::new(spec, builder, store.root().to_path_buf(), cache_dir);
+    // Checking out the commit id leaves git detached ("HEAD"); the branch or tag the original
+    // build came from is still the truth about this commit, and keeps the labels identical.
+    if let Some(r) = labels.get(COMMIT_REF).filter(|v| !v.trim().is_empty()) {
+        req.labels.push((COMMIT_REF.to_string(), r.clone()));
+    }
+    req.tag = tag;
+    req.application_name = labels.get("io.k8s.display-name").cloned();
+    req.description = labels.get("io.k8s.description").cloned();
+    Ok(req)
+}

@@ -1,0 +1,181 @@
+//! `ws2i usage BUILDER`: runs the builder's `usage` hook, as `s2i usage` does.
+//!
+//! The builder is looked up in the local store (`ws2i copy` or `ws2i pull` brings remote ones in)
+//! and its scripts are resolved like a build's, minus the source: `--scripts-url`, then the
+//! builder's scripts-url label, then `image:///usr/libexec/s2i`. The hook runs in the sandbox on a
+//! private checkout of the builder's rootfs, so whatever it writes is thrown away.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+use crate::layer::{Compression, LayerSource, RootfsCache};
+use crate::reference::LocalRef;
+use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig};
+use crate::scripts::{self, ImageFs, ScriptLocation, ScriptName, ScriptSources};
+use crate::store::{ResolvedImage, Store};
+
+/// One `ws2i usage` run.
+#[derive(Debug, Clone)]
+pub struct UsageRequest {
+    /// A local store reference (`NAME[:TAG]`, `NAME@DIGEST`).
+    pub builder: String,
+    /// `--scripts-url`: where to find `usage` instead of the builder's label.
+    pub scripts_url: Option<String>,
+    pub store_root: PathBuf,
+    pub cache_dir: PathBuf,
+    pub budget: Budget,
+}
+
+/// Why `usage` could not run, where callers branch on it.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("builder image {builder} not found in the local store: {reason}")]
+    BuilderNotFound { builder: String, reason: String },
+    #[error("builder image {builder} has no usage script ({reason})")]
+    NoUsage { builder: String, reason: String },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Runs the usage hook; its output goes to `log` (stdout lines as [`crate::sandbox::Stream::Stdout`]).
+/// Returns the hook's exit code.
+pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
+    let not_found = |reason: String| UsageError::BuilderNotFound {
+        builder: req.builder.clone(),
+        reason,
+    };
+    let store = Store::open(&req.store_root).context("opening the local image store")?;
+    let r: LocalRef = req
+        .builder
+        .parse()
+        .map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
+    let img = store.resolve(&r).map_err(|e| not_found(format!("{e:#}")))?;
+
+    std::fs::create_dir_all(&req.cache_dir)
+        .with_context(|| format!("creating {}", req.cache_dir.display()))?;
+    let cache =
+        RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
+    let base = cache
+        .base(&image_layers(&store, &img)?)
+        .context("unpacking the builder's layers")?;
+
+    let labels: HashMap<String, String> = img.config.labels().into_iter().collect();
+    let env = image_env(&img);
+    let image_url = scripts::image_scripts_url(&labels, &env);
+    let downloads = tempfile::Builder::new()
+        .prefix("ws2i-usage-")
+        .tempdir()
+        .context("creating a download dir")?;
+    let fs = RootFs(
+        Dir::open_ambient_dir(base.path(), ambient_authority())
+            .context("opening the builder rootfs")?,
+    );
+    let no_source = Default::default();
+    let src = ScriptSources {
+        scripts_url: req.scripts_url.as_deref(),
+        source_scripts: &no_source,
+        image_url: image_url.as_deref(),
+        image: &fs,
+        download_dir: downloads.path(),
+        limits: scripts::DownloadLimits::default(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+    let resolved = rt
+        .block_on(scripts::resolve(&src, &[ScriptName::Usage]))
+        .map_err(|e| UsageError::NoUsage {
+            builder: req.builder.clone(),
+            reason: e.to_string(),
+        })?;
+    let script = resolved
+        .get(ScriptName::Usage)
+        .ok_or_else(|| anyhow!("usage resolved to nothing"))?;
+
+    let root = cache
+        .checkout(&base)
+        .context("checking out the builder rootfs")?;
+    let program = match &script.location {
+        ScriptLocation::InImage(p) => p.clone(),
+        ScriptLocation::Downloaded(host) | ScriptLocation::FromSource(host) => {
+            // A downloaded script is placed where build puts scripts, inside the private root.
+            let dir = Dir::open_ambient_dir(root.path(), ambient_authority())
+                .context("opening the usage root")?;
+            dir.create_dir_all("tmp/scripts")
+                .context("creating /tmp/scripts")?;
+            let bytes =
+                std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+            dir.write("tmp/scripts/usage", bytes)
+                .context("installing the usage script")?;
+            "/tmp/scripts/usage".to_string()
+        }
+    };
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: req.cache_dir.clone(),
+    })
+    .context("starting the sandbox")?;
+    let mut hook = Hook::new(root.path(), program);
+    hook.env = env;
+    hook.budget = req.budget.clone();
+    let outcome = sandbox
+        .run(hook, log)
+        .map_err(|e| anyhow!(e))
+        .context("running usage")?;
+    Ok(outcome.exit_code)
+}
+
+/// An image's `Env` as pairs.
+fn image_env(img: &ResolvedImage) -> Vec<(String, String)> {
+    img.config
+        .config
+        .as_ref()
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The layers of a stored image, for [`RootfsCache::base`].
+pub fn image_layers(store: &Store, img: &ResolvedImage) -> Result<Vec<LayerSource>> {
+    let diff_ids = &img.config.rootfs.diff_ids;
+    if diff_ids.len() != img.manifest.layers.len() {
+        return Err(anyhow!(
+            "image is inconsistent: {} layers but {} diff_ids",
+            img.manifest.layers.len(),
+            diff_ids.len()
+        ));
+    }
+    img.manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff_id)| {
+            let compression =
+                Compression::from_media_type(&l.media_type).map_err(|e| anyhow!(e))?;
+            let path: PathBuf = store.blob_path(&l.digest);
+            Ok(LayerSource::new(diff_id.clone(), compression, move || {
+                Ok(Box::new(std::fs::File::open(&path)?) as Box<dyn Read>)
+            }))
+        })
+        .collect()
+}
+
+/// The builder rootfs seen through cap-std, so an image symlink cannot point a check outside it.
+struct RootFs(Dir);
+
+impl ImageFs for RootFs {
+    fn exists(&self, guest_path: &str) -> bool {
+        let rel = guest_path.trim_start_matches('/');
+        !rel.is_empty() && self.0.metadata(rel).is_ok_and(|m| m.is_file())
+    }
+}
