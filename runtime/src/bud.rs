@@ -10,7 +10,6 @@
 //! leaves no image behind (its stray blobs go at `ws2i prune`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -27,7 +26,7 @@ use crate::image::{
     self, media, Descriptor, ImageBuilder, Manifest, ManifestFormat, NewLayer, Platform,
 };
 use crate::layer::{
-    self, BaseRootfs, BuildRoot, Compression, LayerSource, MediaTypeFlavor, PackOptions,
+    self, BaseRootfs, BuildRoot, Compression, MediaTypeFlavor, PackOptions,
     RootfsCache,
 };
 use crate::reference::{ImageRef, LocalRef};
@@ -238,23 +237,7 @@ impl<'a> StoreBackend<'a> {
     /// The unpacked (cached) rootfs of an image's layer stack.
     fn unpacked(&self, img: &StoredImage) -> Result<BaseRootfs> {
         let cfg = image::ImageConfig::parse(&img.config)?;
-        if cfg.rootfs.diff_ids.len() != img.manifest.layers.len() {
-            bail!(
-                "image config lists {} diff_ids for {} layers",
-                cfg.rootfs.diff_ids.len(),
-                img.manifest.layers.len()
-            );
-        }
-        let mut sources = Vec::new();
-        for (l, diff_id) in img.manifest.layers.iter().zip(cfg.rootfs.diff_ids) {
-            let path = self.store.blob_path(&l.digest);
-            let compression = Compression::from_media_type(&l.media_type)?;
-            sources.push(LayerSource::new(
-                diff_id,
-                compression,
-                move || -> io::Result<Box<dyn Read>> { Ok(Box::new(fs::File::open(&path)?)) },
-            ));
-        }
+        let sources = self.store.layer_sources(&img.manifest, &cfg.rootfs.diff_ids)?;
         self.cache.base(&sources)
     }
 

@@ -789,28 +789,7 @@ fn resolve_image(
 }
 
 fn layer_sources(store: &Store, img: &ResolvedImage) -> Result<Vec<LayerSource>, BuildError> {
-    let diff_ids = &img.config.rootfs.diff_ids;
-    if diff_ids.len() != img.manifest.layers.len() {
-        return Err(anyhow!(
-            "builder image is inconsistent: {} layers but {} diff_ids",
-            img.manifest.layers.len(),
-            diff_ids.len()
-        )
-        .into());
-    }
-    img.manifest
-        .layers
-        .iter()
-        .zip(diff_ids)
-        .map(|(l, diff_id)| {
-            let compression =
-                Compression::from_media_type(&l.media_type).map_err(|e| anyhow!(e))?;
-            let path = store.blob_path(&l.digest);
-            Ok(LayerSource::new(diff_id.clone(), compression, move || {
-                Ok(Box::new(std::fs::File::open(&path)?) as Box<dyn std::io::Read>)
-            }))
-        })
-        .collect()
+    Ok(store.layer_sources(&img.manifest, &img.config.rootfs.diff_ids)?)
 }
 
 /// The builder rootfs, read through cap-std so an image symlink cannot point the check outside it.

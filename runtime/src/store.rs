@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::digest::HashingWriter;
 use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME};
+use crate::layer::{Compression, LayerSource};
 use crate::reference::{LocalRef, NameTag};
 use crate::Digest;
 
@@ -385,6 +386,25 @@ impl Store {
             &name_tag.to_string(),
             Descriptor::new(&mt, manifest.clone(), bytes.len() as u64),
         )
+    }
+
+    /// The layers of a stored image, bottom first, as the rootfs cache reads them.
+    pub fn layer_sources(&self, manifest: &Manifest, diff_ids: &[Digest]) -> Result<Vec<LayerSource>> {
+        if diff_ids.len() != manifest.layers.len() {
+            bail!("image is inconsistent: {} layers but {} diff_ids", manifest.layers.len(), diff_ids.len());
+        }
+        manifest
+            .layers
+            .iter()
+            .zip(diff_ids)
+            .map(|(l, diff_id)| {
+                let compression = Compression::from_media_type(&l.media_type)?;
+                let path = self.blob_path(&l.digest);
+                Ok(LayerSource::new(diff_id.clone(), compression, move || {
+                    Ok(Box::new(File::open(&path)?) as Box<dyn Read>)
+                }))
+            })
+            .collect()
     }
 
     pub fn resolve(&self, r: &LocalRef) -> Result<ResolvedImage> {

@@ -6,14 +6,13 @@
 //! private checkout of the builder's rootfs, so whatever it writes is thrown away.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use crate::layer::{Compression, LayerSource, RootfsCache};
+use crate::layer::{LayerSource, RootfsCache};
 use crate::reference::LocalRef;
 use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig};
 use crate::scripts::{self, ImageFs, ScriptLocation, ScriptName, ScriptSources};
@@ -147,27 +146,7 @@ fn image_env(img: &ResolvedImage) -> Vec<(String, String)> {
 
 /// The layers of a stored image, for [`RootfsCache::base`].
 pub fn image_layers(store: &Store, img: &ResolvedImage) -> Result<Vec<LayerSource>> {
-    let diff_ids = &img.config.rootfs.diff_ids;
-    if diff_ids.len() != img.manifest.layers.len() {
-        return Err(anyhow!(
-            "image is inconsistent: {} layers but {} diff_ids",
-            img.manifest.layers.len(),
-            diff_ids.len()
-        ));
-    }
-    img.manifest
-        .layers
-        .iter()
-        .zip(diff_ids)
-        .map(|(l, diff_id)| {
-            let compression =
-                Compression::from_media_type(&l.media_type).map_err(|e| anyhow!(e))?;
-            let path: PathBuf = store.blob_path(&l.digest);
-            Ok(LayerSource::new(diff_id.clone(), compression, move || {
-                Ok(Box::new(std::fs::File::open(&path)?) as Box<dyn Read>)
-            }))
-        })
-        .collect()
+    store.layer_sources(&img.manifest, &img.config.rootfs.diff_ids)
 }
 
 /// The builder rootfs seen through cap-std, so an image symlink cannot point a check outside it.

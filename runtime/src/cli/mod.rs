@@ -62,6 +62,12 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `println!` into a closed pipe (`ws2i inspect … | head -1`)
+    // would panic; a command-line tool should end quietly instead, as cat and ls do.
+    // SAFETY: called first thing, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(&cli.global, *args),
