@@ -602,6 +602,7 @@ pub fn default_containerfile(context: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn config_round_trip_removes_reset_fields() {

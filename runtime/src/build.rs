@@ -1085,7 +1085,7 @@ impl RuntimeStage<'_> {
             copy_artifact(self.assembled, a, &dir, &workdir)?;
         }
         let labels: HashMap<String, String> = runtime.config.labels().into_iter().collect();
-        let env: Vec<(String, String)> = image_env(runtime);
+        let env: Vec<(String, String)> = runtime.config.env_pairs();
         let image_url = scripts::image_scripts_url(&labels, &env);
         let fs = BaseFs(
             Dir::open_ambient_dir(base.path(), ambient_authority())
@@ -1138,19 +1138,6 @@ impl RuntimeStage<'_> {
     }
 }
 
-fn image_env(img: &ResolvedImage) -> Vec<(String, String)> {
-    img.config
-        .config
-        .as_ref()
-        .and_then(|c| c.env.clone())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| {
-            e.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
-}
 
 /// Copies one artifact (file or dir, by its base name) from the assembled rootfs into
 /// `<workdir>/<dest>/` of the runtime rootfs, both through cap-std.

@@ -313,6 +313,12 @@ impl Default for RootFs {
 }
 
 impl ImageConfig {
+    /// `Env` as (name, value) pairs, in order; entries without `=` are skipped.
+    pub fn env_pairs(&self) -> Vec<(String, String)> {
+        let env = self.config.as_ref().and_then(|c| c.env.as_deref()).unwrap_or_default();
+        env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         serde_json::from_slice(bytes).context("malformed image config")
     }

@@ -64,7 +64,7 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
         .context("unpacking the builder's layers")?;
 
     let labels: HashMap<String, String> = img.config.labels().into_iter().collect();
-    let env = image_env(&img);
+    let env = img.config.env_pairs();
     let image_url = scripts::image_scripts_url(&labels, &env);
     let downloads = tempfile::Builder::new()
         .prefix("ws2i-usage-")
@@ -129,20 +129,6 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
     Ok(outcome.exit_code)
 }
 
-/// An image's `Env` as pairs.
-fn image_env(img: &ResolvedImage) -> Vec<(String, String)> {
-    img.config
-        .config
-        .as_ref()
-        .and_then(|c| c.env.clone())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| {
-            e.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
-}
 
 /// The layers of a stored image, for [`RootfsCache::base`].
 pub fn image_layers(store: &Store, img: &ResolvedImage) -> Result<Vec<LayerSource>> {

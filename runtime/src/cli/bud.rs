@@ -11,7 +11,7 @@ use super::{Global, OutputFormat};
 use crate::bud::{self, BudOptions};
 use crate::containerfile::BuildOptions;
 use crate::reference::ImageRef;
-use crate::sandbox::{LogSink, Stream};
+
 use crate::store::Store;
 
 #[derive(clap::Args, Debug)]
@@ -47,23 +47,7 @@ fn parse_build_arg(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// RUN output and warnings go to stderr: stdout carries only the result.
-struct Console {
-    quiet: bool,
-}
 
-impl LogSink for Console {
-    fn line(&self, _stream: Stream, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
-        }
-    }
-    fn notice(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: {msg}");
-        }
-    }
-}
 
 pub fn run(g: &Global, a: BudArgs) -> Result<ExitCode> {
     let destination: ImageRef = a.tag.parse().with_context(|| format!("-t {}", a.tag))?;
@@ -90,7 +74,7 @@ pub fn run(g: &Global, a: BudArgs) -> Result<ExitCode> {
         &text,
         &a.context,
         &opts,
-        &Console { quiet: g.quiet },
+        &super::Console { quiet: g.quiet },
     )?;
     if g.output == OutputFormat::Json {
         println!(

@@ -1,21 +1,19 @@
 //! `ws2i build SOURCE BUILDER [TAG]`: flags with s2i's names, then `ws2i::build::build`.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use super::{Global, OutputFormat};
+use super::{Console, Global, OutputFormat};
 use crate::auth::Credentials;
-use crate::build::{self, BuildError, BuildLog, BuildRequest, PullPolicy};
+use crate::build::{self, BuildError, BuildRequest, PullPolicy};
 use crate::envfile::parse_env_arg;
 use crate::image::ManifestFormat;
 use crate::layer::Compression;
 use crate::registry::RegistryOptions;
-use crate::sandbox::{self, LogSink, Stream};
+use crate::sandbox;
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
 use crate::store::Store;
 
@@ -134,39 +132,8 @@ pub struct BuildArgs {
     pub callback_url: Option<String>,
 }
 
-/// Hook output on stderr, prefix-free (stdout is for the result); ws2i's steps marked and timed.
-struct Console {
-    quiet: bool,
-}
 
-impl LogSink for Console {
-    fn line(&self, _stream: Stream, line: &str) {
-        if !self.quiet {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-        }
-    }
-    fn notice(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: {msg}");
-        }
-    }
-}
 
-impl BuildLog for Console {
-    fn step(&self, what: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: ==> {what}");
-        }
-    }
-    fn step_done(&self, what: &str, took: Duration) {
-        if !self.quiet {
-            eprintln!("ws2i: <== {what} ({:.2}s)", took.as_secs_f64());
-        }
-    }
-    fn warning(&self, msg: &str) {
-        eprintln!("ws2i: warning: {msg}");
-    }
-}
 
 fn request(a: &BuildArgs) -> Result<BuildRequest> {
     if a.as_dockerfile.is_some() {

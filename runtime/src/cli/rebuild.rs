@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::{Global, OutputFormat};
-use crate::build::{self, BuildError, BuildLog};
+use crate::build::{self, BuildError};
 use crate::reference::NameTag;
-use crate::sandbox::{self, LogSink, Stream};
+use crate::sandbox;
 use crate::store::Store;
 
 #[derive(clap::Args, Debug)]
@@ -26,38 +26,8 @@ pub struct RebuildArgs {
     pub budget: super::budget::BudgetArgs,
 }
 
-struct Console {
-    quiet: bool,
-}
 
-impl LogSink for Console {
-    fn line(&self, _stream: Stream, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
-        }
-    }
-    fn notice(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: {msg}");
-        }
-    }
-}
 
-impl BuildLog for Console {
-    fn step(&self, what: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: ==> {what}");
-        }
-    }
-    fn step_done(&self, what: &str, took: std::time::Duration) {
-        if !self.quiet {
-            eprintln!("ws2i: <== {what} ({:.2}s)", took.as_secs_f64());
-        }
-    }
-    fn warning(&self, msg: &str) {
-        eprintln!("ws2i: warning: {msg}");
-    }
-}
 
 pub fn run(g: &Global, a: RebuildArgs) -> Result<ExitCode> {
     let store = Store::open(Store::default_root()?).context("opening the local image store")?;
@@ -74,7 +44,7 @@ pub fn run(g: &Global, a: RebuildArgs) -> Result<ExitCode> {
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
     req.budget = a.budget.budget();
     req.progress = crate::progress::enabled(g.quiet);
-    let result = match build::build(&req, &Console { quiet: g.quiet }) {
+    let result = match build::build(&req, &super::Console { quiet: g.quiet }) {
         Ok(r) => r,
         Err(
             e @ (BuildError::AssembleFailed { exit_code }
