@@ -366,18 +366,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
 
     let builder = steps.run("Resolving builder image", || resolve_builder(req, &store))?;
     let builder_labels: HashMap<String, String> = builder.config.labels().into_iter().collect();
-    let builder_env: Vec<(String, String)> = builder
-        .config
-        .config
-        .as_ref()
-        .and_then(|c| c.env.clone())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|e| {
-            e.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect();
+    let builder_env: Vec<(String, String)> = builder.config.env_pairs();
 
     let rootfs_cache =
         RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
@@ -1230,18 +1219,7 @@ impl Incremental<'_> {
         };
         let base = self.cache.base(&layer_sources(self.store, &prev)?)?;
         let labels: HashMap<String, String> = prev.config.labels().into_iter().collect();
-        let env: Vec<(String, String)> = prev
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.env.clone())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| {
-                e.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect();
+        let env: Vec<(String, String)> = prev.config.env_pairs();
         let image_url = self
             .req
             .image_scripts_url

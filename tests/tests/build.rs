@@ -2,15 +2,12 @@
 //! a builder image made with the library, real skopeo and umoci on the result.
 
 use std::fs;
-use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use ws2i::image::{ImageBuilder, NewLayer, Platform};
-use ws2i::layer::{pack_dir, MediaTypeFlavor, PackOptions};
 use ws2i::store::Store;
-use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, workspace_root, ws2i};
+use ws2i_tests::builders::{digest_line, make_builder, make_builder_with, shared_cache};
+use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, ws2i};
 
 const BUILDER: &str = "ws2i-test/test-builder:latest";
 
@@ -50,7 +47,7 @@ impl World {
     fn build(&self, args: &[&str]) -> Command {
         let mut c = ws2i();
         c.env("WS2I_HOME", self.home())
-            .env("WS2I_CACHE", shared_cache())
+            .env("WS2I_CACHE", shared_cache("build"))
             .arg("build")
             .args(args);
         c
@@ -63,55 +60,8 @@ impl World {
     }
 }
 
-/// Compiled modules and unpacked builder layers are content-addressed: sharing them between
-/// tests (and runs) only saves time.
-fn shared_cache() -> PathBuf {
-    workspace_root().join("target/test-cache/build")
-}
 
-/// The test builder: its hooks at /usr/libexec/s2i/<hook> (no suffix, like a shell-script
-/// builder), /opt/app-root and /tmp present, the S2I labels.
-fn make_builder(home: &Path, name: &str, hooks: &[&str]) {
-    make_builder_with(home, name, hooks, &|_| {})
-}
 
-/// [`make_builder`] with `tweak` applied to the builder's tree before it is packed.
-fn make_builder_with(home: &Path, name: &str, hooks: &[&str], tweak: &dyn Fn(&Path)) {
-    let t = tempfile::tempdir().unwrap();
-    let s2i = t.path().join("usr/libexec/s2i");
-    fs::create_dir_all(&s2i).unwrap();
-    for hook in hooks {
-        let to = s2i.join(hook);
-        fs::copy(guests::wasm(&format!("test-builder/{hook}")), &to).unwrap();
-        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    fs::create_dir_all(t.path().join("opt/app-root")).unwrap();
-    fs::create_dir_all(t.path().join("tmp")).unwrap();
-    fs::set_permissions(t.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    tweak(t.path());
-    let store = Store::open(home).unwrap();
-    let mut blob = tempfile::tempfile().unwrap();
-    let packed = pack_dir(t.path(), &PackOptions::default(), &mut blob).unwrap();
-    blob.seek(SeekFrom::Start(0)).unwrap();
-    store.put_blob(&mut blob, Some(&packed.digest)).unwrap();
-    let mut b = ImageBuilder::scratch(&Platform::host_default());
-    b.add_layer(NewLayer {
-        diff_id: packed.diff_id.clone(),
-        digest: packed.digest.clone(),
-        size: packed.size,
-        media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
-        created_by: "test builder".into(),
-    })
-    .unwrap();
-    b.label("io.openshift.s2i.scripts-url", "image:///usr/libexec/s2i")
-        .label("io.k8s.description", "the ws2i test builder")
-        .env("PATH", "/usr/bin")
-        .env("FROM_IMAGE", "image");
-    let (cfg, m) = b.finish().unwrap();
-    store
-        .commit_image(&cfg, &m, &name.parse().unwrap())
-        .unwrap();
-}
 
 fn skopeo_inspect_config(home: &Path, name: &str) -> serde_json::Value {
     let out = run(Command::new("skopeo")
@@ -121,10 +71,6 @@ fn skopeo_inspect_config(home: &Path, name: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn digest_line(out: &Output) -> String {
-    let s = stdout(out);
-    s.split_whitespace().last().unwrap_or_default().to_string()
-}
 
 #[test]
 fn local_dir_build_has_labels_cmd_and_files() {

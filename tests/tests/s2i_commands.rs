@@ -2,14 +2,11 @@
 //! hooks (guest-scripts/test-builder) in a builder image made with the library, real git.
 
 use std::fs;
-use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use ws2i::image::{ImageBuilder, NewLayer, Platform};
-use ws2i::layer::{pack_dir, MediaTypeFlavor, PackOptions};
 use ws2i::store::Store;
+use ws2i_tests::builders::{digest_line, make_builder, shared_cache};
 use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, workspace_root, ws2i};
 
 const BUILDER: &str = "ws2i-test/cmd-builder:latest";
@@ -32,7 +29,7 @@ impl World {
     fn ws2i(&self, args: &[&str]) -> Command {
         let mut c = ws2i();
         c.env("WS2I_HOME", self.home())
-            .env("WS2I_CACHE", shared_cache())
+            .env("WS2I_CACHE", shared_cache("s2i-commands"))
             .args(args);
         c
     }
@@ -43,53 +40,8 @@ impl World {
     }
 }
 
-/// Compiled modules and unpacked layers are content-addressed: sharing them only saves time.
-fn shared_cache() -> PathBuf {
-    workspace_root().join("target/test-cache/s2i-commands")
-}
 
-/// A builder with the given test-builder hooks at /usr/libexec/s2i and the S2I labels.
-fn make_builder(home: &Path, name: &str, hooks: &[&str]) {
-    let t = tempfile::tempdir().unwrap();
-    let s2i = t.path().join("usr/libexec/s2i");
-    fs::create_dir_all(&s2i).unwrap();
-    for hook in hooks {
-        let to = s2i.join(hook);
-        fs::copy(guests::wasm(&format!("test-builder/{hook}")), &to).unwrap();
-        fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    fs::create_dir_all(t.path().join("opt/app-root")).unwrap();
-    fs::create_dir_all(t.path().join("tmp")).unwrap();
-    fs::set_permissions(t.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    let store = Store::open(home).unwrap();
-    let mut blob = tempfile::tempfile().unwrap();
-    let packed = pack_dir(t.path(), &PackOptions::default(), &mut blob).unwrap();
-    blob.seek(SeekFrom::Start(0)).unwrap();
-    store.put_blob(&mut blob, Some(&packed.digest)).unwrap();
-    let mut b = ImageBuilder::scratch(&Platform::host_default());
-    b.add_layer(NewLayer {
-        diff_id: packed.diff_id.clone(),
-        digest: packed.digest.clone(),
-        size: packed.size,
-        media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
-        created_by: "test builder".into(),
-    })
-    .unwrap();
-    b.label("io.openshift.s2i.scripts-url", "image:///usr/libexec/s2i")
-        .env("PATH", "/usr/bin");
-    let (cfg, m) = b.finish().unwrap();
-    store
-        .commit_image(&cfg, &m, &name.parse().unwrap())
-        .unwrap();
-}
 
-fn digest_line(out: &Output) -> String {
-    stdout(out)
-        .split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .to_string()
-}
 
 #[test]
 fn usage_prints_the_builders_usage_text() {
@@ -270,7 +222,7 @@ fn create_scaffolds_a_builder_whose_own_build_script_passes() {
     c.env_clear()
         .env("PATH", path)
         .env("WS2I_HOME", w.home())
-        .env("WS2I_CACHE", shared_cache())
+        .env("WS2I_CACHE", shared_cache("s2i-commands"))
         .env(
             "CARGO_TARGET_DIR",
             workspace_root().join("guest-scripts/target"),
