@@ -416,11 +416,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             download_dir: &staging.path().join("downloads"),
             limits: scripts::DownloadLimits::default(),
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the I/O runtime")?;
-        rt.block_on(scripts::resolve(&src, required))
+        scripts::resolve_blocking(&src, required)
             .context("resolving S2I scripts")
             .map_err(BuildError::from)
     })?;
@@ -1090,12 +1086,7 @@ impl RuntimeStage<'_> {
             download_dir: tmp.path(),
             limits: scripts::DownloadLimits::default(),
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the I/O runtime")?;
-        let resolved = rt
-            .block_on(scripts::resolve(&src, &[ScriptName::Run]))
+        let resolved = scripts::resolve_blocking(&src, &[ScriptName::Run])
             .context("resolving the runtime image's scripts")?;
         let placed = install_scripts(&dir, "/tmp", &resolved)?;
         if let Some(program) = placed.get(&ScriptName::AssembleRuntime) {
@@ -1237,11 +1228,7 @@ impl Incremental<'_> {
             download_dir: &self.staging.join("downloads-previous"),
             limits: scripts::DownloadLimits::default(),
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the I/O runtime")?;
-        let resolved = match rt.block_on(scripts::resolve(&src, &[])) {
+        let resolved = match scripts::resolve_blocking(&src, &[]) {
             Ok(r) => r,
             Err(e) => return Ok(Err(format!("scripts of the previous image: {e}"))),
         };

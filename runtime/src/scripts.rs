@@ -113,6 +113,8 @@ impl ResolvedScripts {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptsError {
+    #[error("starting the I/O runtime for script downloads: {0}")]
+    Runtime(std::io::Error),
     #[error("no {name} script found (looked in: {})", looked.join(", "))]
     Missing { name: ScriptName, looked: Vec<String> },
     #[error("could not download any scripts from URL {url}")]
@@ -182,6 +184,16 @@ fn parse_url(url: &str) -> Result<Scheme<'_>, ScriptsError> {
 
 fn join_url(base: &str, name: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), name)
+}
+
+/// [`resolve`] for synchronous callers (the build, `usage`): downloads need an
+/// async HTTP client, so this runs it on a short-lived current-thread runtime.
+pub fn resolve_blocking(src: &ScriptSources<'_>, required: &[ScriptName]) -> Result<ResolvedScripts, ScriptsError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ScriptsError::Runtime)?
+        .block_on(resolve(src, required))
 }
 
 /// Resolves every script name; errors if one in `required` is found nowhere.

@@ -83,12 +83,7 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
         download_dir: downloads.path(),
         limits: scripts::DownloadLimits::default(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the I/O runtime")?;
-    let resolved = rt
-        .block_on(scripts::resolve(&src, &[ScriptName::Usage]))
+    let resolved = scripts::resolve_blocking(&src, &[ScriptName::Usage])
         .map_err(|e| UsageError::NoUsage {
             builder: req.builder.clone(),
             reason: e.to_string(),
