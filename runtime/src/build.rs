@@ -505,7 +505,11 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
     let (from, commit_base, mut commit_root, run_path, exclude) = match &req.runtime_image {
         Some(runtime_ref) => {
             let runtime = steps.run("Resolving runtime image", || {
-                resolve_image(req, &store, runtime_ref)
+                if runtime_ref == slim::SCRATCH {
+                    slim::scratch_image(&store, &metadata_labels)
+                } else {
+                    resolve_image(req, &store, runtime_ref)
+                }
             })?;
             let stage = RuntimeStage {
                 req,
@@ -590,7 +594,10 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
             created_by: format!("ws2i build: {assemble}"),
         })?;
-        b.set("Cmd", serde_json::json!([run_path]));
+        match slim::launch(&run_path) {
+            Some(entrypoint) => b.set("Entrypoint", entrypoint),
+            None => b.set("Cmd", serde_json::json!([run_path])),
+        };
         let labels = output_labels(req, &fetched.info);
         for (k, v) in labels.iter().chain(&metadata_labels) {
             b.label(k, v);
@@ -599,10 +606,12 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
         if let Some(c) = &fetched.info.commit {
             b.annotation("org.opencontainers.image.revision", &c.id);
         }
-        b.annotation(
-            "org.opencontainers.image.base.digest",
-            &from.manifest_digest.to_string(),
-        );
+        if req.runtime_image.as_deref() != Some(slim::SCRATCH) {
+            b.annotation(
+                "org.opencontainers.image.base.digest",
+                &from.manifest_digest.to_string(),
+            );
+        }
         let (config_bytes, manifest) = b.finish()?;
         let (config_bytes, manifest) = match req.source_date_epoch {
             Some(sde) => fix_created(config_bytes, manifest, sde)?,
@@ -1069,6 +1078,9 @@ impl RuntimeStage<'_> {
         for a in &artifacts {
             copy_artifact(self.assembled, a, &dir, &workdir)?;
         }
+        if self.req.runtime_image.as_deref() == Some(slim::SCRATCH) {
+            return Ok((base, root, slim::entrypoint(self.builder_labels)?));
+        }
         let labels: HashMap<String, String> = runtime.config.labels().into_iter().collect();
         let env: Vec<(String, String)> = runtime.config.env_pairs();
         let image_url = scripts::image_scripts_url(&labels, &env);
@@ -1118,6 +1130,58 @@ impl RuntimeStage<'_> {
     }
 }
 
+/// `--runtime-image scratch`: an empty runtime image made on the spot (nothing pulled), for a
+/// builder whose artifact is a native executable (the Go builder). Its platform is the one
+/// assemble reports with the `io.ws2i.platform` label, its `Entrypoint` the builder's
+/// `io.ws2i.runtime.entrypoint` label (a JSON array). The run path travels through the build as
+/// `ENTRYPOINT_MARK` + that JSON, so the rest of the pipeline stays as it is.
+mod slim {
+    use super::*;
+
+    pub const SCRATCH: &str = "scratch";
+    pub const PLATFORM_LABEL: &str = "io.ws2i.platform";
+    pub const ENTRYPOINT_LABEL: &str = "io.ws2i.runtime.entrypoint";
+    const ENTRYPOINT_MARK: &str = "entrypoint:";
+
+    pub fn scratch_image(
+        store: &Store,
+        metadata_labels: &[(String, String)],
+    ) -> Result<ResolvedImage, BuildError> {
+        let platform = match metadata_labels
+            .iter()
+            .rev()
+            .find(|(k, _)| k == PLATFORM_LABEL)
+        {
+            Some((_, v)) => Platform::parse(v)
+                .with_context(|| format!("assemble's {PLATFORM_LABEL} label {v:?}"))?,
+            None => Platform::host_default(),
+        };
+        let (config_bytes, manifest) = ImageBuilder::scratch(&platform).finish()?;
+        let config_digest = store.layout().put_bytes(&config_bytes)?;
+        Ok(ResolvedImage {
+            manifest_digest: Digest::of(&manifest.to_bytes()),
+            manifest,
+            config: crate::image::ImageConfig::parse(&config_bytes)?,
+            config_digest,
+        })
+    }
+
+    pub fn entrypoint(builder_labels: &HashMap<String, String>) -> Result<String, BuildError> {
+        let v = label_value(builder_labels, &[ENTRYPOINT_LABEL]).ok_or_else(|| {
+            anyhow!("--runtime-image scratch needs the builder's {ENTRYPOINT_LABEL} label (a JSON array, e.g. [\"/app\"])")
+        })?;
+        let argv: Vec<String> = serde_json::from_str(&v)
+            .ok()
+            .filter(|a: &Vec<String>| !a.is_empty())
+            .ok_or_else(|| anyhow!("the builder's {ENTRYPOINT_LABEL} label {v:?} is not a non-empty JSON array of strings"))?;
+        Ok(format!("{ENTRYPOINT_MARK}{}", serde_json::json!(argv)))
+    }
+
+    /// The `Entrypoint` of a run path made by [`entrypoint`].
+    pub fn launch(run_path: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(run_path.strip_prefix(ENTRYPOINT_MARK)?).ok()
+    }
+}
 
 /// Copies one artifact (file or dir, by its base name) from the assembled rootfs into
 /// `<workdir>/<dest>/` of the runtime rootfs, both through cap-std.

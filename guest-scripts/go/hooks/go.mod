@@ -1,0 +1,3 @@
+module ws2i.dev/builders/go
+
+go 1.24
