@@ -24,7 +24,6 @@ struct GoBuilder {
     home: PathBuf,
     cache: PathBuf,
     staged: PathBuf,
-    goroot: PathBuf,
 }
 
 /// Stages and buds the Go builder once per test binary.
@@ -37,7 +36,6 @@ fn builder() -> &'static GoBuilder {
         let cache = shared_cache("go_builder");
         let home = cache.join("store");
         let b = GoBuilder {
-            goroot: PathBuf::from(fs::read_to_string(staged.join("GOROOT")).unwrap().trim()),
             home,
             cache,
             staged,
@@ -122,44 +120,41 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Builds what the sandbox built, with the native compile and link from the same GOROOT, the
-/// same flags and the same precompiled standard library (assemble's flags for a one-package main).
-fn native_build(b: &GoBuilder, src: &Path, module: &str, work: &Path) -> Vec<u8> {
-    let std_dir = b.staged.join("lib/pkg/linux_amd64");
-    let cfg = fs::read_to_string(std_dir.join("importcfg"))
-        .unwrap()
-        .replace("=/usr/lib/go/pkg/linux_amd64/", &format!("={}/", std_dir.display()));
-    fs::write(work.join("importcfg"), &cfg).unwrap();
-    let main_a = work.join("main.a");
-    fs::write(work.join("importcfg.link"), format!("{cfg}packagefile main={}\n", main_a.display())).unwrap();
-    let version = fs::read_to_string(b.staged.join("lib/VERSION")).unwrap();
-    let tool = |name: &str| {
-        let mut c = Command::new(b.goroot.join("pkg/tool/linux_amd64").join(name));
-        c.env_clear().env("GOOS", "linux").env("GOARCH", "amd64").env("PATH", "/usr/bin:/bin");
-        c
-    };
-    let mut compile = tool("compile");
-    compile
-        .current_dir(src)
-        .arg("-o")
-        .arg(&main_a)
-        .arg("-trimpath")
-        .arg(format!("{}=>{module}", src.display()))
-        .args(["-p", "main", "-lang=go1.22", "-complete", "-goversion", version.trim(), "-nolocalimports", "-importcfg"])
-        .arg(work.join("importcfg"))
-        .args(["-pack", "./main.go"]);
-    run_ok(&mut compile);
-    let app = work.join("app");
-    let mut link = tool("link");
-    link.current_dir(work)
-        .arg("-o")
-        .arg(&app)
-        .arg("-importcfg")
-        .arg(work.join("importcfg.link"))
-        .args(["-buildmode=exe", "-s", "-w"])
-        .arg(&main_a);
-    run_ok(&mut link);
-    fs::read(app).unwrap()
+/// What `go build -trimpath -ldflags="-s -w -buildid="` makes natively, with CGO_ENABLED=0, from
+/// a copy of `src` elsewhere (so no path of the sandbox can leak into a match).
+fn native_go_build(b: &GoBuilder, src: &Path, goarch: &str, dir: &Path) -> Vec<u8> {
+    let copy = dir.join("native-src");
+    copy_tree(src, &copy);
+    let out = dir.join("native-app");
+    let read = |f: &str| PathBuf::from(fs::read_to_string(b.staged.join(f)).unwrap().trim());
+    let goroot = read("GOROOT");
+    run_ok(
+        Command::new(goroot.join("bin/go"))
+            .current_dir(&copy)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", goroot.join("bin").display()))
+            .env("HOME", dir)
+            .env("GOROOT", &goroot)
+            .env("GOCACHE", read("GOCACHE"))
+            .envs([("GOTOOLCHAIN", "local"), ("GOPROXY", "off"), ("CGO_ENABLED", "0"), ("GOOS", "linux"), ("GOARCH", goarch)])
+            .args(["build", "-trimpath", "-ldflags=-s -w -buildid=", "-o"])
+            .arg(&out)
+            .arg("."),
+    );
+    fs::read(out).unwrap()
+}
+
+/// The sandbox's binary is byte for byte what native `go build` makes.
+fn assert_same_as_native(b: &GoBuilder, src: &Path, img: &Unpacked, goarch: &str, dir: &Path) {
+    let native = native_go_build(b, src, goarch, dir);
+    let sandboxed = fs::read(img.rootfs.join("app")).unwrap();
+    assert!(
+        native == sandboxed,
+        "the sandbox's binary ({} bytes) differs from `go build`'s ({} bytes) for {}",
+        sandboxed.len(),
+        native.len(),
+        src.display()
+    );
 }
 
 #[test]
@@ -182,14 +177,7 @@ fn hello_world_runtime_image_runs_natively_and_matches_native_go() {
     let ran = run_ok(&mut Command::new(img.rootfs.join("app")));
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "Hello World!\n");
 
-    // Byte for byte what the native toolchain makes from a copy of the same source elsewhere.
-    let src = t.path().join("native-src");
-    copy_tree(&example("go-hello-world"), &src);
-    let work = t.path().join("native-work");
-    fs::create_dir_all(&work).unwrap();
-    let native = native_build(b, &src, "example.com/hello", &work);
-    let sandboxed = fs::read(img.rootfs.join("app")).unwrap();
-    assert!(native == sandboxed, "the sandbox's binary ({} bytes) differs from native go's ({} bytes)", sandboxed.len(), native.len());
+    assert_same_as_native(b, &example("go-hello-world"), &img, "amd64", t.path());
 }
 
 #[test]
@@ -228,6 +216,7 @@ fn web_server_answers_over_loopback() {
     let _ = server.wait();
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     assert!(answer.ends_with("Test S2I process!"), "{answer}");
+    assert_same_as_native(b, &example("go-web-server"), &img, "amd64", t.path());
 }
 
 #[test]
@@ -242,6 +231,7 @@ fn goarch_arm64_gives_an_aarch64_elf_and_platform() {
     assert_eq!(&elf[..4], b"\x7fELF");
     assert_eq!(elf[4], 2, "64-bit");
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "e_machine EM_AARCH64");
+    assert_same_as_native(b, &example("go-hello-world"), &img, "arm64", t.path());
 }
 
 #[test]
@@ -252,6 +242,7 @@ fn vendored_third_party_module_builds_offline() {
     let img = b.unpack("go-vendored:latest", t.path());
     let ran = run_ok(&mut Command::new(img.rootfs.join("app")));
     assert!(String::from_utf8_lossy(&ran.stdout).contains("| Hello from a vendored module! |"));
+    assert_same_as_native(b, &example("go-vendored"), &img, "amd64", t.path());
 }
 
 #[test]

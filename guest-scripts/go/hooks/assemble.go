@@ -17,7 +17,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -33,7 +35,11 @@ type module struct {
 	path    string // its module path
 	lang    string // -lang, from the go directive
 	require []string
-	vendor  map[string]string // vendored module path -> its -lang (from vendor/modules.txt)
+	vendor  map[string]vendored // by module path, from vendor/modules.txt
+}
+
+type vendored struct {
+	version, lang string
 }
 
 type pkg struct {
@@ -302,11 +308,8 @@ func (b *builder) rel(p string) string {
 func (b *builder) lang(p *pkg) string {
 	lang := b.mod.lang
 	if strings.HasPrefix(p.dir, path.Join(b.mod.root, "vendor")+"/") {
-		best := ""
-		for m, l := range b.mod.vendor {
-			if (p.importPath == m || strings.HasPrefix(p.importPath, m+"/")) && len(m) > len(best) {
-				best, lang = m, l
-			}
+		if m := b.vendorModule(p); m != "" && b.mod.vendor[m].lang != "" {
+			lang = b.mod.vendor[m].lang
 		}
 	}
 	if lang == "" {
@@ -315,9 +318,23 @@ func (b *builder) lang(p *pkg) string {
 	return "-lang=" + lang
 }
 
-// readVendor reads each vendored module's go version ("# MODULE VERSION" then "## explicit; go 1.N").
-func readVendor(root string) map[string]string {
-	out := map[string]string{}
+// vendorModule is the vendored module providing p ("" for the main module's packages).
+func (b *builder) vendorModule(p *pkg) string {
+	if !strings.HasPrefix(p.dir, path.Join(b.mod.root, "vendor")+"/") {
+		return ""
+	}
+	best := ""
+	for m := range b.mod.vendor {
+		if (p.importPath == m || strings.HasPrefix(p.importPath, m+"/")) && len(m) > len(best) {
+			best = m
+		}
+	}
+	return best
+}
+
+// readVendor reads vendor/modules.txt: "# MODULE VERSION", then "## explicit; go 1.N".
+func readVendor(root string) map[string]vendored {
+	out := map[string]vendored{}
 	data, err := os.ReadFile(path.Join(root, "vendor", "modules.txt"))
 	if err != nil {
 		return out
@@ -328,12 +345,19 @@ func readVendor(root string) map[string]string {
 		case strings.HasPrefix(line, "## "):
 			for _, part := range strings.Split(line[3:], ";") {
 				if v, ok := strings.CutPrefix(strings.TrimSpace(part), "go "); ok && cur != "" {
-					out[cur] = langOf(v)
+					m := out[cur]
+					m.lang = langOf(v)
+					out[cur] = m
 				}
 			}
 		case strings.HasPrefix(line, "# "):
 			if f := strings.Fields(line[2:]); len(f) > 0 {
 				cur = f[0]
+				m := out[cur]
+				if len(f) > 1 {
+					m.version = f[1]
+				}
+				out[cur] = m
 			}
 		}
 	}
@@ -365,7 +389,7 @@ func (b *builder) importcfg(name string, extra ...string) (string, error) {
 }
 
 func (b *builder) compileArgs(p *pkg, out, cfg string) []string {
-	args := []string{"compile", "-o", out, "-trimpath", p.dir + "=>" + p.importPath, "-p", p.pflag()}
+	args := []string{"compile", "-o", out, "-trimpath", p.dir + "=>" + b.recordedPath(p), "-p", p.pflag()}
 	if l := b.lang(p); l != "" {
 		args = append(args, l)
 	}
@@ -476,7 +500,7 @@ func (b *builder) assembly(p *pkg, pdir string, args *[]string) ([]string, error
 }
 
 func (b *builder) asmArgs(p *pkg, pdir string) []string {
-	args := []string{"asm", "-p", p.pflag(), "-trimpath", p.dir + "=>" + p.importPath,
+	args := []string{"asm", "-p", p.pflag(), "-trimpath", p.dir + "=>" + b.recordedPath(p),
 		"-I", pdir, "-I", goLib + "/include", "-D", "GOOS_" + b.t.goos, "-D", "GOARCH_" + b.t.goarch}
 	switch b.t.goarch {
 	case "amd64":
@@ -489,12 +513,18 @@ func (b *builder) asmArgs(p *pkg, pdir string) []string {
 
 func (b *builder) link(mainPkg *pkg) error {
 	step("Linking %s", appBinary)
-	cfg, err := b.importcfg("importcfg.link", "packagefile main="+mainPkg.archive)
+	godebug := b.defaultGODEBUG()
+	cfg, err := b.importcfg("importcfg.link", "packagefile main="+mainPkg.archive,
+		"modinfo "+strconv.Quote(modInfoStart+b.buildInfo(mainPkg, godebug)+modInfoEnd))
 	if err != nil {
 		return err
 	}
 	tmp := path.Join(b.work, "app")
-	args := append([]string{"link", "-o", tmp, "-importcfg", cfg, "-buildmode=exe"}, b.ldflags...)
+	args := []string{"link", "-o", tmp, "-importcfg", cfg}
+	if godebug != "" {
+		args = append(args, "-X=runtime.godebugDefault="+godebug)
+	}
+	args = append(append(args, "-buildmode=exe"), b.ldflags...)
 	args = append(args, mainPkg.archive)
 	if err := b.tool("link", args, b.work); err != nil {
 		return errors.New("linking failed")
@@ -507,6 +537,73 @@ func (b *builder) link(mainPkg *pkg) error {
 	}
 	// WASI preview 1 has no chmod: ws2i's import sets the bit the image layer records.
 	return chmod(appBinary, 0o755)
+}
+
+// recordedPath is the name go build -trimpath gives a package's directory in the binary: the
+// import path, with the module's version for a dependency (MODULE@VERSION/sub/dir).
+func (b *builder) recordedPath(p *pkg) string {
+	m := b.vendorModule(p)
+	if m == "" || b.mod.vendor[m].version == "" {
+		return p.importPath
+	}
+	return m + "@" + b.mod.vendor[m].version + strings.TrimPrefix(p.importPath, m)
+}
+
+// The markers around the build info the go command hands the linker (cmd/go/internal/modload).
+const (
+	modInfoStart = "\x30\x77\xaf\x0c\x92\x74\x08\x02\x41\xe1\xc1\x07\xe6\xd6\x18\xe6"
+	modInfoEnd   = "\xf9\x32\x43\x31\x86\x18\x20\x72\x00\x82\x42\x10\x41\x16\xd8\xf2"
+)
+
+// defaultGODEBUG is what `go build` passes for the main module's go version, so an old module
+// keeps the runtime behaviour it was written for.
+func (b *builder) defaultGODEBUG() string {
+	lang := b.mod.lang
+	if lang == "" {
+		lang = "go1.16" // go.mod without a go line
+	}
+	data, err := os.ReadFile(path.Join(goLib, "godebug", lang))
+	if errors.Is(err, os.ErrNotExist) {
+		data, _ = os.ReadFile(path.Join(goLib, "godebug", "go1.17")) // the oldest the image keeps
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// buildInfo is what `go build -trimpath` embeds (go version -m shows it): module, vendored
+// dependencies and build settings.
+func (b *builder) buildInfo(mainPkg *pkg, godebug string) string {
+	bi := debug.BuildInfo{
+		Path: mainPkg.importPath,
+		Main: debug.Module{Path: b.mod.path, Version: "(devel)"},
+	}
+	seen := map[string]bool{}
+	for _, p := range b.order {
+		if m := b.vendorModule(p); m != "" && !seen[m] {
+			seen[m] = true
+			bi.Deps = append(bi.Deps, &debug.Module{Path: m, Version: b.mod.vendor[m].version})
+		}
+	}
+	sort.Slice(bi.Deps, func(i, j int) bool { return bi.Deps[i].Path < bi.Deps[j].Path })
+	set := func(k, v string) { bi.Settings = append(bi.Settings, debug.BuildSetting{Key: k, Value: v}) }
+	set("-buildmode", "exe")
+	set("-compiler", "gc")
+	if len(b.ctxt.BuildTags) > 0 {
+		set("-tags", strings.Join(b.ctxt.BuildTags, ","))
+	}
+	set("-trimpath", "true")
+	if godebug != "" {
+		set("DefaultGODEBUG", godebug)
+	}
+	set("CGO_ENABLED", "0")
+	set("GOARCH", b.t.goarch)
+	set("GOOS", b.t.goos)
+	switch b.t.goarch {
+	case "amd64":
+		set("GOAMD64", "v1")
+	case "arm64":
+		set("GOARM64", "v8.0")
+	}
+	return bi.String()
 }
 
 func (b *builder) tool(name string, argv []string, cwd string) error {
