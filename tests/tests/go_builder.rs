@@ -246,6 +246,17 @@ fn vendored_third_party_module_builds_offline() {
 }
 
 #[test]
+fn assembly_package_goes_through_asm_and_pack() {
+    let b = builder();
+    build_ok(b, &example("go-assembly"), "go-assembly:latest", &["--runtime-image", "scratch"]);
+    let t = tempfile::tempdir().unwrap();
+    let img = b.unpack("go-assembly:latest", t.path());
+    let ran = run_ok(&mut Command::new(img.rootfs.join("app")));
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "2+3 = 5\n");
+    assert_same_as_native(b, &example("go-assembly"), &img, "amd64", t.path());
+}
+
+#[test]
 fn compile_error_is_logged_fails_and_leaves_no_image() {
     let b = builder();
     let t = tempfile::tempdir().unwrap();
