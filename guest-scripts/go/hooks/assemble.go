@@ -81,7 +81,7 @@ func assemble() error {
 	b := &builder{t: t, mod: mod, pkgs: map[string]*pkg{}}
 	b.ctxt = build.Context{
 		GOOS: t.goos, GOARCH: t.goarch, Compiler: "gc", CgoEnabled: false,
-		GOROOT: goLib + "/no-sources", // std comes precompiled; it is never walked
+		GOROOT:      goLib + "/no-sources", // std comes precompiled; it is never walked
 		ReleaseTags: build.Default.ReleaseTags,
 		ToolTags:    toolTags(t.goarch),
 	}
@@ -284,6 +284,11 @@ func (b *builder) locate(from, imp string) (string, error) {
 	}
 	if dir := path.Join(b.mod.root, "vendor", imp); isDir(dir) {
 		return dir, nil
+	}
+	for _, m := range b.mod.require {
+		if imp == m || strings.HasPrefix(imp, m+"/") {
+			return "", fmt.Errorf("package %s imports %s from module %s, which go.mod requires but vendor/ does not hold; it would need a network download; ws2i builds offline: vendor your dependencies (run `go mod vendor` and commit vendor/)", from, imp, m)
+		}
 	}
 	if strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
 		return "", fmt.Errorf("package %s imports %s, which would need a network download; ws2i builds offline: vendor your dependencies (run `go mod vendor` and commit vendor/)", from, imp)

@@ -12,7 +12,7 @@ import (
 // Where the builder image keeps things; the Containerfile puts them there.
 const (
 	goLib     = "/usr/lib/go"
-	appBinary = "/opt/app-root/app"       // the result; io.openshift.s2i.assemble-input-files names it
+	appBinary = "/opt/app-root/app"      // the result; io.openshift.s2i.assemble-input-files names it
 	cacheDir  = "/opt/app-root/go-cache" // compiled packages kept for the next incremental build
 	cacheName = "go-cache"               // its name in save-artifacts' tar and under $DESTINATION/artifacts
 )
