@@ -1181,6 +1181,19 @@ mod slim {
     pub fn launch(run_path: &str) -> Option<serde_json::Value> {
         serde_json::from_str(run_path.strip_prefix(ENTRYPOINT_MARK)?).ok()
     }
+
+    #[cfg(test)]
+    #[test]
+    fn entrypoint_label_rules() {
+        let labels = |v: &str| HashMap::from([(ENTRYPOINT_LABEL.to_string(), v.to_string())]);
+        let run = entrypoint(&labels(r#"["/app", "--flag"]"#)).unwrap();
+        assert_eq!(launch(&run), Some(serde_json::json!(["/app", "--flag"])));
+        for bad in ["", "/app", "[]", "[1]", r#"{"a":1}"#] {
+            assert!(entrypoint(&labels(bad)).is_err(), "{bad:?}");
+        }
+        assert!(entrypoint(&HashMap::new()).is_err());
+        assert_eq!(launch("/usr/libexec/s2i/run"), None);
+    }
 }
 
 /// Copies one artifact (file or dir, by its base name) from the assembled rootfs into
