@@ -19,7 +19,8 @@
 //! Labels assemble writes to `/tmp/.s2i/image_metadata.json` win over all others.
 //! `--push` sends the tagged result to its `docker://` TAG ([`parse_tag`]).
 //! `--callback-url` gets the outcome, success or failure ([`build`]).
-//! Not yet done (see docs/build.md): `--incremental-pull-policy`, `--runtime-pull-policy`.
+//! Each image has its own pull policy (s2i's): `--pull-policy` for the builder,
+//! `--incremental-pull-policy` for the previous image, `--runtime-pull-policy` for the runtime image.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, SeekFrom};
@@ -63,7 +64,13 @@ pub struct BuildRequest {
     pub builder: String,
     /// Where the result is tagged in the local store; `None` stores it untagged.
     pub tag: Option<NameTag>,
+    /// `--pull-policy`: for the builder.
     pub pull_policy: PullPolicy,
+    /// `--incremental-pull-policy`: for the previous image of an incremental build (it can only
+    /// be pulled when TAG is `docker://…`, i.e. with `--push`).
+    pub incremental_pull_policy: PullPolicy,
+    /// `--runtime-pull-policy`: for `--runtime-image`.
+    pub runtime_pull_policy: PullPolicy,
     /// `--scripts-url`.
     pub scripts_url: Option<String>,
     /// `--image-scripts-url`: overrides the builder's scripts-url label.
@@ -163,6 +170,8 @@ impl BuildRequest {
             builder: builder.into(),
             tag: None,
             pull_policy: PullPolicy::default(),
+            incremental_pull_policy: PullPolicy::default(),
+            runtime_pull_policy: PullPolicy::default(),
             scripts_url: None,
             image_scripts_url: None,
             destination: None,
@@ -243,6 +252,9 @@ pub enum BuildError {
     AssembleRuntimeFailed { exit_code: i32 },
     #[error("builder image {builder} not found: {reason}")]
     BuilderNotFound { builder: String, reason: String },
+    /// `--runtime-image` could not be found or pulled; no image was written.
+    #[error("runtime image {image} not found: {reason}")]
+    RuntimeImageNotFound { image: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]
@@ -505,7 +517,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
     let (from, commit_base, mut commit_root, run_path, exclude) = match &req.runtime_image {
         Some(runtime_ref) => {
             let runtime = steps.run("Resolving runtime image", || {
-                resolve_image(req, &store, runtime_ref)
+                resolve_runtime(req, &store, runtime_ref)
             })?;
             let stage = RuntimeStage {
                 req,
@@ -716,60 +728,119 @@ fn local_name(d: &crate::reference::DockerRef) -> Result<NameTag> {
 }
 
 fn resolve_builder(req: &BuildRequest, store: &Store) -> Result<ResolvedImage, BuildError> {
-    resolve_image(req, store, &req.builder)
+    let pull = Pull {
+        policy: req.pull_policy,
+        flag: "--pull-policy",
+        registry: &req.registry,
+        progress: req.progress,
+    };
+    resolve_image(store, &req.builder, &pull).map_err(|e| match e {
+        ResolveError::NotFound(reason) => BuildError::BuilderNotFound {
+            builder: req.builder.clone(),
+            reason,
+        },
+        ResolveError::Unsupported(m) => BuildError::Unsupported(format!("builder {m}")),
+    })
 }
 
-/// An image (builder or runtime) in the local store, pulled per `--pull-policy` when `docker://`.
-fn resolve_image(
+fn resolve_runtime(
     req: &BuildRequest,
     store: &Store,
     reference: &str,
 ) -> Result<ResolvedImage, BuildError> {
-    let not_found = |reason: String| BuildError::BuilderNotFound {
-        builder: reference.to_string(),
-        reason,
+    let pull = Pull {
+        policy: req.runtime_pull_policy,
+        flag: "--runtime-pull-policy",
+        registry: &req.registry,
+        progress: req.progress,
     };
+    resolve_image(store, reference, &pull).map_err(|e| match e {
+        ResolveError::NotFound(reason) => BuildError::RuntimeImageNotFound {
+            image: reference.to_string(),
+            reason,
+        },
+        ResolveError::Unsupported(m) => BuildError::Unsupported(format!("runtime image {m}")),
+    })
+}
+
+/// How an image that may live in a registry is brought into the local store.
+#[derive(Debug, Clone)]
+pub struct Pull<'a> {
+    pub policy: PullPolicy,
+    /// The flag that set `policy`, named in errors (`--pull-policy`, `--runtime-pull-policy`, …).
+    pub flag: &'a str,
+    pub registry: &'a RegistryOptions,
+    /// Draw progress bars while pulling.
+    pub progress: bool,
+}
+
+/// Why [`resolve_image`] found no image.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Not in the store and not pulled (policy `never`, registry error, bad reference).
+    #[error("{0}")]
+    NotFound(String),
+    /// A transport other than the local store and `docker://`.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// An image named on the command line: `NAME[:TAG]`/`NAME@DIGEST` in the local store, or
+/// `docker://…` kept in the store as `HOST/REPO:TAG` and pulled per `pull.policy`. Shared by
+/// build (builder, runtime image) and usage.
+pub fn resolve_image(
+    store: &Store,
+    reference: &str,
+    pull: &Pull<'_>,
+) -> Result<ResolvedImage, ResolveError> {
     let r: ImageRef = reference
         .parse()
-        .map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
+        .map_err(|e: crate::reference::RefError| ResolveError::NotFound(e.to_string()))?;
     match r {
-        ImageRef::Local(l) => {
-            store.resolve(&l).map_err(|e| {
-                let hint = match req.pull_policy {
-                    PullPolicy::Never => String::new(),
-                    _ => "; to fetch it from a registry, name it docker://HOST/REPO[:TAG]".into(),
-                };
-                not_found(format!("{e:#}{hint}"))
-            })
-        }
-        ImageRef::Docker(d) => {
-            let name = local_name(&d)?;
-            let local = LocalRef::Tagged(name.clone());
-            let have = store.resolve(&local).ok();
-            match (req.pull_policy, have) {
-                (PullPolicy::Never, None) => Err(not_found(format!(
-                    "{name} is not in the local store {} and --pull-policy is never",
-                    store.root().display()
-                ))),
-                (PullPolicy::Never | PullPolicy::IfNotPresent, Some(img)) => Ok(img),
-                (_, _) => {
-                    let opts = CopyOptions {
-                        format: None,
-                        platform: Platform::host_default(),
-                        registry: req.registry.clone(),
-                        store_root: Some(store.root().to_path_buf()),
-                        progress: req.progress,
-                        mount_from: Vec::new(),
-                    };
-                    transport::copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts)
-                        .map_err(|e| not_found(format!("{e:#}")))?;
-                    Ok(store.resolve(&local)?)
-                }
-            }
-        }
-        other => Err(BuildError::Unsupported(format!(
-            "builder {other}: only local store references and docker:// are supported; copy it into the store first (`ws2i copy {other} NAME:TAG`)"
+        ImageRef::Local(l) => store.resolve(&l).map_err(|e| {
+            let hint = match pull.policy {
+                PullPolicy::Never => "",
+                _ => "; to fetch it from a registry, name it docker://HOST/REPO[:TAG]",
+            };
+            ResolveError::NotFound(format!("{e:#}{hint}"))
+        }),
+        ImageRef::Docker(d) => pull_remote(store, &d, pull).map_err(ResolveError::NotFound),
+        other => Err(ResolveError::Unsupported(format!(
+            "{other}: only local store references and docker:// are supported; copy it into the store first (`ws2i copy {other} NAME:TAG`)"
         ))),
+    }
+}
+
+/// A registry image in the local store (under [`local_name`]), pulled per `pull.policy`.
+/// `Err`: why it is not there, for the caller to word.
+fn pull_remote(
+    store: &Store,
+    d: &crate::reference::DockerRef,
+    pull: &Pull<'_>,
+) -> Result<ResolvedImage, String> {
+    let name = local_name(d).map_err(|e| format!("{e:#}"))?;
+    let local = LocalRef::Tagged(name.clone());
+    let have = store.resolve(&local).ok();
+    match (pull.policy, have) {
+        (PullPolicy::Never, None) => Err(format!(
+            "{name} is not in the local store {} and {} is never",
+            store.root().display(),
+            pull.flag
+        )),
+        (PullPolicy::Never | PullPolicy::IfNotPresent, Some(img)) => Ok(img),
+        (PullPolicy::Always | PullPolicy::IfNotPresent, _) => {
+            let opts = CopyOptions {
+                format: None,
+                platform: Platform::host_default(),
+                registry: pull.registry.clone(),
+                store_root: Some(store.root().to_path_buf()),
+                progress: pull.progress,
+                mount_from: Vec::new(),
+            };
+            transport::copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts)
+                .map_err(|e| format!("{e:#}"))?;
+            store.resolve(&local).map_err(|e| format!("{e:#}"))
+        }
     }
 }
 
@@ -1197,6 +1268,28 @@ struct Incremental<'a> {
 }
 
 impl Incremental<'_> {
+    /// The image TAG names now: with `--push` it is the registry image, pulled per
+    /// `--incremental-pull-policy` (a failed pull is a clean build, as upstream); a local TAG
+    /// has nothing to pull from, so only the store is looked at whatever the policy.
+    fn previous_image(&self, tag: &NameTag) -> Result<ResolvedImage, String> {
+        match &self.req.push {
+            Some(p) => {
+                let pull = Pull {
+                    policy: self.req.incremental_pull_policy,
+                    flag: "--incremental-pull-policy",
+                    registry: &self.req.registry,
+                    progress: self.req.progress,
+                };
+                pull_remote(self.store, &p.dest, &pull)
+                    .map_err(|e| format!("previous image docker://{}: {e}", p.dest))
+            }
+            None => self
+                .store
+                .resolve(&LocalRef::Tagged(tag.clone()))
+                .map_err(|_| format!("no previous image {tag} in the local store")),
+        }
+    }
+
     /// `Ok(Ok(dir))`: the artifacts unpacked in `dir`. `Ok(Err(why))`: a clean build is done
     /// instead (no previous image, no save-artifacts, or it failed), as upstream.
     fn save_artifacts(&self) -> Result<Result<PathBuf, String>, BuildError> {
@@ -1205,8 +1298,9 @@ impl Incremental<'_> {
                 "--incremental needs a TAG naming the previous image".into()
             ));
         };
-        let Ok(prev) = self.store.resolve(&LocalRef::Tagged(tag.clone())) else {
-            return Ok(Err(format!("no previous image {tag} in the local store")));
+        let prev = match self.previous_image(tag) {
+            Ok(p) => p,
+            Err(why) => return Ok(Err(why)),
         };
         let base = self.cache.base(&layer_sources(self.store, &prev)?)?;
         let labels: HashMap<String, String> = prev.config.labels().into_iter().collect();

@@ -1072,3 +1072,71 @@ fn callback_url_gets_the_outcome_of_success_and_failure() {
         describe(&out)
     );
 }
+
+#[test]
+fn runtime_and_previous_images_have_their_own_pull_policies() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new();
+    make_builder(&w.home(), "runtime:latest", &["run"]);
+    let remote_runtime = format!("docker://{}/s2i/runtime:1", reg.host());
+    run_ok(
+        ws2i()
+            .env("WS2I_HOME", w.home())
+            .args(["push", "runtime:latest", &remote_runtime]),
+    );
+
+    // A store with the builder but without the runtime image.
+    let other = World::new();
+    let src = other.src();
+    let src = src.to_str().unwrap();
+    let extended = |tag: &str, extra: &[&str]| {
+        let mut args = vec![src, BUILDER, tag, "--runtime-image", &remote_runtime];
+        args.extend_from_slice(&["-a", "/opt/app-root/src/index.html"]);
+        args.extend_from_slice(extra);
+        other.build(&args)
+    };
+    let out = run_fail(&mut extended("app:rt", &["--runtime-pull-policy", "never"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("runtime image {remote_runtime} not found"))
+            && err.contains("--runtime-pull-policy is never"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!other.has_image("app:rt"));
+    // --pull-policy is the builder's only: never there does not stop the runtime pull.
+    run_ok(&mut extended("app:rt", &["--pull-policy", "never"]));
+    assert!(other.has_image("app:rt"));
+    let out = run_fail(&mut extended("app:rt2", &["--runtime-pull-policy", "sometimes"]));
+    assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
+
+    // The previous image of an incremental build pushed to the registry.
+    let tag = format!("docker://{}/apps/inc:1", reg.host());
+    let out = run_ok(&mut other.build(&[src, BUILDER, &tag, "--push", "--incremental"]));
+    assert!(stderr(&out).contains("clean build: previous image"), "{}", describe(&out));
+    // A third store that has never seen it: never → a clean build saying why (upstream: the
+    // previous image is optional), the default pulls it and restores its artifacts.
+    let third = World::new();
+    let out = run_ok(&mut third.build(&[
+        src,
+        BUILDER,
+        &tag,
+        "--push",
+        "--incremental",
+        "--incremental-pull-policy",
+        "never",
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("clean build") && err.contains("--incremental-pull-policy is never"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_ok(&mut World::new().build(&[src, BUILDER, &tag, "--push", "--incremental"]));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("clean build") && err.contains("restored 1 artifact files"),
+        "{}",
+        describe(&out)
+    );
+}

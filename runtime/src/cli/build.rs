@@ -24,6 +24,16 @@ pub enum PullPolicyArg {
     Never,
 }
 
+impl From<PullPolicyArg> for PullPolicy {
+    fn from(p: PullPolicyArg) -> Self {
+        match p {
+            PullPolicyArg::Always => PullPolicy::Always,
+            PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
+            PullPolicyArg::Never => PullPolicy::Never,
+        }
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompressionArg {
     Gzip,
@@ -72,8 +82,14 @@ pub struct BuildArgs {
     #[arg(short = 'd', long)]
     pub destination: Option<String>,
     /// When to fetch a docker:// builder.
-    #[arg(long = "pull-policy", value_enum, default_value = "if-not-present")]
+    #[arg(short = 'p', long = "pull-policy", value_enum, default_value = "if-not-present")]
     pub pull_policy: PullPolicyArg,
+    /// When to fetch the previous image of --incremental (from the registry of a docker:// TAG).
+    #[arg(long = "incremental-pull-policy", value_enum, default_value = "if-not-present")]
+    pub incremental_pull_policy: PullPolicyArg,
+    /// When to fetch a docker:// --runtime-image.
+    #[arg(long = "runtime-pull-policy", value_enum, default_value = "if-not-present")]
+    pub runtime_pull_policy: PullPolicyArg,
     /// Value of the io.k8s.display-name label (default: the tag).
     #[arg(short = 'n', long = "application-name")]
     pub application_name: Option<String>,
@@ -165,11 +181,9 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         None if a.format.is_some() => bail!("--format applies to --push only"),
         None => {}
     }
-    req.pull_policy = match a.pull_policy {
-        PullPolicyArg::Always => PullPolicy::Always,
-        PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
-        PullPolicyArg::Never => PullPolicy::Never,
-    };
+    req.pull_policy = a.pull_policy.into();
+    req.incremental_pull_policy = a.incremental_pull_policy.into();
+    req.runtime_pull_policy = a.runtime_pull_policy.into();
     req.scripts_url = a.scripts_url.clone();
     req.image_scripts_url = a.image_scripts_url.clone();
     req.destination = a.destination.clone();
