@@ -257,8 +257,41 @@ pub enum BuildError {
     RuntimeImageNotFound { image: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// The result's labels are over s2i's size limit ([`MAX_LABELS_SIZE`]); no image was written.
+    #[error(
+        "the labels of the result take {total} bytes (keys plus values), over the limit of {MAX_LABELS_SIZE} bytes; largest: {}; no image was written",
+        largest.iter().map(|(k, n)| format!("{k} ({n} bytes)")).collect::<Vec<_>>().join(", ")
+    )]
+    LabelsTooLarge {
+        total: usize,
+        /// The largest labels, by key with their key+value size, largest first (at most 3).
+        largest: Vec<(String, usize)>,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// Upstream s2i's limit on the sum of `len(key) + len(value)` over the result's labels
+/// (`postexecutorstep.go`); registries and runtimes choke on larger configs.
+pub const MAX_LABELS_SIZE: usize = 10240;
+
+/// Refuses a label set over [`MAX_LABELS_SIZE`], naming the largest labels so the user sees
+/// which `--label` or image_metadata.json entry to shorten.
+fn check_label_size(labels: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    let total: usize = labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total <= MAX_LABELS_SIZE {
+        return Ok(());
+    }
+    let mut by_size: Vec<(String, usize)> = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), k.len() + v.len()))
+        .collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_size.truncate(3);
+    Err(BuildError::LabelsTooLarge {
+        total,
+        largest: by_size,
+    })
 }
 
 /// Receives the build's log: hook lines (via [`LogSink`]) and ws2i's own steps.
@@ -566,6 +599,11 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             (builder.clone(), base.clone(), root, run_path, exclude)
         }
     };
+    // Checked before anything is stored: the result's labels as ImageBuilder will merge them
+    // (base image's, then ours, then image_metadata.json's; later wins).
+    let mut merged = from.config.labels();
+    merged.extend(output_labels(req, &fetched.info).into_iter().chain(metadata_labels.iter().cloned()));
+    check_label_size(&merged)?;
     let exclude_refs: Vec<&str> = exclude.iter().map(String::as_str).collect();
 
     let (packed, changes) = steps.run("Committing the layer", || {
@@ -1578,6 +1616,23 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn label_size_limit() {
+        let mut l = BTreeMap::new();
+        l.insert("k".to_string(), "v".repeat(MAX_LABELS_SIZE - 1));
+        assert!(check_label_size(&l).is_ok(), "exactly the limit is allowed");
+        l.insert("small".to_string(), "x".into());
+        l.insert("b".to_string(), "y".repeat(100));
+        let e = check_label_size(&l).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, BuildError::LabelsTooLarge { total, largest }
+                if *total == MAX_LABELS_SIZE + 6 + 101 && largest[0].0 == "k" && largest[1].0 == "b"),
+            "{msg}"
+        );
+        assert!(msg.contains("limit of 10240 bytes") && msg.contains("k (10240 bytes)"), "{msg}");
     }
 
     #[test]

@@ -1140,3 +1140,23 @@ fn runtime_and_previous_images_have_their_own_pull_policies() {
         describe(&out)
     );
 }
+
+#[test]
+fn labels_over_the_size_limit_are_refused_without_an_image() {
+    let w = World::new();
+    let src = w.src();
+    let big = format!("big={}", "x".repeat(10_200));
+    let out = run_fail(&mut w.build(&[src.to_str().unwrap(), BUILDER, "app:big", "--label", &big]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("over the limit of 10240 bytes")
+            && err.contains("largest: big (10203 bytes)")
+            && err.contains("no image was written"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!w.has_image("app:big"));
+    // Just under the limit with the generated labels is fine.
+    let ok = format!("big={}", "x".repeat(9_000));
+    run_ok(&mut w.build(&[src.to_str().unwrap(), BUILDER, "app:big", "--label", &ok]));
+}
