@@ -31,6 +31,7 @@ use anyhow::{anyhow, Context, Result};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
+use crate::assemble_user::AssembleUser;
 use crate::envfile::{BuildEnv, EnvFileKind, EnvVar};
 use crate::image::{media, Descriptor, ImageBuilder, NewLayer, Platform};
 use crate::layer::{self, Compression, LayerSource, MediaTypeFlavor, PackOptions, RootfsCache};
@@ -114,6 +115,9 @@ pub struct BuildRequest {
     pub push: Option<PushTarget>,
     /// `--callback-url`: POST `{"success":bool,"labels":{…}}` there when the build ends.
     pub callback_url: Option<String>,
+    /// `--assemble-user`: owner of the new layer's entries; else the builder's
+    /// `io.openshift.s2i.assemble-user` label, else its `User`, else 0:0 ([`crate::assemble_user`]).
+    pub assemble_user: Option<AssembleUser>,
 }
 
 /// Where `--push` sends the result. Made by [`parse_tag`], which also gives the local tag the
@@ -195,6 +199,7 @@ impl BuildRequest {
             volumes: Vec::new(),
             push: None,
             callback_url: None,
+            assemble_user: None,
         }
     }
 }
@@ -420,6 +425,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
         rootfs_cache.base(&layers).map_err(BuildError::from)
     })?;
 
+    let owner = layer_owner(req, &builder, &base)?;
     let destination = guest_dir(
         req.destination
             .clone()
@@ -613,6 +619,8 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             compression: req.compression,
             source_date_epoch: req.source_date_epoch.unwrap_or(0),
             preserve_mtimes: req.source_date_epoch.is_none(),
+            uid: owner.0,
+            gid: owner.1,
             ..PackOptions::default()
         };
         let mut tmp =
@@ -730,6 +738,35 @@ fn push_result(
         uploaded: report.copied.len(),
     })
 }
+
+/// Who owns what assemble wrote: `--assemble-user`, else the builder's assemble-user label,
+/// else its `User` (s2i's order), resolved in the builder rootfs; 0:0 when none is set.
+fn layer_owner(
+    req: &BuildRequest,
+    builder: &ResolvedImage,
+    base: &crate::layer::BaseRootfs,
+) -> Result<(u32, u32), BuildError> {
+    let labels = builder.config.labels();
+    let from_image = |what: &str, v: &str| {
+        v.parse::<AssembleUser>()
+            .with_context(|| format!("the builder's {what}"))
+    };
+    let user = match &req.assemble_user {
+        Some(u) => u.clone(),
+        None => match label_value(&labels.into_iter().collect(), &[ASSEMBLE_USER_LABEL]) {
+            Some(v) => from_image(&format!("{ASSEMBLE_USER_LABEL} label"), &v)?,
+            None => match builder.config.config.as_ref().and_then(|c| c.user.clone()) {
+                Some(u) if !u.trim().is_empty() => from_image("User", u.trim())?,
+                _ => return Ok((0, 0)),
+            },
+        },
+    };
+    let root = Dir::open_ambient_dir(base.path(), ambient_authority())
+        .context("opening the builder rootfs")?;
+    Ok(user.resolve(&root).map_err(anyhow::Error::from)?)
+}
+
+const ASSEMBLE_USER_LABEL: &str = "io.openshift.s2i.assemble-user";
 
 fn label_value(labels: &HashMap<String, String>, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| {

@@ -12,6 +12,7 @@
 //! - [`bud`]: `ws2i bud`, the containerfile plan executed on the store, layers and sandbox.
 //! - [`cli`]: argument parsing and output, nothing else.
 
+pub mod assemble_user;
 pub mod auth;
 pub mod bud;
 pub mod build;

@@ -1160,3 +1160,89 @@ fn labels_over_the_size_limit_are_refused_without_an_image() {
     let ok = format!("big={}", "x".repeat(9_000));
     run_ok(&mut w.build(&[src.to_str().unwrap(), BUILDER, "app:big", "--label", &ok]));
 }
+
+/// The owners of the layer `ws2i build --output json` reports, by path.
+fn layer_owners(w: &World, out: &std::process::Output) -> Vec<(String, u64, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hex = v["layer_digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let blob = fs::File::open(w.home().join("blobs/sha256").join(hex)).unwrap();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
+    let w = World::new();
+    // A builder with users, an assemble-user label and a User, made without a daemon.
+    let ctx = w.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/opt/app-root:/bin/false\n").unwrap();
+    fs::write(ctx.join("group"), "root:x:0:\nweb:x:2000:app\n").unwrap();
+    fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {BUILDER}\nCOPY passwd group /etc/\nLABEL io.openshift.s2i.assemble-user=app\nUSER 4242\n"),
+    )
+    .unwrap();
+    run_ok(ws2i().env("WS2I_HOME", w.home()).args(["bud", "-t", "users:1"]).arg(&ctx));
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let build_from = |builder: &str, tag: &str, extra: &[&str]| {
+        let mut c = ws2i();
+        c.env("WS2I_HOME", w.home())
+            .env("WS2I_CACHE", shared_cache("build"))
+            .args(["--output", "json", "build", src, builder, tag])
+            .args(extra);
+        c
+    };
+    let build = |tag: &str, extra: &[&str]| build_from("users:1", tag, extra);
+    let owners_of = |out: &std::process::Output| {
+        let o = layer_owners(&w, out);
+        assert!(o.iter().any(|(p, _, _)| p.ends_with("index.html")), "{o:?}");
+        let mut ids: Vec<(u64, u64)> = o.iter().map(|(_, u, g)| (*u, *g)).collect();
+        ids.dedup();
+        ids
+    };
+    // The label wins over User; a name gets its primary group.
+    let out = run_ok(&mut build("app:owned", &[]));
+    assert_eq!(owners_of(&out), vec![(1001, 1002)], "{}", describe(&out));
+    let out = run_ok(&mut build("app:owned", &["--assemble-user", "app:web"]));
+    assert_eq!(owners_of(&out), vec![(1001, 2000)]);
+    let out = run_ok(&mut build("app:owned", &["--assemble-user", "77:78", "--reproducible"]));
+    assert_eq!(owners_of(&out), vec![(77, 78)]);
+    // s2i: the image's User is the builder's, not the assemble user.
+    let cfg = skopeo_inspect_config(&w.home(), "app:owned");
+    assert_eq!(cfg["config"]["User"], "4242");
+
+    let out = run_fail(&mut build("app:nouser", &["--assemble-user", "nobody"]));
+    assert!(
+        stderr(&out).contains("assemble user \"nobody\": no such user in the builder's /etc/passwd"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut build("app:nouser", &["--assemble-user", "a:b:c"]));
+    assert!(stderr(&out).contains("expected USER[:GROUP]"), "{}", describe(&out));
+    assert!(!w.has_image("app:nouser"));
+
+    // Without the label, the builder's User (not in /etc/passwd: group 0); without either, 0:0.
+    fs::write(
+        ctx.join("Containerfile"),
+        "FROM users:1\nLABEL io.openshift.s2i.assemble-user=\"\"\n",
+    )
+    .unwrap();
+    run_ok(ws2i().env("WS2I_HOME", w.home()).args(["bud", "-t", "users:2"]).arg(&ctx));
+    let out = run_ok(&mut build_from("users:2", "app:u2", &[]));
+    assert_eq!(owners_of(&out), vec![(4242, 0)], "{}", describe(&out));
+    let out = run_ok(&mut build_from(BUILDER, "app:root", &[]));
+    assert_eq!(owners_of(&out), vec![(0, 0)]);
+}

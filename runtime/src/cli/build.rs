@@ -143,6 +143,10 @@ pub struct BuildArgs {
     /// Manifest format of the pushed image (default: OCI, as built).
     #[arg(long, value_enum)]
     pub format: Option<ManifestFormat>,
+    /// Owner (USER[:GROUP], names from the builder's /etc/passwd) of the files assemble writes
+    /// (default: the builder's io.openshift.s2i.assemble-user label, else its User).
+    #[arg(long = "assemble-user", value_name = "USER[:GROUP]")]
+    pub assemble_user: Option<crate::assemble_user::AssembleUser>,
     /// POST {"success":bool,"labels":{…}} to this http(s) URL when the build ends, failed or not.
     #[arg(long = "callback-url", value_name = "URL")]
     pub callback_url: Option<String>,
@@ -232,6 +236,7 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         build::parse_callback_url(u)?;
     }
     req.callback_url = a.callback_url.clone();
+    req.assemble_user = a.assemble_user.clone();
     req.budget = a.budget.budget();
     req.registry = RegistryOptions {
         tls_verify: a.tls_verify,
