@@ -25,6 +25,7 @@ pub mod image;
 pub mod layer;
 pub mod progress;
 pub mod rebuild;
+pub mod s2ifile;
 pub mod reference;
 pub mod registry;
 pub mod sandbox;

@@ -1246,3 +1246,66 @@ fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
     let out = run_ok(&mut build_from(BUILDER, "app:root", &[]));
     assert_eq!(owners_of(&out), vec![(0, 0)]);
 }
+
+#[test]
+fn use_config_saves_restores_and_yields_to_the_command_line() {
+    let w = World::new();
+    let cwd = w.dir.path().join("work");
+    fs::create_dir_all(&cwd).unwrap();
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let build = |args: &[&str]| {
+        let mut c = w.build(args);
+        c.current_dir(&cwd);
+        c
+    };
+    let saved = || -> serde_json::Value {
+        serde_json::from_slice(&fs::read(cwd.join(".s2ifile")).unwrap()).unwrap()
+    };
+    let label = |name: &str, key: &str| {
+        skopeo_inspect_config(&w.home(), name)["config"]["Labels"][key].clone()
+    };
+
+    run_ok(&mut build(&[
+        "--use-config", src, BUILDER, "app:cfg", "-e", "A=1", "--label", "team=x", "-n", "Saved",
+    ]));
+    let f = saved();
+    assert_eq!(f["source"], src);
+    assert_eq!(f["builderImage"], BUILDER);
+    assert_eq!(f["tag"], "app:cfg");
+    assert_eq!(f["flags"]["env-0"], "A=1");
+    assert_eq!(f["flags"]["label-0"], "team=x");
+    assert_eq!(f["flags"]["application-name"], "Saved");
+    assert!(f["flags"].get("use-config").is_none());
+
+    // Everything restored: a second image from the saved arguments alone.
+    run_ok(&mut build(&["--use-config"]));
+    assert_eq!(label("app:cfg", "team"), "x");
+    assert_eq!(label("app:cfg", "io.k8s.display-name"), "Saved");
+
+    // An explicit flag wins (all values of a repeatable one) and is saved back.
+    run_ok(&mut build(&["--use-config", "--label", "team=y", "--label", "tier=web"]));
+    assert_eq!(label("app:cfg", "team"), "y");
+    assert_eq!(label("app:cfg", "tier"), "web");
+    assert_eq!(label("app:cfg", "io.k8s.display-name"), "Saved");
+    let f = saved();
+    assert_eq!((f["flags"]["label-0"].as_str(), f["flags"]["label-1"].as_str()), (Some("team=y"), Some("tier=web")));
+    assert_eq!(f["flags"]["env-0"], "A=1");
+
+    // Positional arguments replace the saved ones.
+    run_ok(&mut build(&["--use-config", src, BUILDER, "app:other"]));
+    assert_eq!(label("app:other", "team"), "y");
+    assert_eq!(saved()["tag"], "app:other");
+
+    // A malformed file, or a bad saved value, is an error before anything runs.
+    fs::write(cwd.join(".s2ifile"), "{\"flags\": [1]}").unwrap();
+    let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
+    assert!(stderr(&out).contains(".s2ifile: not a valid s2i config file"), "{}", describe(&out));
+    fs::write(cwd.join(".s2ifile"), r#"{"flags":{"pull-policy":"sometimes"}}"#).unwrap();
+    let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
+    let err = stderr(&out);
+    assert!(err.contains("restored from .s2ifile are invalid") && err.contains("sometimes"), "{}", describe(&out));
+    assert!(!w.has_image("app:bad"));
+    // Without --use-config the file is not read.
+    run_ok(&mut build(&[src, BUILDER, "app:plain"]));
+}

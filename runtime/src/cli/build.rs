@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
 use super::{Console, Global, OutputFormat};
@@ -13,6 +13,7 @@ use crate::envfile::parse_env_arg;
 use crate::image::ManifestFormat;
 use crate::layer::Compression;
 use crate::registry::RegistryOptions;
+use crate::s2ifile::S2iFile;
 use crate::sandbox;
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
 use crate::store::Store;
@@ -43,9 +44,11 @@ pub enum CompressionArg {
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// A directory or a git URL (file://, https://, ssh://, git://, user@host:path).
-    pub source: String,
+    #[arg(required_unless_present = "use_config")]
+    pub source: Option<String>,
     /// The builder image: NAME[:TAG] in the local store, or docker://HOST/REPO[:TAG].
-    pub builder: String,
+    #[arg(required_unless_present = "use_config")]
+    pub builder: Option<String>,
     /// Tag of the result in the local store (without it, only the digest is printed).
     pub tag: Option<String>,
     /// Git branch, tag or commit to build.
@@ -147,6 +150,10 @@ pub struct BuildArgs {
     /// (default: the builder's io.openshift.s2i.assemble-user label, else its User).
     #[arg(long = "assemble-user", value_name = "USER[:GROUP]")]
     pub assemble_user: Option<crate::assemble_user::AssembleUser>,
+    /// Restore SOURCE, BUILDER, TAG and flags from ./.s2ifile (else ./.stifile) under those given
+    /// here, and save the result there once the arguments are valid.
+    #[arg(long = "use-config")]
+    pub use_config: bool,
     /// POST {"success":bool,"labels":{…}} to this http(s) URL when the build ends, failed or not.
     #[arg(long = "callback-url", value_name = "URL")]
     pub callback_url: Option<String>,
@@ -162,7 +169,10 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
              and a Dockerfile would need a container engine to run assemble natively (RUN); build the image with `ws2i build` instead"
         );
     }
-    let location = SourceLocation::parse(&a.source)?;
+    let (Some(source), Some(builder)) = (&a.source, &a.builder) else {
+        bail!("SOURCE and BUILDER are required (or saved in .s2ifile with --use-config)");
+    };
+    let location = SourceLocation::parse(source)?;
     let mut spec = SourceSpec::new(location);
     spec.git_ref = a.git_ref.clone();
     spec.context_dir = match &a.context_dir {
@@ -174,7 +184,7 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     spec.exclude = SourceSpec::parse_exclude(&a.exclude)?;
     spec.ignore_submodules = a.ignore_submodules;
     let cache = sandbox::default_cache_dir();
-    let mut req = BuildRequest::new(spec, a.builder.clone(), Store::default_root()?, cache);
+    let mut req = BuildRequest::new(spec, builder.clone(), Store::default_root()?, cache);
     match a.tag.as_deref() {
         Some(t) => {
             let (tag, push) = build::parse_tag(t, a.push, a.format)?;
@@ -251,8 +261,128 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     Ok(req)
 }
 
+/// Flags never written to `.s2ifile`: the switch itself, and credentials (a file in the
+/// working directory, often committed, is no place for a password).
+const NOT_SAVED: [&str; 2] = ["use-config", "creds"];
+
+/// `--use-config`: the saved `.s2ifile` of the working directory under the command line —
+/// a flag given here wins over its saved value (all values of a repeatable one), and SOURCE
+/// BUILDER [TAG] given here replace the saved ones. Works on clap's view of the arguments,
+/// so every flag of [`BuildArgs`] takes part without being listed. Returns the merged
+/// arguments and the file to save once they are valid.
+fn with_config(a: BuildArgs) -> Result<(BuildArgs, S2iFile)> {
+    use clap::parser::ValueSource;
+    use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
+
+    let cwd = std::env::current_dir().context("finding the working directory")?;
+    let saved = match S2iFile::load(&cwd)? {
+        Some((f, path)) => {
+            if path.ends_with(".stifile") {
+                eprintln!("ws2i: warning: {} is deprecated: it is saved as .s2ifile", path.display());
+            }
+            f
+        }
+        None => S2iFile::default(),
+    };
+    // clap's matches of this process's own arguments tell which flags were typed.
+    let full = super::Cli::command()
+        .try_get_matches_from(std::env::args_os())
+        .context("re-reading the command line")?;
+    let typed = full
+        .subcommand_matches("build")
+        .ok_or_else(|| anyhow::anyhow!("--use-config: not a build command line"))?;
+    let on_cli = |id: &str| typed.value_source(id) == Some(ValueSource::CommandLine);
+
+    let cmd = BuildArgs::augment_args(clap::Command::new("build"));
+    let mut argv: Vec<std::ffi::OsString> = vec!["build".into()];
+    for arg in cmd.get_arguments() {
+        let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+            continue;
+        };
+        let takes_values = arg.get_action().takes_values();
+        if on_cli(id) {
+            if !takes_values {
+                argv.push(format!("--{long}").into());
+            } else if let Some(raw) = typed.get_raw(id) {
+                argv.extend(raw.map(|v| {
+                    let mut o = std::ffi::OsString::from(format!("--{long}="));
+                    o.push(v);
+                    o
+                }));
+            }
+        } else if !NOT_SAVED.contains(&long) {
+            let values = saved.values(long, long == "env");
+            if !takes_values {
+                if values.last().is_some_and(|v| v == "true") {
+                    argv.push(format!("--{long}").into());
+                }
+            } else {
+                argv.extend(values.iter().map(|v| format!("--{long}={v}").into()));
+            }
+        }
+    }
+    argv.push("--".into());
+    match (&a.source, &a.builder) {
+        (Some(s), Some(b)) => {
+            argv.push(s.into());
+            argv.push(b.into());
+            argv.extend(a.tag.iter().map(Into::into));
+        }
+        (None, _) if !saved.source.is_empty() && !saved.builder_image.is_empty() => {
+            argv.push(saved.source.clone().into());
+            argv.push(saved.builder_image.clone().into());
+            if !saved.tag.is_empty() {
+                argv.push(saved.tag.clone().into());
+            }
+        }
+        (None, _) => bail!("--use-config: no SOURCE and BUILDER given and none saved in .s2ifile"),
+        (Some(_), None) => bail!("--use-config: give both SOURCE and BUILDER, or neither"),
+    }
+    let m = cmd
+        .try_get_matches_from(&argv)
+        .map_err(|e| {
+            let msg = e.render().to_string();
+            let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+            anyhow::anyhow!("the arguments restored from .s2ifile are invalid: {first}")
+        })?;
+    let merged = BuildArgs::from_arg_matches(&m).context("restoring .s2ifile")?;
+
+    let mut out = S2iFile {
+        source: merged.source.clone().unwrap_or_default(),
+        builder_image: merged.builder.clone().unwrap_or_default(),
+        tag: merged.tag.clone().unwrap_or_default(),
+        ..S2iFile::default()
+    };
+    for arg in BuildArgs::augment_args(clap::Command::new("build")).get_arguments() {
+        let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+            continue;
+        };
+        if NOT_SAVED.contains(&long) || m.value_source(id) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        if !arg.get_action().takes_values() {
+            out.set(long, &["true".to_string()], false);
+        } else if let Some(raw) = m.get_raw(id) {
+            let values: Vec<String> = raw.map(|v| v.to_string_lossy().into_owned()).collect();
+            let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
+            out.set(long, &values, repeatable);
+        }
+    }
+    Ok((merged, out))
+}
+
 pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
+    let (a, save) = if a.use_config {
+        let (merged, file) = with_config(a)?;
+        (merged, Some(file))
+    } else {
+        (a, None)
+    };
     let mut req = request(&a)?;
+    if let Some(f) = save {
+        let cwd = std::env::current_dir().context("finding the working directory")?;
+        f.save(&cwd)?;
+    }
     req.progress = crate::progress::enabled(g.quiet);
     let console = Console { quiet: g.quiet };
     let result = match build::build(&req, &console) {
