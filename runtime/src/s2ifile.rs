@@ -68,7 +68,12 @@ impl S2iFile {
     }
 
     fn parse(bytes: &[u8]) -> Result<S2iFile, String> {
-        let f: S2iFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        // serde would take a struct from a JSON array too; upstream's file is an object.
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if !v.is_object() {
+            return Err("expected a JSON object".into());
+        }
+        let f: S2iFile = serde_json::from_value(v).map_err(|e| e.to_string())?;
         if let Some(k) = f.flags.keys().find(|k| k.is_empty() || k.starts_with('-')) {
             return Err(format!("flag name {k:?}: expected a long flag name without dashes"));
         }
