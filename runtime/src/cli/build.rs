@@ -41,6 +41,35 @@ pub enum CompressionArg {
     Zstd,
 }
 
+/// How a `docker://` builder is fetched: the flags build and usage share.
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// When to fetch a docker:// builder.
+    #[arg(short = 'p', long = "pull-policy", value_enum, default_value = "if-not-present")]
+    pub pull_policy: PullPolicyArg,
+    /// Registry credentials USER:PASS (docker:// images).
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Verify TLS (default: yes, except plain HTTP for localhost/127.0.0.1).
+    #[arg(long = "tls-verify", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+}
+
+impl PullArgs {
+    pub fn registry(&self) -> Result<RegistryOptions> {
+        Ok(RegistryOptions {
+            tls_verify: self.tls_verify,
+            creds: self
+                .creds
+                .as_deref()
+                .map(Credentials::parse_creds)
+                .transpose()?,
+            authfile: None,
+            attempts: None,
+        })
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// A directory or a git URL (file://, https://, ssh://, git://, user@host:path).
@@ -84,9 +113,8 @@ pub struct BuildArgs {
     /// Where the source is put in the builder (default: its io.openshift.s2i.destination label, else /tmp).
     #[arg(short = 'd', long)]
     pub destination: Option<String>,
-    /// When to fetch a docker:// builder.
-    #[arg(short = 'p', long = "pull-policy", value_enum, default_value = "if-not-present")]
-    pub pull_policy: PullPolicyArg,
+    #[command(flatten)]
+    pub pull: PullArgs,
     /// When to fetch the previous image of --incremental (from the registry of a docker:// TAG).
     #[arg(long = "incremental-pull-policy", value_enum, default_value = "if-not-present")]
     pub incremental_pull_policy: PullPolicyArg,
@@ -116,12 +144,6 @@ pub struct BuildArgs {
     pub save_temp_dir: bool,
     #[command(flatten)]
     pub budget: super::budget::BudgetArgs,
-    /// Registry credentials USER:PASS (docker:// builders).
-    #[arg(long)]
-    pub creds: Option<String>,
-    /// Verify TLS (default: yes, except plain HTTP for localhost/127.0.0.1).
-    #[arg(long = "tls-verify", num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: Option<bool>,
     /// Not supported: it needs native RUN; see the error for why.
     #[arg(long = "as-dockerfile", value_name = "PATH", hide = true)]
     pub as_dockerfile: Option<String>,
@@ -195,7 +217,7 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         None if a.format.is_some() => bail!("--format applies to --push only"),
         None => {}
     }
-    req.pull_policy = a.pull_policy.into();
+    req.pull_policy = a.pull.pull_policy.into();
     req.incremental_pull_policy = a.incremental_pull_policy.into();
     req.runtime_pull_policy = a.runtime_pull_policy.into();
     req.scripts_url = a.scripts_url.clone();
@@ -248,16 +270,7 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     req.callback_url = a.callback_url.clone();
     req.assemble_user = a.assemble_user.clone();
     req.budget = a.budget.budget();
-    req.registry = RegistryOptions {
-        tls_verify: a.tls_verify,
-        creds: a
-            .creds
-            .as_deref()
-            .map(Credentials::parse_creds)
-            .transpose()?,
-        authfile: None,
-        attempts: None,
-    };
+    req.registry = a.pull.registry()?;
     Ok(req)
 }
 
