@@ -471,6 +471,34 @@ fn git_source_with_ref_and_context_dir_gets_commit_labels() {
         "one\n"
     );
     assert!(!app.join("README").exists() && !app.join(".git").exists());
+
+    // A commit (abbreviated) as --ref, with no git program on PATH: git runs in process.
+    let out = run_ok(
+        w.build(&[&url, BUILDER, "app:git2", "--ref", &v1[..12]])
+            .env("PATH", "/nonexistent"),
+    );
+    let cfg = skopeo_inspect_config(&w.home(), "app:git2");
+    assert_eq!(
+        cfg["config"]["Labels"]["io.openshift.s2i.build.commit.id"],
+        v1.as_str(),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut w.build(&[&url, BUILDER, "app:bad", "--ref", "nope"]));
+    assert!(
+        stderr(&out).contains("no branch, tag or commit named \"nope\""),
+        "{}",
+        describe(&out)
+    );
+    let missing = format!("file://{}/missing.git", w.dir.path().display());
+    let out = run_fail(&mut w.build(&[&missing, BUILDER, "app:bad"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("git clone") && err.contains("missing.git"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!w.has_image("app:bad"));
 }
 
 #[test]
