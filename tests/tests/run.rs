@@ -275,3 +275,39 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn a_wasm_build_result_is_pushed_as_a_wasm_platform_image() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new();
+    make_builder(&w.home(), "ws2i-test/run-builder:latest", &["assemble", "run"]);
+    let src = w.dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("index.txt"), "pushed\n").unwrap();
+    run_ok(&mut w.ws2i(&["--quiet", "build", src.to_str().unwrap(), "ws2i-test/run-builder:latest", "app:v1"]));
+    let dest = format!("docker://{}/apps/wasm:v1", reg.host());
+    run_ok(&mut w.ws2i(&["push", "app:v1", &dest]));
+
+    let inspect = |args: &[&str]| -> serde_json::Value {
+        let out = run(Command::new("skopeo").args(["inspect", "--tls-verify=false"]).args(args).arg(&dest));
+        assert!(out.status.success(), "{}", describe(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let raw = inspect(&["--raw"]);
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.manifest.v1+json", "a single manifest, not an index: {raw}");
+    assert_eq!(raw["annotations"]["module.wasm.image/variant"], "compat-smart", "{raw}");
+    let cfg = inspect(&["--config"]);
+    assert_eq!((cfg["os"].as_str(), cfg["architecture"].as_str()), (Some("wasip1"), Some("wasm")), "{cfg}");
+    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/usr/libexec/s2i/run"]));
+    assert!(cfg["config"].get("Cmd").is_none_or(|c| c.is_null()), "{cfg}");
+    assert_eq!(cfg["config"]["Labels"]["module.wasm.image/variant"], "compat-smart");
+    let summary = inspect(&[]);
+    assert_eq!((summary["Os"].as_str(), summary["Architecture"].as_str()), (Some("wasip1"), Some("wasm")), "{summary}");
+
+    // Pulled back on this (linux) host, it still runs.
+    let other = World::new();
+    run_ok(&mut other.ws2i(&["pull", &dest]));
+    let name = dest.trim_start_matches("docker://");
+    let out = run_ok(&mut other.ws2i(&["run", name]));
+    assert_eq!(stdout(&out), "pushed\n");
+}
