@@ -234,7 +234,9 @@ pub fn run_image(req: &RunRequest, log: &dyn RunLog) -> Result<i32, RunError> {
                 max_concurrent: 16,
                 drain: Duration::from_secs(10).min(req.budget.timeout + Duration::from_secs(1)),
             };
-            sandbox.serve_http(serve, |addr| log.serving(&image, addr), termination())?;
+            sandbox.serve_http(serve, |addr| log.serving(&image, addr), async {
+                termination().await;
+            })?;
             Ok(0)
         }
         None => {
@@ -250,16 +252,16 @@ pub fn run_image(req: &RunRequest, log: &dyn RunLog) -> Result<i32, RunError> {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM (the handlers are installed at its first poll).
-async fn termination() {
+/// Resolves to the signal number on SIGINT or SIGTERM (the handlers are installed at its first poll).
+async fn termination() -> i32 {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
         // Without handlers the default action (ending the process) still applies.
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+        _ = int.recv() => libc::SIGINT,
+        _ = term.recv() => libc::SIGTERM,
     }
 }
 
@@ -283,13 +285,17 @@ impl CleanupOnSignal {
                     let sig = termination();
                     tokio::pin!(sig);
                     // Poll once so the handlers exist before the module starts.
-                    tokio::select! { biased; _ = &mut sig => {}, _ = std::future::ready(()) => {} }
+                    if let Some(signo) = futures_util::FutureExt::now_or_never(&mut sig) {
+                        let _ = std::fs::remove_dir_all(&root);
+                        std::process::exit(128 + signo);
+                    }
                     let _ = armed_tx.send(());
                     tokio::select! {
-                        _ = sig => {
+                        signo = sig => {
                             let _ = std::fs::remove_dir_all(&root);
                             eprintln!("ws2i: interrupted; removed the run's rootfs");
-                            std::process::exit(130);
+                            // The shell's convention for a process ended by a signal.
+                            std::process::exit(128 + signo);
                         }
                         _ = done_rx => {}
                     }

@@ -112,9 +112,37 @@ fn a_built_app_runs_its_run_hook() {
     let src = w.dir.path().join("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("index.txt"), "hello from the app\n").unwrap();
-    run_ok(&mut w.ws2i(&["--quiet", "build", src.to_str().unwrap(), "ws2i-test/run-builder:latest", "app:v1"]));
+    // `build --run` runs the result right away (its digest first, then the app's output).
+    let out = run_ok(&mut w.ws2i(&["--quiet", "build", src.to_str().unwrap(), "ws2i-test/run-builder:latest", "app:v1", "--run"]));
+    assert!(stdout(&out).ends_with("\nhello from the app\n"), "{}", describe(&out));
     let out = run_ok(&mut w.ws2i(&["run", "app:v1"]));
     assert_eq!(stdout(&out), "hello from the app\n", "{}", describe(&out));
+}
+
+#[test]
+fn sigterm_during_a_run_removes_its_rootfs() {
+    let w = World::with_own_cache();
+    w.image("sleeper:latest", &[("/bin/sleeper", &guests::wasm("sleeper"))], &[("Cmd", serde_json::json!(["/bin/sleeper"]))]);
+    let mut child = w.ws2i(&["run", "sleeper"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first, "sleeping\n");
+    let builds = w.cache.join("layers/builds");
+    assert_eq!(fs::read_dir(&builds).unwrap().count(), 1, "one checkout while running");
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ws2i run did not stop after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(128 + 15));
+    assert_eq!(fs::read_dir(&builds).unwrap().count(), 0, "the checkout is removed");
 }
 
 #[test]
