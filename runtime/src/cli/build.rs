@@ -148,7 +148,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub run: bool,
     /// With --run: serve the result's wasi:http component on [HOST_IP:]HOST_PORT:PORT.
-    #[arg(short = 'p', long = "publish", value_name = "[HOST_IP:]HOST_PORT:PORT", requires = "run")]
+    // No -p: on build, -p is s2i's --pull-policy.
+    #[arg(long = "publish", value_name = "[HOST_IP:]HOST_PORT:PORT", requires = "run")]
     pub publish: Option<crate::run::Publish>,
     /// Not supported: it needs native RUN; see the error for why.
     #[arg(long = "as-dockerfile", value_name = "PATH", hide = true)]
