@@ -28,6 +28,7 @@ pub mod rebuild;
 pub mod s2ifile;
 pub mod reference;
 pub mod registry;
+pub mod run;
 pub mod sandbox;
 pub mod scripts;
 pub mod source;
