@@ -415,7 +415,7 @@ pub struct FsSite {
 }
 
 /// Records are one short line; anything bigger is not one of ours.
-const MAX_RECORD: u64 = 4096;
+pub const MAX_RECORD: u64 = 4096;
 
 impl serve::Site for FsSite {
     fn lookup(&self, path: &WebPath) -> Entry {
@@ -433,9 +433,14 @@ impl serve::Site for FsSite {
 
 /// Reads the run hook's configuration: assemble's file, then `env`.
 pub fn load_config(file: &Path, env: &[(String, String)]) -> (Config, Vec<String>) {
+    config_from(&fs::read_to_string(file).unwrap_or_default(), env)
+}
+
+/// The configuration from the config file's text, overridden by `env`;
+/// also the keys whose values were refused.
+pub fn config_from(text: &str, env: &[(String, String)]) -> (Config, Vec<String>) {
     let mut cfg = Config::default();
-    let text = fs::read_to_string(file).unwrap_or_default();
-    let mut rejected = cfg.apply(Config::parse_lines(&text));
+    let mut rejected = cfg.apply(Config::parse_lines(text));
     rejected.extend(cfg.apply(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
     (cfg, rejected)
 }

@@ -1,26 +1,83 @@
 //! run: a wasi:http proxy component serving /opt/app-root/web. Each request
-//! gets a fresh instance, so all it does is: read the request, look up one
-//! metadata record, answer (the decisions are static_web::serve's).
+//! gets a fresh instance, so all it does is: read the request, the config and
+//! one metadata record, answer (the decisions are static_web::serve's).
+//!
+//! File access goes straight to wasi:filesystem (open-at, then one positional
+//! read) rather than through std: every host file operation is a thread hop
+//! in the host, and std's open/stat/read-until-EOF takes about twice as many.
 //!
 //! Built for wasm32-wasip2; for wasip1 (the workspace's default target) it
 //! is an empty program.
 
 #[cfg(target_env = "p2")]
 mod server {
-    use std::fs::File;
-    use std::io::{Read, Seek, SeekFrom, Write};
-    use std::path::Path;
+    use std::io::Write;
 
     use static_web::layout;
-    use static_web::serve::{self, Body, Request, Response};
-    use static_web::site::{self, FsSite};
+    use static_web::meta::FileMeta;
+    use static_web::path::WebPath;
+    use static_web::serve::{self, Body, Entry, Request, Response, Site};
+    use static_web::site::{config_from, MAX_RECORD};
     use wasip2::exports::http::incoming_handler::Guest;
+    use wasip2::filesystem::preopens::get_directories;
+    use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
     use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+    /// The image's root, as ws2i preopens it.
+    struct Root(Descriptor);
+
+    impl Root {
+        fn get() -> Option<Root> {
+            get_directories().into_iter().find(|(_, p)| p == "/").map(|(d, _)| Root(d))
+        }
+
+        /// Opens a file for reading; symlinks are not followed (PathFlags
+        /// without SYMLINK_FOLLOW), and the host keeps `..` inside the root.
+        fn open(&self, abs: &str) -> Result<Descriptor, ErrorCode> {
+            let rel = abs.trim_start_matches('/').trim_end_matches('/');
+            self.0.open_at(PathFlags::empty(), rel, OpenFlags::empty(), DescriptorFlags::READ)
+        }
+
+        /// A small file in one read: `IsDirectory` for a directory,
+        /// `FileTooLarge` past `max`.
+        fn read_small(&self, abs: &str, max: u64) -> Result<Vec<u8>, ErrorCode> {
+            let d = self.open(abs)?;
+            match d.read(max, 0) {
+                Ok((bytes, _)) if (bytes.len() as u64) < max => Ok(bytes),
+                Ok(_) => Err(ErrorCode::FileTooLarge),
+                Err(e) => match d.get_type() {
+                    Ok(DescriptorType::Directory) => Err(ErrorCode::IsDirectory),
+                    _ => Err(e),
+                },
+            }
+        }
+    }
+
+    impl Site for Root {
+        fn lookup(&self, path: &WebPath) -> Entry {
+            match self.read_small(&format!("{}/{}", layout::META_DIR, path.rel()), serve_max_record()) {
+                Ok(bytes) => String::from_utf8(bytes)
+                    .ok()
+                    .and_then(|t| FileMeta::decode(&t))
+                    .map_or(Entry::Missing, Entry::File),
+                Err(ErrorCode::IsDirectory) => Entry::Dir,
+                Err(_) => Entry::Missing,
+            }
+        }
+    }
+
+    fn serve_max_record() -> u64 {
+        MAX_RECORD + 1
+    }
 
     struct Server;
 
     impl Guest for Server {
         fn handle(req: IncomingRequest, out: ResponseOutparam) {
+            let Some(root) = Root::get() else {
+                eprintln!("static-web: no root directory was preopened");
+                return send_error(out);
+            };
             let method = match req.method() {
                 Method::Get => "GET".to_string(),
                 Method::Head => "HEAD".to_string(),
@@ -42,19 +99,19 @@ mod server {
                 })
             };
             let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WEB_")).collect();
-            let (cfg, _) = site::load_config(Path::new(layout::CONFIG), &env);
-            let site = FsSite { meta: layout::META_DIR.into() };
-            let resp = serve::respond(&Request { method: &method, target: &target, headers: &lookup }, &site, &cfg);
-            send(resp, out, method == "HEAD");
+            let text = root.read_small(layout::CONFIG, 64 * 1024).unwrap_or_default();
+            let (cfg, _) = config_from(&String::from_utf8_lossy(&text), &env);
+            let resp = serve::respond(&Request { method: &method, target: &target, headers: &lookup }, &root, &cfg);
+            send(&root, resp, out, method == "HEAD");
         }
     }
 
-    fn send(resp: Response, out: ResponseOutparam, head: bool) {
+    fn send(root: &Root, resp: Response, out: ResponseOutparam, head: bool) {
         let mut file = None;
-        if let Body::File { rel, encoding, start, len } = &resp.body {
+        if let Body::File { rel, encoding, .. } = &resp.body {
             let path = format!("{}/{rel}{}", layout::WEB_ROOT, encoding.file_suffix());
-            match File::open(&path).and_then(|mut f| f.seek(SeekFrom::Start(*start)).map(|_| f)) {
-                Ok(f) => file = Some(f.take(*len)),
+            match root.open(&path) {
+                Ok(d) => file = Some(d),
                 Err(e) => {
                     eprintln!("static-web: {path}: {e}");
                     return send_error(out);
@@ -79,7 +136,7 @@ mod server {
         let Ok(mut stream) = body.write() else { return };
         let result = match (resp.body, file) {
             (Body::Text(t), _) => stream.write_all(t.as_bytes()),
-            (Body::File { .. }, Some(mut f)) => copy(&mut f, &mut stream),
+            (Body::File { start, len, .. }, Some(d)) => copy(&d, start, len, &mut stream),
             _ => Ok(()),
         };
         let result = result.and_then(|_| Write::flush(&mut stream));
@@ -94,15 +151,22 @@ mod server {
         }
     }
 
-    fn copy(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<()> {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = from.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
+    /// `len` bytes from `start`, by positional reads (no read past the end).
+    fn copy(d: &Descriptor, start: u64, len: u64, to: &mut impl Write) -> std::io::Result<()> {
+        const CHUNK: u64 = 256 * 1024;
+        let end = start + len;
+        let mut offset = start;
+        while offset < end {
+            let (bytes, _) = d
+                .read(CHUNK.min(end - offset), offset)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            if bytes.is_empty() {
+                return Err(std::io::Error::other("the file is shorter than its record"));
             }
-            to.write_all(&buf[..n])?;
+            to.write_all(&bytes)?;
+            offset += bytes.len() as u64;
         }
+        Ok(())
     }
 
     fn send_error(out: ResponseOutparam) {
