@@ -590,7 +590,8 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
             created_by: format!("ws2i build: {assemble}"),
         })?;
-        b.set("Cmd", serde_json::json!([run_path]));
+        // A wasm run hook makes a wasm image (platform, Entrypoint, variant): docs/images.md.
+        b.command(&run_path, crate::image::entry_kind(commit_root.path(), &run_path));
         let labels = output_labels(req, &fetched.info);
         for (k, v) in labels.iter().chain(&metadata_labels) {
             b.label(k, v);

@@ -28,6 +28,42 @@ pub mod media {
 
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// Tells crun's wasm handler (and CRI-O/podman that pass it on) to run the entrypoint as
+/// WebAssembly when it is a `.wasm` module ("compat-smart"; "compat" would force it).
+/// Read from the container's annotations, which come from the image manifest's annotations
+/// (buildah `--annotation`) or are set on the pod; ws2i also writes it as a config label.
+pub const ANNOTATION_WASM_VARIANT: &str = "module.wasm.image/variant";
+pub const WASM_VARIANT_COMPAT_SMART: &str = "compat-smart";
+
+/// The platform of an image whose entrypoint is WebAssembly, as runwasi and crun expect it:
+/// architecture `wasm`, os `wasip1` for a core module, `wasip2` for a component.
+pub fn wasm_platform(kind: crate::sandbox::WasmKind) -> Platform {
+    let os = match kind {
+        crate::sandbox::WasmKind::Core => "wasip1",
+        crate::sandbox::WasmKind::Component => "wasip2",
+    };
+    Platform { architecture: "wasm".into(), os: os.into(), variant: None, extra: Map::new() }
+}
+
+/// Whether an image platform is a WebAssembly one (any WASI flavour, `wasm`/`wasm32`).
+pub fn is_wasm_platform(p: &Platform) -> bool {
+    matches!(p.architecture.as_str(), "wasm" | "wasm32") || p.os.starts_with("wasi")
+}
+
+/// What the file at guest path `path` inside `rootfs` is, if it is WebAssembly. Opened through
+/// cap-std, so a symlink in an untrusted tree cannot make ws2i read outside it.
+pub fn entry_kind(rootfs: &std::path::Path, path: &str) -> Option<crate::sandbox::WasmKind> {
+    use std::io::Read;
+    let dir = cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority()).ok()?;
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() {
+        return None;
+    }
+    let mut head = [0u8; 8];
+    let mut f = dir.open(rel).ok()?;
+    f.read_exact(&mut head).ok()?;
+    crate::sandbox::detect(&head).ok()
+}
 
 /// The manifest flavour written to a destination (`--format oci|docker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -141,10 +177,19 @@ impl Index {
         }
     }
 
+    /// The manifest for `want`; failing an exact match, an index whose platforms are all
+    /// WebAssembly gives its first entry, since ws2i runs wasm on any host.
     pub fn select(&self, want: &Platform) -> Result<&Descriptor> {
+        let platforms = || self.manifests.iter().filter_map(|d| d.platform.as_ref());
+        let only_wasm = platforms().next().is_some() && platforms().all(is_wasm_platform);
         self.manifests
             .iter()
             .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+            .or_else(|| {
+                only_wasm
+                    .then(|| self.manifests.iter().find(|d| d.platform.as_ref().is_some_and(is_wasm_platform)))
+                    .flatten()
+            })
             .with_context(|| {
                 let have: Vec<String> = self
                     .manifests
@@ -499,6 +544,27 @@ impl ImageBuilder {
         self
     }
 
+    /// Make `path` the image's command. A WebAssembly module (`kind`) becomes what runwasi's
+    /// wasmtime shim and crun's wasm handler need: the wasm platform, `Entrypoint` = [path] with
+    /// no `Cmd`, and the `compat-smart` variant as manifest annotation and config label.
+    /// Anything else stays `Cmd` = [path] on the base's platform.
+    pub fn command(&mut self, path: &str, kind: Option<crate::sandbox::WasmKind>) -> &mut Self {
+        let Some(kind) = kind else {
+            return self.set("Cmd", serde_json::json!([path]));
+        };
+        let p = wasm_platform(kind);
+        let obj = self.config.as_object_mut().expect("checked object");
+        obj.insert("architecture".into(), Value::String(p.architecture));
+        obj.insert("os".into(), Value::String(p.os));
+        for stale in ["variant", "os.version", "os.features"] {
+            obj.remove(stale);
+        }
+        self.container_config().remove("Cmd");
+        self.set("Entrypoint", serde_json::json!([path]));
+        self.label(ANNOTATION_WASM_VARIANT, WASM_VARIANT_COMPAT_SMART);
+        self.annotation(ANNOTATION_WASM_VARIANT, WASM_VARIANT_COMPAT_SMART)
+    }
+
     pub fn annotation(&mut self, key: &str, value: &str) -> &mut Self {
         self.annotations.insert(key.into(), value.into());
         self
@@ -607,5 +673,68 @@ mod tests {
         idx.manifests.push(d);
         let err = idx.select(&p).unwrap_err().to_string();
         assert!(err.contains("linux/amd64"), "{err}");
+    }
+
+    #[test]
+    fn a_wasm_command_sets_the_wasm_platform_entrypoint_and_variant() {
+        use crate::sandbox::WasmKind;
+        let base = br#"{"architecture":"arm64","variant":"v8","os":"linux","config":{"Cmd":["/old"],"Entrypoint":["/bin/sh","-c"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let m = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            config: Descriptor::new(media::OCI_CONFIG, Digest::of(base), base.len() as u64),
+            layers: vec![],
+            annotations: BTreeMap::new(),
+            extra: Map::new(),
+        };
+        for (kind, os) in [(WasmKind::Core, "wasip1"), (WasmKind::Component, "wasip2")] {
+            let mut b = ImageBuilder::from_base(&m, base).unwrap();
+            b.command("/usr/libexec/s2i/run", Some(kind));
+            let (cfg, manifest) = b.finish().unwrap();
+            let v: Value = serde_json::from_slice(&cfg).unwrap();
+            assert_eq!((v["os"].as_str(), v["architecture"].as_str()), (Some(os), Some("wasm")));
+            assert!(v.get("variant").is_none());
+            assert_eq!(v["config"]["Entrypoint"], serde_json::json!(["/usr/libexec/s2i/run"]));
+            assert!(v["config"].get("Cmd").is_none());
+            assert_eq!(v["config"]["Labels"][ANNOTATION_WASM_VARIANT], "compat-smart");
+            assert_eq!(manifest.annotations[ANNOTATION_WASM_VARIANT], "compat-smart");
+        }
+        let mut b = ImageBuilder::from_base(&m, base).unwrap();
+        b.command("/usr/libexec/s2i/run", None);
+        let v: Value = serde_json::from_slice(&b.finish().unwrap().0).unwrap();
+        assert_eq!((v["os"].as_str(), v["architecture"].as_str()), (Some("linux"), Some("arm64")));
+        assert_eq!(v["config"]["Cmd"], serde_json::json!(["/usr/libexec/s2i/run"]));
+    }
+
+    #[test]
+    fn entry_kind_reads_inside_the_rootfs_only() {
+        use crate::sandbox::WasmKind;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("m.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        std::fs::write(d.path().join("c.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
+        std::fs::write(d.path().join("sh"), b"#!/bin/sh\n").unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(outside.path(), b"\0asm\x01\0\0\0").unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("escape")).unwrap();
+        assert_eq!(entry_kind(d.path(), "/m.wasm"), Some(WasmKind::Core));
+        assert_eq!(entry_kind(d.path(), "/c.wasm"), Some(WasmKind::Component));
+        assert_eq!(entry_kind(d.path(), "/sh"), None);
+        assert_eq!(entry_kind(d.path(), "/missing"), None);
+        assert_eq!(entry_kind(d.path(), "/escape"), None);
+    }
+
+    #[test]
+    fn an_index_of_only_wasm_platforms_is_accepted_for_any_host() {
+        let entry = |p: &str| {
+            let mut d = Descriptor::new(media::OCI_MANIFEST, Digest::of(p.as_bytes()), 1);
+            d.platform = Some(Platform::parse(p).unwrap());
+            d
+        };
+        let mut idx = Index::empty();
+        idx.manifests.push(entry("wasip2/wasm"));
+        let got = idx.select(&Platform::host_default()).unwrap();
+        assert_eq!(got.digest, Digest::of(b"wasip2/wasm"));
+        idx.manifests.push(entry("linux/arm64"));
+        assert!(idx.select(&Platform::parse("linux/amd64").unwrap()).is_err());
     }
 }

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod rebuild;
 pub mod reference;
 pub mod registry;
+pub mod run;
 pub mod sandbox;
 pub mod scripts;
 pub mod source;

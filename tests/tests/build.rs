@@ -100,7 +100,9 @@ fn local_dir_build_has_labels_cmd_and_files() {
 
     let cfg = skopeo_inspect_config(&w.home(), "app:v1");
     let c = &cfg["config"];
-    assert_eq!(c["Cmd"], serde_json::json!(["/usr/libexec/s2i/run"]));
+    // The run hook is a core module: a wasip1/wasm image whose Entrypoint is the hook.
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/usr/libexec/s2i/run"]));
+    assert_eq!((cfg["os"].as_str(), cfg["architecture"].as_str()), (Some("wasip1"), Some("wasm")));
     let labels = &c["Labels"];
     assert_eq!(labels["io.openshift.s2i.build.image"], BUILDER);
     assert_eq!(
@@ -128,9 +130,9 @@ fn local_dir_build_has_labels_cmd_and_files() {
     let t = tempfile::tempdir().unwrap();
     let bundle = t.path().join("bundle");
     let out = run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
+        .args(["raw", "unpack", "--rootless", "--image"])
         .arg(format!("{}:app:v1", w.home().display()))
-        .arg(&bundle));
+        .arg(made(&bundle).join("rootfs")));
     assert!(out.status.success(), "umoci: {}", describe(&out));
     let rootfs = bundle.join("rootfs");
     assert_eq!(
@@ -203,9 +205,9 @@ fn source_s2i_bin_overrides_the_image_script() {
     let bundle = t.path().join("b");
     run_ok(
         Command::new("umoci")
-            .args(["unpack", "--rootless", "--image"])
+            .args(["raw", "unpack", "--rootless", "--image"])
             .arg(format!("{}:app:override", w.home().display()))
-            .arg(&bundle),
+            .arg(made(&bundle).join("rootfs")),
     );
     assert!(!bundle.join("rootfs/opt/app-root/src").exists());
     assert!(
@@ -461,9 +463,9 @@ fn git_source_with_ref_and_context_dir_gets_commit_labels() {
     let bundle = t.path().join("b");
     run_ok(
         Command::new("umoci")
-            .args(["unpack", "--rootless", "--image"])
+            .args(["raw", "unpack", "--rootless", "--image"])
             .arg(format!("{}:app:git", w.home().display()))
-            .arg(&bundle),
+            .arg(made(&bundle).join("rootfs")),
     );
     let app = bundle.join("rootfs/opt/app-root/src");
     assert_eq!(
@@ -522,7 +524,7 @@ fn docker_builder_is_pulled_and_the_result_pushed() {
     assert!(out.status.success(), "{}", describe(&out));
     let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        cfg["config"]["Cmd"],
+        cfg["config"]["Entrypoint"],
         serde_json::json!(["/usr/libexec/s2i/run"])
     );
     assert_eq!(
@@ -555,16 +557,16 @@ fn runtime_image_gets_only_the_artifacts() {
     );
     let cfg = skopeo_inspect_config(&w.home(), "app:slim");
     assert_eq!(
-        cfg["config"]["Cmd"],
+        cfg["config"]["Entrypoint"],
         serde_json::json!(["/usr/libexec/s2i/run"])
     );
     let t = tempfile::tempdir().unwrap();
     let bundle = t.path().join("b");
     run_ok(
         Command::new("umoci")
-            .args(["unpack", "--rootless", "--image"])
+            .args(["raw", "unpack", "--rootless", "--image"])
             .arg(format!("{}:app:slim", w.home().display()))
-            .arg(&bundle),
+            .arg(made(&bundle).join("rootfs")),
     );
     let r = bundle.join("rootfs");
     assert_eq!(
@@ -692,9 +694,9 @@ fn local_git_tree_copy_and_exclude() {
         let t = tempfile::tempdir().unwrap();
         run_ok(
             Command::new("umoci")
-                .args(["unpack", "--rootless", "--image"])
+                .args(["raw", "unpack", "--rootless", "--image"])
                 .arg(format!("{}:{tag}", w.home().display()))
-                .arg(t.path().join("b")),
+                .arg(made(t.path().join("b")).join("rootfs")),
         );
         t
     };
@@ -732,13 +734,20 @@ fn local_git_tree_copy_and_exclude() {
     assert!(app.join("lib/app.txt").exists());
 }
 
+/// `dir`, created. (`umoci raw unpack` wants the rootfs's parent to exist; the full `unpack`
+/// would also write a runtime config.json, which umoci refuses for os wasip1.)
+fn made(dir: impl AsRef<Path>) -> PathBuf {
+    fs::create_dir_all(&dir).unwrap();
+    dir.as_ref().to_path_buf()
+}
+
 /// The image's rootfs, unpacked by umoci.
 fn unpack(home: &Path, name: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let out = run(Command::new("umoci")
-        .args(["unpack", "--rootless", "--image"])
+        .args(["raw", "unpack", "--rootless", "--image"])
         .arg(format!("{}:{name}", home.display()))
-        .arg(t.path().join("bundle")));
+        .arg(made(t.path().join("bundle")).join("rootfs")));
     assert!(out.status.success(), "umoci: {}", describe(&out));
     t
 }
@@ -912,7 +921,7 @@ fn push_sends_the_result_to_the_registry_mounting_the_builder_blobs() {
     };
     let cfg = inspect(&["--config"]);
     assert_eq!(
-        cfg["config"]["Cmd"],
+        cfg["config"]["Entrypoint"],
         serde_json::json!(["/usr/libexec/s2i/run"])
     );
     assert_eq!(cfg["config"]["Labels"]["team"], "web");

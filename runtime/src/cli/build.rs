@@ -97,6 +97,12 @@ pub struct BuildArgs {
     pub save_temp_dir: bool,
     #[command(flatten)]
     pub budget: super::budget::BudgetArgs,
+    /// Run the result once built (`ws2i run`, with the same budgets), as s2i's --run does.
+    #[arg(long)]
+    pub run: bool,
+    /// With --run: serve the result's wasi:http component on [HOST_IP:]HOST_PORT:PORT.
+    #[arg(short = 'p', long = "publish", value_name = "[HOST_IP:]HOST_PORT:PORT", requires = "run")]
+    pub publish: Option<crate::run::Publish>,
     /// Registry credentials USER:PASS (docker:// builders).
     #[arg(long)]
     pub creds: Option<String>,
@@ -261,6 +267,13 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
                 println!("Pushed: {} {}", p.reference, p.digest);
             }
         }
+    }
+    if a.run {
+        let image = result.image.clone().unwrap_or_else(|| result.digest.to_string());
+        let image = image.trim_start_matches("docker://").to_string();
+        let req = super::run::request(image, None, Vec::new(), a.publish, a.budget.budget())?;
+        let code = crate::run::run_image(&req, &super::run::Passthrough { quiet: g.quiet })?;
+        return Ok(ExitCode::from((code & 0xff) as u8));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,6 +12,7 @@ mod build;
 mod exec;
 mod images;
 mod rebuild;
+mod run;
 mod usage;
 
 #[derive(Parser, Debug)]
@@ -55,6 +56,8 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Build again from the S2I labels of an image ws2i built (same source commit and builder).
     Rebuild(rebuild::RebuildArgs),
+    /// Run an image's WebAssembly command, or serve its wasi:http component with -p.
+    Run(run::RunArgs),
     /// Print how to use a builder image (runs its usage hook).
     Usage(usage::UsageArgs),
     #[command(flatten)]
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Bud(args) => bud::run(&cli.global, args),
         Command::Create(args) => create::run(&cli.global, args),
         Command::Rebuild(args) => rebuild::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, args),
         Command::Usage(args) => usage::run(&cli.global, args),
         Command::Images(cmd) => images::run(&cli.global, cmd),
     };

@@ -10,6 +10,7 @@ mod detect;
 mod engine;
 mod error;
 mod host;
+mod http;
 mod log;
 mod run;
 
@@ -24,6 +25,7 @@ pub use budget::Budget;
 pub use detect::{detect, WasmKind};
 pub use engine::{default_cache_dir, CacheUse};
 pub use error::{BudgetExceeded, BudgetKind, SandboxError};
+pub use http::{HttpServe, ProgramKind, ServeStats};
 pub use log::{LogSink, Stream};
 
 use budget::RunState;
