@@ -305,8 +305,10 @@ fn hello_site_is_built_and_served() {
         assert_eq!(r.text(), not_found, "{target}");
     }
 
+    let port = server.port;
     let status = server.stop();
     assert!(status.success(), "ws2i run ended with {status}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still accepts connections");
 }
 
 /// A site of 1000 small pages with distinct content.
