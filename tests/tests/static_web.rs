@@ -281,6 +281,8 @@ fn hello_site_is_built_and_served() {
     let r = request(server.port, "HEAD", "/", &[]);
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
+    let index_len = fs::metadata(site.join("index.html")).unwrap().len().to_string();
+    assert_eq!(r.header("content-length"), Some(index_len.as_str()), "HEAD says what GET sends");
     let r = server.get("/docs", &[]);
     assert_eq!((r.status, r.header("location")), (301, Some("/docs/")));
     assert_eq!(request(server.port, "POST", "/", &[]).status, 405);

@@ -102,11 +102,11 @@ mod server {
             let text = root.read_small(layout::CONFIG, 64 * 1024).unwrap_or_default();
             let (cfg, _) = config_from(&String::from_utf8_lossy(&text), &env);
             let resp = serve::respond(&Request { method: &method, target: &target, headers: &lookup }, &root, &cfg);
-            send(&root, resp, out, method == "HEAD");
+            send(&root, resp, out);
         }
     }
 
-    fn send(root: &Root, resp: Response, out: ResponseOutparam, head: bool) {
+    fn send(root: &Root, resp: Response, out: ResponseOutparam) {
         let mut file = None;
         if let Body::File { rel, encoding, .. } = &resp.body {
             let path = format!("{}/{rel}{}", layout::WEB_ROOT, encoding.file_suffix());
@@ -118,12 +118,9 @@ mod server {
                 }
             }
         }
-        // A HEAD response carries no body, and the host checks a body against
-        // Content-Length: leave the header out rather than lie with it.
         let fields: Vec<(String, Vec<u8>)> = resp
             .headers
             .iter()
-            .filter(|(n, _)| !(head && *n == "content-length"))
             .map(|(n, v)| (n.to_string(), v.clone().into_bytes()))
             .collect();
         let Ok(headers) = Fields::from_list(&fields) else {
@@ -142,6 +139,9 @@ mod server {
         let result = result.and_then(|_| Write::flush(&mut stream));
         drop(stream);
         match result {
+            // For HEAD, Content-Length is GET's and no body follows: the host
+            // reports a size mismatch here, but HTTP never reads a HEAD
+            // response's body, so the client gets exactly the headers.
             Ok(()) => {
                 let _ = OutgoingBody::finish(body, None);
             }
