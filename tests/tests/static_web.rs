@@ -277,6 +277,9 @@ fn hello_site_is_built_and_served() {
     let r = server.get("/index.html", &[("Range", "bytes=0-9")]);
     assert_eq!(r.status, 206);
     assert_eq!(r.body, fs::read(site.join("index.html")).unwrap()[..10]);
+    let r = server.get("/css/site.css", &[("Range", "bytes=100-199"), ("Accept-Encoding", "gzip")]);
+    assert_eq!((r.status, r.header("content-encoding")), (206, None));
+    assert_eq!(r.body, fs::read(site.join("css/site.css")).unwrap()[100..200]);
     assert_eq!(server.get("/index.html", &[("Range", "bytes=99999-")]).status, 416);
     let r = request(server.port, "HEAD", "/", &[]);
     assert_eq!(r.status, 200);

@@ -5,6 +5,9 @@
 //! File access goes straight to wasi:filesystem (open-at, then one positional
 //! read) rather than through std: every host file operation is a thread hop
 //! in the host, and std's open/stat/read-until-EOF takes about twice as many.
+//! A body is spliced by the host from the file's stream into the response
+//! (measured on a 100 KB file: about 3x the requests/s of reading it into the
+//! guest and writing it out).
 //!
 //! Built for wasm32-wasip2; for wasip1 (the workspace's default target) it
 //! is an empty program.
@@ -21,6 +24,7 @@ mod server {
     use wasip2::exports::http::incoming_handler::Guest;
     use wasip2::filesystem::preopens::get_directories;
     use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
+    use wasip2::io::streams::{OutputStream, StreamError};
     use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
     /// The image's root, as ws2i preopens it.
@@ -151,20 +155,19 @@ mod server {
         }
     }
 
-    /// `len` bytes from `start`, by positional reads (no read past the end).
-    fn copy(d: &Descriptor, start: u64, len: u64, to: &mut impl Write) -> std::io::Result<()> {
-        const CHUNK: u64 = 256 * 1024;
-        let end = start + len;
-        let mut offset = start;
-        while offset < end {
-            let (bytes, _) = d
-                .read(CHUNK.min(end - offset), offset)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            if bytes.is_empty() {
-                return Err(std::io::Error::other("the file is shorter than its record"));
+    /// `len` bytes from `start`, spliced by the host from the file's stream
+    /// into the body (no copy through the guest's memory).
+    fn copy(d: &Descriptor, start: u64, len: u64, to: &mut OutputStream) -> std::io::Result<()> {
+        let err = |e: String| std::io::Error::other(e);
+        let from = d.read_via_stream(start).map_err(|e| err(e.to_string()))?;
+        let mut left = len;
+        while left > 0 {
+            match to.blocking_splice(&from, left) {
+                Ok(0) => return Err(err("the file is shorter than its record".into())),
+                Ok(n) => left -= n.min(left),
+                Err(StreamError::Closed) => return Err(err("the file is shorter than its record".into())),
+                Err(StreamError::LastOperationFailed(e)) => return Err(err(e.to_debug_string())),
             }
-            to.write_all(&bytes)?;
-            offset += bytes.len() as u64;
         }
         Ok(())
     }
