@@ -84,8 +84,15 @@ impl Server {
         // server never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("http://").nth(1).filter(|_| line.starts_with("Serving ")) {
-                    let port = addr.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok());
+                if let Some(addr) = line
+                    .split("http://")
+                    .nth(1)
+                    .filter(|_| line.starts_with("Serving "))
+                {
+                    let port = addr
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| p.trim().parse::<u16>().ok());
                     let _ = tx.send(Ok(port));
                 } else {
                     let _ = tx.send(Err(line));
@@ -159,7 +166,8 @@ impl Resp {
 fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Resp {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -183,18 +191,35 @@ fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> R
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
         body = dechunk(&body);
     }
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let eol = b.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap().trim(), 16)
-            .expect("chunk size");
+        let eol = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .expect("chunk size");
         b = &b[eol + 2..];
         if size == 0 {
             return out;
@@ -206,7 +231,9 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 fn gunzip(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(b).read_to_end(&mut out).expect("gzip body");
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .expect("gzip body");
     out
 }
 
@@ -218,10 +245,17 @@ fn hello_site() -> PathBuf {
 fn hello_site_is_built_and_served() {
     let w = World::new();
     let usage = run_ok(w.ws2i().args(["usage", BUILDER]));
-    assert!(stdout(&usage).contains("static-web builder"), "{}", describe(&usage));
+    assert!(
+        stdout(&usage).contains("static-web builder"),
+        "{}",
+        describe(&usage)
+    );
 
     let log = w.build(&hello_site(), "hello-site", &[]);
-    assert!(log.contains("---> Installing site into /opt/app-root/web"), "{log}");
+    assert!(
+        log.contains("---> Installing site into /opt/app-root/web"),
+        "{log}"
+    );
     assert!(log.contains("---> Summary: 8 files"), "{log}");
 
     let server = Server::start(&w, "hello-site");
@@ -243,7 +277,11 @@ fn hello_site_is_built_and_served() {
         ("/img/favicon.png", "image/png"),
     ] {
         let r = server.get(path, &[]);
-        assert_eq!((r.status, r.header("content-type")), (200, Some(ct)), "{path}");
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (200, Some(ct)),
+            "{path}"
+        );
         assert_eq!(r.body, fs::read(site.join(&path[1..])).unwrap(), "{path}");
     }
 
@@ -254,7 +292,12 @@ fn hello_site_is_built_and_served() {
     let r = server.get("/css/site.css", &[("If-None-Match", &etag)]);
     assert_eq!(r.status, 304, "{r:?}");
     assert!(r.body.is_empty());
-    assert_eq!(server.get("/css/site.css", &[("If-None-Match", "\"stale\"")]).status, 200);
+    assert_eq!(
+        server
+            .get("/css/site.css", &[("If-None-Match", "\"stale\"")])
+            .status,
+        200
+    );
 
     // The precompressed variants, when asked for.
     let r = server.get("/css/site.css", &[("Accept-Encoding", "gzip")]);
@@ -270,22 +313,46 @@ fn hello_site_is_built_and_served() {
     let r = server.get("/docs/guide.html", &[]);
     assert_eq!(r.status, 200);
     let page = r.text();
-    assert!(page.contains("<title>The hello-site guide · hello-site</title>"), "{page}");
-    assert!(page.contains("<table>") && page.contains("href=\"about.html\""), "{page}");
+    assert!(
+        page.contains("<title>The hello-site guide · hello-site</title>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<table>") && page.contains("href=\"about.html\""),
+        "{page}"
+    );
 
     // Range, HEAD, directories, methods.
     let r = server.get("/index.html", &[("Range", "bytes=0-9")]);
     assert_eq!(r.status, 206);
     assert_eq!(r.body, fs::read(site.join("index.html")).unwrap()[..10]);
-    let r = server.get("/css/site.css", &[("Range", "bytes=100-199"), ("Accept-Encoding", "gzip")]);
+    let r = server.get(
+        "/css/site.css",
+        &[("Range", "bytes=100-199"), ("Accept-Encoding", "gzip")],
+    );
     assert_eq!((r.status, r.header("content-encoding")), (206, None));
-    assert_eq!(r.body, fs::read(site.join("css/site.css")).unwrap()[100..200]);
-    assert_eq!(server.get("/index.html", &[("Range", "bytes=99999-")]).status, 416);
+    assert_eq!(
+        r.body,
+        fs::read(site.join("css/site.css")).unwrap()[100..200]
+    );
+    assert_eq!(
+        server
+            .get("/index.html", &[("Range", "bytes=99999-")])
+            .status,
+        416
+    );
     let r = request(server.port, "HEAD", "/", &[]);
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
-    let index_len = fs::metadata(site.join("index.html")).unwrap().len().to_string();
-    assert_eq!(r.header("content-length"), Some(index_len.as_str()), "HEAD says what GET sends");
+    let index_len = fs::metadata(site.join("index.html"))
+        .unwrap()
+        .len()
+        .to_string();
+    assert_eq!(
+        r.header("content-length"),
+        Some(index_len.as_str()),
+        "HEAD says what GET sends"
+    );
     let r = server.get("/docs", &[]);
     assert_eq!((r.status, r.header("location")), (301, Some("/docs/")));
     assert_eq!(request(server.port, "POST", "/", &[]).status, 405);
@@ -313,7 +380,10 @@ fn hello_site_is_built_and_served() {
     let port = server.port;
     let status = server.stop();
     assert!(status.success(), "ws2i run ended with {status}");
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "port {port} still accepts connections");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} still accepts connections"
+    );
 }
 
 /// A site of 1000 small pages with distinct content.
@@ -321,8 +391,16 @@ fn generate_site(dir: &Path, n: usize) {
     for i in 0..n {
         let p = dir.join(format!("section-{:02}/page-{i:04}.html", i % 20));
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let para = format!("<p>Page {i} of the generated site: some text that compresses well. </p>\n");
-        fs::write(&p, format!("<!DOCTYPE html><title>Page {i}</title>\n{}", para.repeat(20))).unwrap();
+        let para =
+            format!("<p>Page {i} of the generated site: some text that compresses well. </p>\n");
+        fs::write(
+            &p,
+            format!(
+                "<!DOCTYPE html><title>Page {i}</title>\n{}",
+                para.repeat(20)
+            ),
+        )
+        .unwrap();
     }
 }
 
@@ -334,19 +412,26 @@ fn incremental_build_recompresses_only_the_changed_file() {
 
     let clean = w.build(&src, "big-site", &["--incremental"]);
     assert!(
-        clean.contains("---> Summary: 1000 files") && clean.contains("1000 precompressed (1000 compressed, 0 reused)"),
+        clean.contains("---> Summary: 1000 files")
+            && clean.contains("1000 precompressed (1000 compressed, 0 reused)"),
         "{clean}"
     );
 
     let changed = src.join("section-07/page-0007.html");
-    let new_content = format!("<!DOCTYPE html><title>Changed</title>\n{}", "<p>new words, rebuilt</p>\n".repeat(30));
+    let new_content = format!(
+        "<!DOCTYPE html><title>Changed</title>\n{}",
+        "<p>new words, rebuilt</p>\n".repeat(30)
+    );
     fs::write(&changed, &new_content).unwrap();
     let again = w.build(&src, "big-site", &["--incremental"]);
     assert!(
         again.contains("1000 precompressed (1 compressed, 999 reused)"),
         "{again}"
     );
-    assert!(again.contains("Reused 999 precompressed file(s) from the previous build, compressed 1"), "{again}");
+    assert!(
+        again.contains("Reused 999 precompressed file(s) from the previous build, compressed 1"),
+        "{again}"
+    );
 
     let server = Server::start(&w, "big-site");
     let r = server.get("/section-07/page-0007.html", &[]);
@@ -355,6 +440,8 @@ fn incremental_build_recompresses_only_the_changed_file() {
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(gunzip(&r.body), new_content.as_bytes());
     let r = server.get("/section-08/page-0008.html", &[("Accept-Encoding", "gzip")]);
-    assert!(String::from_utf8(gunzip(&r.body)).unwrap().contains("Page 8 of the generated site"));
+    assert!(String::from_utf8(gunzip(&r.body))
+        .unwrap()
+        .contains("Page 8 of the generated site"));
     assert!(server.stop().success());
 }

@@ -22,7 +22,9 @@ pub fn render(markdown: &str, template: &str, fallback_title: &str) -> String {
     let events: Vec<Event<'_>> = Parser::new_ext(markdown, opts)
         .map(|ev| {
             match &ev {
-                Event::Start(Tag::Heading { level, .. }) if title.is_none() && *level <= HeadingLevel::H2 => {
+                Event::Start(Tag::Heading { level, .. })
+                    if title.is_none() && *level <= HeadingLevel::H2 =>
+                {
                     in_heading = true;
                     title = Some(String::new());
                 }
@@ -35,7 +37,12 @@ pub fn render(markdown: &str, template: &str, fallback_title: &str) -> String {
                 _ => {}
             }
             match ev {
-                Event::Start(Tag::Link { link_type, dest_url, title, id }) => Event::Start(Tag::Link {
+                Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }) => Event::Start(Tag::Link {
                     link_type,
                     dest_url: md_link_to_html(dest_url),
                     title,
@@ -47,7 +54,9 @@ pub fn render(markdown: &str, template: &str, fallback_title: &str) -> String {
         .collect();
     let mut body = String::with_capacity(markdown.len() * 3 / 2);
     html::push_html(&mut body, events.into_iter());
-    let title = title.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| fallback_title.to_string());
+    let title = title
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| fallback_title.to_string());
     // One pass, so that `{{content}}` inside the title or the body stays literal.
     let mut out = String::with_capacity(template.len() + body.len());
     let mut rest = template;
@@ -112,7 +121,11 @@ mod tests {
 
     #[test]
     fn falls_back_to_the_file_name_and_keeps_braces_literal() {
-        let out = render("no heading {{content}}\n", "[{{title}}|{{content}}|{{other}}]", "notes");
+        let out = render(
+            "no heading {{content}}\n",
+            "[{{title}}|{{content}}|{{other}}]",
+            "notes",
+        );
         assert_eq!(out, "[notes|<p>no heading {{content}}</p>\n|{{other}}]");
     }
 

@@ -83,7 +83,10 @@ impl FileMeta {
         let gzip = Variant::decode(f.next()?)?;
         let brotli = Variant::decode(f.next()?)?;
         let content_type = f.next()?.to_string();
-        if content_type.is_empty() || content_type.chars().any(char::is_control) || f.next().is_some() {
+        if content_type.is_empty()
+            || content_type.chars().any(char::is_control)
+            || f.next().is_some()
+        {
             return None;
         }
         Some(FileMeta {
@@ -125,7 +128,8 @@ impl FileMeta {
 }
 
 /// The manifest's header line.
-pub const MANIFEST_HEADER: &str = "#path\tversion\tsize\tmtime\tsha256\tgzip\tbrotli\tcontent-type\n";
+pub const MANIFEST_HEADER: &str =
+    "#path\tversion\tsize\tmtime\tsha256\tgzip\tbrotli\tcontent-type\n";
 
 /// A manifest line: the path, a tab, the record.
 pub fn manifest_line(path: &str, meta: &FileMeta) -> String {
@@ -184,8 +188,14 @@ mod tests {
     #[test]
     fn etags_are_strong_and_per_coding() {
         let m = sample();
-        assert_eq!(m.etag(Encoding::Identity), format!("\"{}\"", "ab".repeat(16)));
-        assert_eq!(m.etag(Encoding::Gzip), format!("\"{}-gz\"", "ab".repeat(16)));
+        assert_eq!(
+            m.etag(Encoding::Identity),
+            format!("\"{}\"", "ab".repeat(16))
+        );
+        assert_eq!(
+            m.etag(Encoding::Gzip),
+            format!("\"{}-gz\"", "ab".repeat(16))
+        );
         assert!(m.has(Encoding::Gzip) && !m.has(Encoding::Brotli));
         assert_eq!(m.len(Encoding::Gzip), 400);
     }

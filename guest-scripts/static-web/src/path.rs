@@ -212,11 +212,16 @@ mod tests {
         let dir = WebPath::parse("/docs/").unwrap();
         assert_eq!(dir.join(&idx).rel(), "docs/index.html");
         assert!(WebPath::relative("../x").is_err());
-        assert_eq!(WebPath::parse("/a/b.tar.gz").unwrap().extension(), Some("gz"));
+        assert_eq!(
+            WebPath::parse("/a/b.tar.gz").unwrap().extension(),
+            Some("gz")
+        );
         assert_eq!(WebPath::parse("/a/.hidden").unwrap().extension(), None);
         assert_eq!(WebPath::parse("/a/b").unwrap().extension(), None);
         assert_eq!(
-            WebPath::parse("/caf%C3%A9/a%20b").unwrap().to_url_path(true),
+            WebPath::parse("/caf%C3%A9/a%20b")
+                .unwrap()
+                .to_url_path(true),
             "/caf%C3%A9/a%20b/"
         );
         assert_eq!(WebPath::parse("/").unwrap().to_url_path(true), "/");

@@ -30,7 +30,10 @@ pub fn decide(header: &str, size: u64) -> RangeDecision {
         }
     }
     match parsed.as_slice() {
-        [Some((start, end))] => RangeDecision::Partial { start: *start, end: *end },
+        [Some((start, end))] => RangeDecision::Partial {
+            start: *start,
+            end: *end,
+        },
         [None] => RangeDecision::Unsatisfiable,
         all if all.iter().any(Option::is_some) => RangeDecision::Full,
         _ => RangeDecision::Unsatisfiable,
@@ -56,7 +59,11 @@ fn one(spec: &str, size: u64) -> Option<Option<(u64, u64)>> {
         return Some(Some((size - n.min(size), size - 1)));
     }
     let start = digits(first)?;
-    let end = if last.is_empty() { None } else { Some(digits(last)?) };
+    let end = if last.is_empty() {
+        None
+    } else {
+        Some(digits(last)?)
+    };
     if let Some(end) = end {
         if end < start {
             return None;
@@ -81,14 +88,27 @@ mod tests {
         assert_eq!(decide("bytes=-10", 100), Partial { start: 90, end: 99 });
         assert_eq!(decide("bytes=-1000", 100), Partial { start: 0, end: 99 });
         assert_eq!(decide("Bytes = 5-5", 100), Partial { start: 5, end: 5 });
-        assert_eq!(decide("bytes=0-99999999999999999999999", 100), Partial { start: 0, end: 99 });
+        assert_eq!(
+            decide("bytes=0-99999999999999999999999", 100),
+            Partial { start: 0, end: 99 }
+        );
     }
 
     #[test]
     fn unsatisfiable_and_invalid_ranges() {
         for h in [
-            "bytes=100-", "bytes=100-200", "bytes=-0", "bytes=5-2", "bytes=a-b", "bytes=",
-            "bytes=-", "bytes=1-2-3", "bytes=0x1-2", "bytes", "bytes=1,2", "bytes=100-,200-",
+            "bytes=100-",
+            "bytes=100-200",
+            "bytes=-0",
+            "bytes=5-2",
+            "bytes=a-b",
+            "bytes=",
+            "bytes=-",
+            "bytes=1-2-3",
+            "bytes=0x1-2",
+            "bytes",
+            "bytes=1,2",
+            "bytes=100-,200-",
         ] {
             assert_eq!(decide(h, 100), Unsatisfiable, "{h}");
         }

@@ -180,7 +180,8 @@ impl Response {
 
     fn text(mut self, content_type: &str, text: String, head: bool) -> Response {
         self.headers.push(("content-type", content_type.into()));
-        self.headers.push(("content-length", text.len().to_string()));
+        self.headers
+            .push(("content-length", text.len().to_string()));
         if !head {
             self.body = Body::Text(text);
         }
@@ -200,18 +201,28 @@ pub fn respond(req: &Request<'_>, site: &dyn Site, cfg: &Config) -> Response {
         _ => {
             let mut r = Response::new(405, cfg);
             r.headers.push(("allow", "GET, HEAD".into()));
-            return r.text("text/plain; charset=utf-8", "405 Method Not Allowed\n".into(), false);
+            return r.text(
+                "text/plain; charset=utf-8",
+                "405 Method Not Allowed\n".into(),
+                false,
+            );
         }
     };
     let path = match WebPath::parse(req.target) {
         Ok(p) => p,
         Err(PathError::Malformed) => {
-            return Response::new(400, cfg).text("text/plain; charset=utf-8", "400 Bad Request\n".into(), head)
+            return Response::new(400, cfg).text(
+                "text/plain; charset=utf-8",
+                "400 Bad Request\n".into(),
+                head,
+            )
         }
         Err(PathError::Escape) => return not_found(site, cfg, head),
     };
     match site.lookup(&path) {
-        Entry::File(meta) if !path.trailing_slash() => serve_file(req, cfg, &path, &meta, 200, head),
+        Entry::File(meta) if !path.trailing_slash() => {
+            serve_file(req, cfg, &path, &meta, 200, head)
+        }
         Entry::File(_) => not_found(site, cfg, head),
         Entry::Dir if !path.trailing_slash() => {
             let mut location = path.to_url_path(true);
@@ -221,7 +232,11 @@ pub fn respond(req: &Request<'_>, site: &dyn Site, cfg: &Config) -> Response {
             }
             let mut r = Response::new(301, cfg);
             r.headers.push(("location", location));
-            r.text("text/plain; charset=utf-8", "301 Moved Permanently\n".into(), head)
+            r.text(
+                "text/plain; charset=utf-8",
+                "301 Moved Permanently\n".into(),
+                head,
+            )
         }
         Entry::Dir => {
             let index = path.join(&cfg.index);
@@ -243,8 +258,7 @@ pub fn respond(req: &Request<'_>, site: &dyn Site, cfg: &Config) -> Response {
 /// A single-page app's route (`/users/42`) rather than a missing asset
 /// (`/app.js`): no extension, or the client wants HTML.
 fn looks_like_navigation(req: &Request<'_>, path: &WebPath) -> bool {
-    path.extension().is_none()
-        || (req.headers)("accept").is_some_and(|a| a.contains("text/html"))
+    path.extension().is_none() || (req.headers)("accept").is_some_and(|a| a.contains("text/html"))
 }
 
 fn not_found(site: &dyn Site, cfg: &Config, head: bool) -> Response {
@@ -329,13 +343,18 @@ fn serve_file(
         None | Some(RangeDecision::Full) => (0, full),
         Some(RangeDecision::Partial { start, end }) => {
             r.status = 206;
-            r.headers.push(("content-range", format!("bytes {start}-{end}/{full}")));
+            r.headers
+                .push(("content-range", format!("bytes {start}-{end}/{full}")));
             (start, end - start + 1)
         }
         Some(RangeDecision::Unsatisfiable) => {
             let mut r = Response::new(416, cfg);
             r.headers.push(("content-range", format!("bytes */{full}")));
-            return r.text("text/plain; charset=utf-8", "416 Range Not Satisfiable\n".into(), head);
+            return r.text(
+                "text/plain; charset=utf-8",
+                "416 Range Not Satisfiable\n".into(),
+                head,
+            );
         }
     };
     r.headers.push(("content-type", meta.content_type.clone()));
@@ -370,9 +389,10 @@ fn if_range_holds(if_range: Option<&str>, meta: &FileMeta) -> bool {
 
 /// `If-None-Match` uses the weak comparison: `W/"x"` matches `"x"`.
 fn etag_matches(header: &str, etag: &str) -> bool {
-    header.split(',').map(str::trim).any(|t| {
-        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag
-    })
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
 pub fn http_date(secs: u64) -> String {
@@ -408,28 +428,61 @@ mod tests {
     fn site(with_404: bool) -> MapSite {
         let mut m = HashMap::new();
         m.insert("".into(), Entry::Dir);
-        m.insert("index.html".into(), file(1000, Some(300), Some(250), "text/html; charset=utf-8", 1));
-        m.insert("style.css".into(), file(500, Some(200), None, "text/css; charset=utf-8", 2));
+        m.insert(
+            "index.html".into(),
+            file(1000, Some(300), Some(250), "text/html; charset=utf-8", 1),
+        );
+        m.insert(
+            "style.css".into(),
+            file(500, Some(200), None, "text/css; charset=utf-8", 2),
+        );
         m.insert("logo.png".into(), file(100, None, None, "image/png", 3));
         m.insert("docs".into(), Entry::Dir);
-        m.insert("docs/index.html".into(), file(10, None, None, "text/html; charset=utf-8", 4));
+        m.insert(
+            "docs/index.html".into(),
+            file(10, None, None, "text/html; charset=utf-8", 4),
+        );
         m.insert("empty".into(), Entry::Dir);
         if with_404 {
-            m.insert("404.html".into(), file(42, None, None, "text/html; charset=utf-8", 5));
+            m.insert(
+                "404.html".into(),
+                file(42, None, None, "text/html; charset=utf-8", 5),
+            );
         }
         MapSite(m)
     }
 
-    fn get(site: &MapSite, cfg: &Config, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
-        let map: HashMap<String, String> =
-            headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
+    fn get(
+        site: &MapSite,
+        cfg: &Config,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let map: HashMap<String, String> = headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect();
         let lookup = move |n: &str| map.get(n).cloned();
-        respond(&Request { method, target, headers: &lookup }, site, cfg)
+        respond(
+            &Request {
+                method,
+                target,
+                headers: &lookup,
+            },
+            site,
+            cfg,
+        )
     }
 
     fn body_file(r: &Response) -> Option<(&str, Encoding, u64, u64)> {
         match &r.body {
-            Body::File { rel, encoding, start, len } => Some((rel.as_str(), *encoding, *start, *len)),
+            Body::File {
+                rel,
+                encoding,
+                start,
+                len,
+            } => Some((rel.as_str(), *encoding, *start, *len)),
             _ => None,
         }
     }
@@ -441,13 +494,22 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-type"), Some("text/css; charset=utf-8"));
         assert_eq!(r.content_length(), Some(500));
-        assert_eq!(r.header("etag"), Some(format!("\"{}\"", "02".repeat(16)).as_str()));
-        assert_eq!(r.header("last-modified"), Some("Tue, 14 Nov 2023 22:13:20 GMT"));
+        assert_eq!(
+            r.header("etag"),
+            Some(format!("\"{}\"", "02".repeat(16)).as_str())
+        );
+        assert_eq!(
+            r.header("last-modified"),
+            Some("Tue, 14 Nov 2023 22:13:20 GMT")
+        );
         assert_eq!(r.header("vary"), Some("Accept-Encoding"));
         assert_eq!(r.header("accept-ranges"), Some("bytes"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert!(r.header("content-security-policy").is_some());
-        assert_eq!(body_file(&r), Some(("style.css", Encoding::Identity, 0, 500)));
+        assert_eq!(
+            body_file(&r),
+            Some(("style.css", Encoding::Identity, 0, 500))
+        );
         let png = get(&s, &c, "GET", "/logo.png", &[("accept-encoding", "gzip")]);
         assert_eq!(png.header("vary"), None);
         assert_eq!(png.header("content-encoding"), None);
@@ -457,7 +519,13 @@ mod tests {
     fn head_has_the_headers_of_get_and_no_body() {
         let (s, c) = (site(false), Config::default());
         let g = get(&s, &c, "GET", "/index.html", &[("accept-encoding", "gzip")]);
-        let h = get(&s, &c, "HEAD", "/index.html", &[("accept-encoding", "gzip")]);
+        let h = get(
+            &s,
+            &c,
+            "HEAD",
+            "/index.html",
+            &[("accept-encoding", "gzip")],
+        );
         assert_eq!(h.status, 200);
         assert_eq!(h.headers, g.headers);
         assert_eq!(h.body, Body::Empty);
@@ -470,9 +538,21 @@ mod tests {
         let r = get(&s, &c, "GET", "/", &[("accept-encoding", "gzip, br")]);
         assert_eq!(r.header("content-encoding"), Some("br"));
         assert_eq!(r.content_length(), Some(250));
-        assert_eq!(r.header("etag"), Some(format!("\"{}-br\"", "01".repeat(16)).as_str()));
-        assert_eq!(body_file(&r), Some(("index.html", Encoding::Brotli, 0, 250)));
-        let r = get(&s, &c, "GET", "/style.css", &[("accept-encoding", "br, gzip;q=0.5")]);
+        assert_eq!(
+            r.header("etag"),
+            Some(format!("\"{}-br\"", "01".repeat(16)).as_str())
+        );
+        assert_eq!(
+            body_file(&r),
+            Some(("index.html", Encoding::Brotli, 0, 250))
+        );
+        let r = get(
+            &s,
+            &c,
+            "GET",
+            "/style.css",
+            &[("accept-encoding", "br, gzip;q=0.5")],
+        );
         assert_eq!(r.header("content-encoding"), Some("gzip"));
         assert_eq!(body_file(&r), Some(("style.css", Encoding::Gzip, 0, 200)));
     }
@@ -480,49 +560,125 @@ mod tests {
     #[test]
     fn conditional_requests_give_304() {
         let (s, c) = (site(false), Config::default());
-        let etag = get(&s, &c, "GET", "/style.css", &[]).header("etag").unwrap().to_string();
-        for inm in [etag.clone(), format!("W/{etag}"), format!("\"x\", {etag}"), "*".into()] {
+        let etag = get(&s, &c, "GET", "/style.css", &[])
+            .header("etag")
+            .unwrap()
+            .to_string();
+        for inm in [
+            etag.clone(),
+            format!("W/{etag}"),
+            format!("\"x\", {etag}"),
+            "*".into(),
+        ] {
             let r = get(&s, &c, "GET", "/style.css", &[("if-none-match", &inm)]);
             assert_eq!(r.status, 304, "{inm}");
             assert_eq!(r.body, Body::Empty);
             assert_eq!(r.header("etag"), Some(etag.as_str()));
         }
         // The gzip representation has another tag: the identity one does not match it.
-        let r = get(&s, &c, "GET", "/style.css", &[("if-none-match", &etag), ("accept-encoding", "gzip")]);
+        let r = get(
+            &s,
+            &c,
+            "GET",
+            "/style.css",
+            &[("if-none-match", &etag), ("accept-encoding", "gzip")],
+        );
         assert_eq!(r.status, 200);
-        let r = get(&s, &c, "GET", "/style.css", &[("if-none-match", "\"other\"")]);
+        let r = get(
+            &s,
+            &c,
+            "GET",
+            "/style.css",
+            &[("if-none-match", "\"other\"")],
+        );
         assert_eq!(r.status, 200);
         let lm = "Tue, 14 Nov 2023 22:13:20 GMT";
-        assert_eq!(get(&s, &c, "GET", "/style.css", &[("if-modified-since", lm)]).status, 304);
+        assert_eq!(
+            get(&s, &c, "GET", "/style.css", &[("if-modified-since", lm)]).status,
+            304
+        );
         let earlier = "Tue, 14 Nov 2023 22:13:19 GMT";
-        assert_eq!(get(&s, &c, "GET", "/style.css", &[("if-modified-since", earlier)]).status, 200);
-        assert_eq!(get(&s, &c, "GET", "/style.css", &[("if-modified-since", "garbage")]).status, 200);
+        assert_eq!(
+            get(
+                &s,
+                &c,
+                "GET",
+                "/style.css",
+                &[("if-modified-since", earlier)]
+            )
+            .status,
+            200
+        );
+        assert_eq!(
+            get(
+                &s,
+                &c,
+                "GET",
+                "/style.css",
+                &[("if-modified-since", "garbage")]
+            )
+            .status,
+            200
+        );
         // If-None-Match wins over If-Modified-Since.
-        let r = get(&s, &c, "GET", "/style.css", &[("if-none-match", "\"other\""), ("if-modified-since", lm)]);
+        let r = get(
+            &s,
+            &c,
+            "GET",
+            "/style.css",
+            &[("if-none-match", "\"other\""), ("if-modified-since", lm)],
+        );
         assert_eq!(r.status, 200);
     }
 
     #[test]
     fn ranges_are_served_from_the_identity_bytes() {
         let (s, c) = (site(false), Config::default());
-        let r = get(&s, &c, "GET", "/index.html", &[("range", "bytes=10-19"), ("accept-encoding", "br")]);
+        let r = get(
+            &s,
+            &c,
+            "GET",
+            "/index.html",
+            &[("range", "bytes=10-19"), ("accept-encoding", "br")],
+        );
         assert_eq!(r.status, 206);
         assert_eq!(r.header("content-range"), Some("bytes 10-19/1000"));
         assert_eq!(r.header("content-encoding"), None);
         assert_eq!(r.content_length(), Some(10));
-        assert_eq!(body_file(&r), Some(("index.html", Encoding::Identity, 10, 10)));
+        assert_eq!(
+            body_file(&r),
+            Some(("index.html", Encoding::Identity, 10, 10))
+        );
         let r = get(&s, &c, "GET", "/index.html", &[("range", "bytes=-100")]);
-        assert_eq!(body_file(&r), Some(("index.html", Encoding::Identity, 900, 100)));
+        assert_eq!(
+            body_file(&r),
+            Some(("index.html", Encoding::Identity, 900, 100))
+        );
         for bad in ["bytes=1000-", "bytes=9-3", "bytes=x"] {
             let r = get(&s, &c, "GET", "/index.html", &[("range", bad)]);
             assert_eq!(r.status, 416, "{bad}");
             assert_eq!(r.header("content-range"), Some("bytes */1000"));
         }
-        assert_eq!(get(&s, &c, "GET", "/index.html", &[("range", "lines=1-2")]).status, 200);
+        assert_eq!(
+            get(&s, &c, "GET", "/index.html", &[("range", "lines=1-2")]).status,
+            200
+        );
         let etag = format!("\"{}\"", "01".repeat(16));
-        let r = get(&s, &c, "GET", "/index.html", &[("range", "bytes=0-0"), ("if-range", &etag)]);
+        let r = get(
+            &s,
+            &c,
+            "GET",
+            "/index.html",
+            &[("range", "bytes=0-0"), ("if-range", &etag)],
+        );
         assert_eq!(r.status, 206);
-        let r = get(&s, &c, "GET", "/index.html", &[("range", "bytes=0-0"), ("if-range", "\"stale\"")]);
+        let r = get(
+            &s,
+            &c,
+            "GET",
+            "/index.html",
+            &[("range", "bytes=0-0"), ("if-range", "\"stale\"")],
+        );
         assert_eq!(r.status, 200);
         assert_eq!(r.content_length(), Some(1000));
     }
@@ -531,7 +687,10 @@ mod tests {
     fn directories_use_the_index_and_are_never_listed() {
         let (s, c) = (site(false), Config::default());
         let r = get(&s, &c, "GET", "/docs/", &[]);
-        assert_eq!(body_file(&r), Some(("docs/index.html", Encoding::Identity, 0, 10)));
+        assert_eq!(
+            body_file(&r),
+            Some(("docs/index.html", Encoding::Identity, 0, 10))
+        );
         let r = get(&s, &c, "GET", "/docs?x=1", &[]);
         assert_eq!(r.status, 301);
         assert_eq!(r.header("location"), Some("/docs/?x=1"));
@@ -539,14 +698,23 @@ mod tests {
         assert_eq!(get(&s, &c, "GET", "/style.css/", &[]).status, 404);
         let mut c2 = Config::default();
         c2.apply([("WEB_INDEX", "style.css")]);
-        assert_eq!(body_file(&get(&s, &c2, "GET", "/", &[])).unwrap().0, "style.css");
+        assert_eq!(
+            body_file(&get(&s, &c2, "GET", "/", &[])).unwrap().0,
+            "style.css"
+        );
     }
 
     #[test]
     fn misses_and_escapes_are_404_with_the_sites_page_if_any() {
         let c = Config::default();
         for s in [site(false), site(true)] {
-            for t in ["/nope.html", "/../etc/passwd", "/%2e%2e/etc/passwd", "/..%2f..%2fetc/passwd", "/a\\..\\b"] {
+            for t in [
+                "/nope.html",
+                "/../etc/passwd",
+                "/%2e%2e/etc/passwd",
+                "/..%2f..%2fetc/passwd",
+                "/a\\..\\b",
+            ] {
                 let r = get(&s, &c, "GET", t, &[]);
                 assert_eq!(r.status, 404, "{t}");
                 assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
@@ -557,7 +725,10 @@ mod tests {
         assert_eq!(body_file(&r), Some(("404.html", Encoding::Identity, 0, 42)));
         let r = get(&site(false), &c, "GET", "/nope", &[]);
         assert!(matches!(&r.body, Body::Text(t) if t.contains("404 Not Found")));
-        assert_eq!(get(&site(false), &c, "HEAD", "/nope", &[]).body, Body::Empty);
+        assert_eq!(
+            get(&site(false), &c, "HEAD", "/nope", &[]).body,
+            Body::Empty
+        );
         assert_eq!(get(&site(false), &c, "GET", "/%zz", &[]).status, 400);
     }
 
@@ -596,9 +767,16 @@ mod tests {
             ("WEB_CSP", "a\r\nSet-Cookie: x"),
             ("OTHER", "whatever"),
         ]);
-        assert_eq!(bad, ["WEB_INDEX", "WEB_INDEX", "WEB_SPA_FALLBACK", "WEB_CSP"]);
+        assert_eq!(
+            bad,
+            ["WEB_INDEX", "WEB_INDEX", "WEB_SPA_FALLBACK", "WEB_CSP"]
+        );
         assert_eq!(c, Config::default());
-        c.apply([("WEB_INDEX", "home.htm"), ("WEB_SPA_FALLBACK", "app/index.html"), ("WEB_CSP", "default-src *")]);
+        c.apply([
+            ("WEB_INDEX", "home.htm"),
+            ("WEB_SPA_FALLBACK", "app/index.html"),
+            ("WEB_CSP", "default-src *"),
+        ]);
         let text = c.to_file();
         let mut d = Config::default();
         assert!(d.apply(Config::parse_lines(&text)).is_empty());

@@ -139,7 +139,11 @@ pub fn human_bytes(n: u64) -> String {
 const NOT_CONTENT: [&str; 3] = [".s2i", ".s2iignore", ".git"];
 
 /// The source tree's files, in name order: (relative path, source path).
-fn walk(src: &Path, warn: &mut dyn FnMut(String), skipped: &mut u64) -> io::Result<Vec<(String, PathBuf)>> {
+fn walk(
+    src: &Path,
+    warn: &mut dyn FnMut(String),
+    skipped: &mut u64,
+) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), src.to_path_buf())];
     while let Some((rel, dir)) = stack.pop() {
@@ -154,13 +158,20 @@ fn walk(src: &Path, warn: &mut dyn FnMut(String), skipped: &mut u64) -> io::Resu
                 *skipped += 1;
                 continue;
             };
-            let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
             if rel.is_empty() && NOT_CONTENT.contains(&name.as_str()) {
                 continue;
             }
             // The metadata formats are line- and tab-separated; a name that
             // a URL cannot carry unambiguously is not worth serving either.
-            if WebPath::relative(&child).map(|p| p.rel() != child).unwrap_or(true) {
+            if WebPath::relative(&child)
+                .map(|p| p.rel() != child)
+                .unwrap_or(true)
+            {
                 warn(format!("skipping {child:?}: not a servable name"));
                 *skipped += 1;
                 continue;
@@ -171,7 +182,9 @@ fn walk(src: &Path, warn: &mut dyn FnMut(String), skipped: &mut u64) -> io::Resu
             } else if ft.is_file() {
                 out.push((child, e.path()));
             } else {
-                warn(format!("skipping {child}: not a regular file (symlinks are not served)"));
+                warn(format!(
+                    "skipping {child}: not a regular file (symlinks are not served)"
+                ));
                 *skipped += 1;
             }
         }
@@ -217,10 +230,15 @@ pub fn assemble(
             .and_then(|mut f| f.read_to_end(&mut content))
             .map_err(|e| with_path(e, from))?;
         let mut out_rel = rel.clone();
-        if let Some(stem) = rel.strip_suffix(".md").or_else(|| rel.strip_suffix(".markdown")) {
+        if let Some(stem) = rel
+            .strip_suffix(".md")
+            .or_else(|| rel.strip_suffix(".markdown"))
+        {
             let html = format!("{stem}.html");
             if files.contains(html.as_str()) {
-                warn(format!("{rel}: {html} exists in the source, serving that instead of rendering"));
+                warn(format!(
+                    "{rel}: {html} exists in the source, serving that instead of rendering"
+                ));
                 continue;
             }
             let text = String::from_utf8_lossy(&content);
@@ -242,7 +260,10 @@ pub fn assemble(
             brotli: Variant::NotTried,
             content_type,
         };
-        if opts.precompress && fm.size >= MIN_COMPRESS_SIZE && mime::is_compressible(&fm.content_type) {
+        if opts.precompress
+            && fm.size >= MIN_COMPRESS_SIZE
+            && mime::is_compressible(&fm.content_type)
+        {
             let mut computed = false;
             for enc in [Encoding::Gzip, Encoding::Brotli] {
                 let (variant, fresh) = variant(&content, &fm.sha256, enc, art.as_deref(), &dst)?;
@@ -277,7 +298,13 @@ pub fn assemble(
 /// One compressed variant of a file: reused from the artifacts when they
 /// have it (or know it was not worth it), else computed. Returns whether it
 /// was computed.
-fn variant(content: &[u8], sha: &str, enc: Encoding, art: Option<&Path>, dst: &Path) -> io::Result<(Variant, bool)> {
+fn variant(
+    content: &[u8],
+    sha: &str,
+    enc: Encoding,
+    art: Option<&Path>,
+    dst: &Path,
+) -> io::Result<(Variant, bool)> {
     let kind = artifact_kind(enc);
     let out = PathBuf::from(format!("{}{}", dst.display(), enc.file_suffix()));
     if let Some(art) = art {
@@ -323,16 +350,18 @@ pub fn compress(content: &[u8], enc: Encoding) -> io::Result<Vec<u8>> {
         Encoding::Identity => Ok(content.to_vec()),
         Encoding::Gzip => {
             // mtime 0 in the header: the same content gives the same bytes.
-            let mut e = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(Vec::with_capacity(content.len() / 2), flate2::Compression::best());
+            let mut e = flate2::GzBuilder::new().mtime(0).write(
+                Vec::with_capacity(content.len() / 2),
+                flate2::Compression::best(),
+            );
             e.write_all(content)?;
             e.finish()
         }
         Encoding::Brotli => {
             let mut out = Vec::with_capacity(content.len() / 2);
             {
-                let mut w = brotli::CompressorWriter::new(&mut out, 4096, BROTLI_QUALITY, BROTLI_WINDOW);
+                let mut w =
+                    brotli::CompressorWriter::new(&mut out, 4096, BROTLI_QUALITY, BROTLI_WINDOW);
                 w.write_all(content)?;
                 w.flush()?;
             }
@@ -390,14 +419,21 @@ pub fn write_artifacts<W: Write>(layout: &Layout, out: W) -> io::Result<(u64, W)
             match variant {
                 Variant::Stored(_) => {
                     // The manifest is ours, but keep a path it names inside the web root.
-                    let rel = WebPath::relative(&path).map_err(|e| io::Error::other(format!("{path}: {e}")))?;
-                    let file = layout.web.join(format!("{}{}", rel.rel(), enc.file_suffix()));
+                    let rel = WebPath::relative(&path)
+                        .map_err(|e| io::Error::other(format!("{path}: {e}")))?;
+                    let file = layout
+                        .web
+                        .join(format!("{}{}", rel.rel(), enc.file_suffix()));
                     let f = fs::File::open(&file).map_err(|e| with_path(e, &file))?;
                     let size = f.metadata()?.len();
                     tar.append_data(&mut header(size, tar::EntryType::Regular), &name, f)?;
                 }
                 Variant::Rejected => {
-                    tar.append_data(&mut header(0, tar::EntryType::Regular), format!("{name}.none"), io::empty())?;
+                    tar.append_data(
+                        &mut header(0, tar::EntryType::Regular),
+                        format!("{name}.none"),
+                        io::empty(),
+                    )?;
                 }
                 Variant::NotTried => continue,
             }
@@ -469,9 +505,18 @@ mod tests {
         fs::write(src.join("logo.png"), [0x89u8, b'P', b'N', b'G']).unwrap();
         // Text by its name, but incompressible: its variants are rejected.
         let mut x = 12345u32;
-        let noise: Vec<u8> = (0..2000).map(|_| { x = x.wrapping_mul(1664525).wrapping_add(1013904223); (x >> 24) as u8 }).collect();
+        let noise: Vec<u8> = (0..2000)
+            .map(|_| {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                (x >> 24) as u8
+            })
+            .collect();
         fs::write(src.join("noise.txt"), noise).unwrap();
-        fs::write(src.join("docs/guide.md"), "# The Guide\n\nSee [home](../index.md).\n").unwrap();
+        fs::write(
+            src.join("docs/guide.md"),
+            "# The Guide\n\nSee [home](../index.md).\n",
+        )
+        .unwrap();
         fs::write(src.join("docs/both.md"), "# md\n").unwrap();
         fs::write(src.join("docs/both.html"), "<p>html wins</p>").unwrap();
         #[cfg(unix)]
@@ -481,7 +526,14 @@ mod tests {
 
     fn summary_of(root: &Path, src: &Path, art: Option<&Path>) -> (Summary, Vec<String>) {
         let mut warnings = Vec::new();
-        let s = assemble(src, &Layout::under(root), art, &Options::default(), &mut |w| warnings.push(w)).unwrap();
+        let s = assemble(
+            src,
+            &Layout::under(root),
+            art,
+            &Options::default(),
+            &mut |w| warnings.push(w),
+        )
+        .unwrap();
         (s, warnings)
     }
 
@@ -494,34 +546,58 @@ mod tests {
         assert_eq!(sum.files, 7, "{sum:?}");
         assert_eq!(sum.markdown, 1);
         assert_eq!((sum.precompressed, sum.compressed, sum.reused), (3, 4, 0));
-        assert!(warnings.iter().any(|w| w.contains("both.html exists")), "{warnings:?}");
+        assert!(
+            warnings.iter().any(|w| w.contains("both.html exists")),
+            "{warnings:?}"
+        );
         #[cfg(unix)]
         assert!(warnings.iter().any(|w| w.contains("passwd")));
         assert!(!l.web.join(".s2i").exists() && !l.web.join("passwd").exists());
         let guide = fs::read_to_string(l.web.join("docs/guide.html")).unwrap();
-        assert!(guide.contains("<title>The Guide</title>") && guide.contains("href=\"../index.html\""));
+        assert!(
+            guide.contains("<title>The Guide</title>") && guide.contains("href=\"../index.html\"")
+        );
         assert!(!l.web.join("docs/guide.md").exists());
-        assert_eq!(fs::read_to_string(l.web.join("docs/both.html")).unwrap(), "<p>html wins</p>");
+        assert_eq!(
+            fs::read_to_string(l.web.join("docs/both.html")).unwrap(),
+            "<p>html wins</p>"
+        );
         // The variants decompress to the original.
         let gz = fs::read(l.web.join("style.css.gz")).unwrap();
         let mut plain = String::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut plain).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut plain)
+            .unwrap();
         assert_eq!(plain, "body { color: red; }\n".repeat(50));
         let br = fs::read(l.web.join("style.css.br")).unwrap();
         let mut plain = Vec::new();
-        brotli::Decompressor::new(&br[..], 4096).read_to_end(&mut plain).unwrap();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_end(&mut plain)
+            .unwrap();
         assert_eq!(plain, "body { color: red; }\n".repeat(50).into_bytes());
         assert!(!l.web.join("tiny.js.gz").exists() && !l.web.join("logo.png.gz").exists());
         let manifest = fs::read_to_string(l.manifest()).unwrap();
-        let lines: Vec<_> = manifest.lines().filter_map(meta::parse_manifest_line).collect();
+        let lines: Vec<_> = manifest
+            .lines()
+            .filter_map(meta::parse_manifest_line)
+            .collect();
         assert_eq!(lines.len(), 7);
         let noise = &lines.iter().find(|(p, _)| p == "noise.txt").unwrap().1;
-        assert_eq!((noise.gzip, noise.brotli), (Variant::Rejected, Variant::Rejected));
+        assert_eq!(
+            (noise.gzip, noise.brotli),
+            (Variant::Rejected, Variant::Rejected)
+        );
         assert!(!l.web.join("noise.txt.gz").exists());
         let css = &lines.iter().find(|(p, _)| p == "style.css").unwrap().1;
         assert_eq!(css.gzip, Variant::Stored(gz.len() as u64));
         assert_eq!(css.content_type, "text/css; charset=utf-8");
-        assert!(sum.line().starts_with("7 files (4.7 kB), 3 precompressed (4 compressed, 0 reused), gzip ratio 0.1"), "{}", sum.line());
+        assert!(
+            sum.line().starts_with(
+                "7 files (4.7 kB), 3 precompressed (4 compressed, 0 reused), gzip ratio 0.1"
+            ),
+            "{}",
+            sum.line()
+        );
     }
 
     #[test]
@@ -538,7 +614,11 @@ mod tests {
         fs::write(src.join("style.css"), "body { color: blue; }\n".repeat(50)).unwrap();
         let root2 = tmp("reuse2");
         let (second, _) = summary_of(&root2, &src, Some(&art));
-        assert_eq!((second.precompressed, second.compressed, second.reused), (3, 1, 3), "{second:?}");
+        assert_eq!(
+            (second.precompressed, second.compressed, second.reused),
+            (3, 1, 3),
+            "{second:?}"
+        );
         assert_eq!(first.files, second.files);
         let gz = fs::read(Layout::under(&root2).web.join("index.html.gz")).unwrap();
         assert_eq!(gz, fs::read(l.web.join("index.html.gz")).unwrap());
@@ -550,22 +630,54 @@ mod tests {
         let src = sample_source(&root);
         summary_of(&root, &src, None);
         let l = Layout::under(&root);
-        let site = FsSite { meta: l.meta.clone() };
+        let site = FsSite {
+            meta: l.meta.clone(),
+        };
         assert_eq!(site.lookup(&WebPath::parse("/docs").unwrap()), Entry::Dir);
-        assert_eq!(site.lookup(&WebPath::parse("/nope").unwrap()), Entry::Missing);
+        assert_eq!(
+            site.lookup(&WebPath::parse("/nope").unwrap()),
+            Entry::Missing
+        );
         let (cfg, bad) = load_config(&l.config(), &[("WEB_INDEX".into(), "../x".into())]);
         assert_eq!(bad, ["WEB_INDEX"]);
-        let hdrs: HashMap<String, String> = [("accept-encoding".to_string(), "gzip".to_string())].into();
+        let hdrs: HashMap<String, String> =
+            [("accept-encoding".to_string(), "gzip".to_string())].into();
         let h = move |n: &str| hdrs.get(n).cloned();
-        let r = respond(&Request { method: "GET", target: "/style.css", headers: &h }, &site, &cfg);
+        let r = respond(
+            &Request {
+                method: "GET",
+                target: "/style.css",
+                headers: &h,
+            },
+            &site,
+            &cfg,
+        );
         assert_eq!(r.header("content-encoding"), Some("gzip"));
-        assert!(matches!(r.body, Body::File { ref rel, encoding: Encoding::Gzip, .. } if rel == "style.css"));
-        for t in ["/passwd", "/.s2i/environment", "/../etc/passwd", "/style.css.gz"] {
-            let r = respond(&Request { method: "GET", target: t, headers: &|_| None }, &site, &cfg);
+        assert!(
+            matches!(r.body, Body::File { ref rel, encoding: Encoding::Gzip, .. } if rel == "style.css")
+        );
+        for t in [
+            "/passwd",
+            "/.s2i/environment",
+            "/../etc/passwd",
+            "/style.css.gz",
+        ] {
+            let r = respond(
+                &Request {
+                    method: "GET",
+                    target: t,
+                    headers: &|_| None,
+                },
+                &site,
+                &cfg,
+            );
             assert_eq!(r.status, 404, "{t}");
         }
         // A record that is not ours is not served.
         fs::write(l.meta.join("index.html"), "garbage").unwrap();
-        assert_eq!(site.lookup(&WebPath::parse("/index.html").unwrap()), Entry::Missing);
+        assert_eq!(
+            site.lookup(&WebPath::parse("/index.html").unwrap()),
+            Entry::Missing
+        );
     }
 }

@@ -23,23 +23,35 @@ mod server {
     use static_web::site::{config_from, MAX_RECORD};
     use wasip2::exports::http::incoming_handler::Guest;
     use wasip2::filesystem::preopens::get_directories;
-    use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
+    use wasip2::filesystem::types::{
+        Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags,
+    };
+    use wasip2::http::types::{
+        Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    };
     use wasip2::io::streams::{OutputStream, StreamError};
-    use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
     /// The image's root, as ws2i preopens it.
     struct Root(Descriptor);
 
     impl Root {
         fn get() -> Option<Root> {
-            get_directories().into_iter().find(|(_, p)| p == "/").map(|(d, _)| Root(d))
+            get_directories()
+                .into_iter()
+                .find(|(_, p)| p == "/")
+                .map(|(d, _)| Root(d))
         }
 
         /// Opens a file for reading; symlinks are not followed (PathFlags
         /// without SYMLINK_FOLLOW), and the host keeps `..` inside the root.
         fn open(&self, abs: &str) -> Result<Descriptor, ErrorCode> {
             let rel = abs.trim_start_matches('/').trim_end_matches('/');
-            self.0.open_at(PathFlags::empty(), rel, OpenFlags::empty(), DescriptorFlags::READ)
+            self.0.open_at(
+                PathFlags::empty(),
+                rel,
+                OpenFlags::empty(),
+                DescriptorFlags::READ,
+            )
         }
 
         /// A small file in one read: `IsDirectory` for a directory,
@@ -59,7 +71,10 @@ mod server {
 
     impl Site for Root {
         fn lookup(&self, path: &WebPath) -> Entry {
-            match self.read_small(&format!("{}/{}", layout::META_DIR, path.rel()), serve_max_record()) {
+            match self.read_small(
+                &format!("{}/{}", layout::META_DIR, path.rel()),
+                serve_max_record(),
+            ) {
                 Ok(bytes) => String::from_utf8(bytes)
                     .ok()
                     .and_then(|t| FileMeta::decode(&t))
@@ -99,13 +114,29 @@ mod server {
             let lookup = |name: &str| {
                 let values = headers.get(name);
                 (!values.is_empty()).then(|| {
-                    values.iter().map(|v| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>().join(", ")
+                    values
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 })
             };
-            let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("WEB_")).collect();
-            let text = root.read_small(layout::CONFIG, 64 * 1024).unwrap_or_default();
+            let env: Vec<(String, String)> = std::env::vars()
+                .filter(|(k, _)| k.starts_with("WEB_"))
+                .collect();
+            let text = root
+                .read_small(layout::CONFIG, 64 * 1024)
+                .unwrap_or_default();
             let (cfg, _) = config_from(&String::from_utf8_lossy(&text), &env);
-            let resp = serve::respond(&Request { method: &method, target: &target, headers: &lookup }, &root, &cfg);
+            let resp = serve::respond(
+                &Request {
+                    method: &method,
+                    target: &target,
+                    headers: &lookup,
+                },
+                &root,
+                &cfg,
+            );
             send(&root, resp, out);
         }
     }
@@ -165,7 +196,9 @@ mod server {
             match to.blocking_splice(&from, left) {
                 Ok(0) => return Err(err("the file is shorter than its record".into())),
                 Ok(n) => left -= n.min(left),
-                Err(StreamError::Closed) => return Err(err("the file is shorter than its record".into())),
+                Err(StreamError::Closed) => {
+                    return Err(err("the file is shorter than its record".into()))
+                }
                 Err(StreamError::LastOperationFailed(e)) => return Err(err(e.to_debug_string())),
             }
         }
