@@ -129,11 +129,12 @@ impl FileMeta {
 
 /// The manifest's header line.
 pub const MANIFEST_HEADER: &str =
-    "#path\tversion\tsize\tmtime\tsha256\tgzip\tbrotli\tcontent-type\n";
+    "#path\tetag\tversion\tsize\tmtime\tsha256\tgzip\tbrotli\tcontent-type\n";
 
-/// A manifest line: the path, a tab, the record.
+/// A manifest line: the path, the identity ETag (for people and tools; the
+/// record determines it), the record.
 pub fn manifest_line(path: &str, meta: &FileMeta) -> String {
-    format!("{path}\t{}", meta.encode())
+    format!("{path}\t{}\t{}", meta.etag(Encoding::Identity), meta.encode())
 }
 
 /// Parses a manifest line back (`None` for the header, blank or bad lines).
@@ -142,7 +143,8 @@ pub fn parse_manifest_line(line: &str) -> Option<(String, FileMeta)> {
     if path.starts_with('#') {
         return None;
     }
-    Some((path.to_string(), FileMeta::decode(rest)?))
+    let (_etag, record) = rest.split_once('\t')?;
+    Some((path.to_string(), FileMeta::decode(record)?))
 }
 
 #[cfg(test)]
@@ -165,6 +167,7 @@ mod tests {
         let m = sample();
         assert_eq!(FileMeta::decode(&m.encode()), Some(m.clone()));
         let line = manifest_line("a b/c.html", &m);
+        assert!(line.starts_with(&format!("a b/c.html\t\"{}\"\t1\t", "ab".repeat(16))), "{line}");
         assert_eq!(parse_manifest_line(&line), Some(("a b/c.html".into(), m)));
         assert_eq!(parse_manifest_line(MANIFEST_HEADER), None);
     }

@@ -445,7 +445,9 @@ pub fn write_artifacts<W: Write>(layout: &Layout, out: W) -> io::Result<(u64, W)
     Ok((entries, out))
 }
 
-/// The built site as the run hook sees it: one metadata record per request.
+/// The built site through std::fs: one metadata record per lookup, as the
+/// run hook reads it (the hook itself uses wasi:filesystem directly; this is
+/// the same lookup for native tests and tools).
 pub struct FsSite {
     pub meta: PathBuf,
 }
