@@ -134,7 +134,11 @@ pub const MANIFEST_HEADER: &str =
 /// A manifest line: the path, the identity ETag (for people and tools; the
 /// record determines it), the record.
 pub fn manifest_line(path: &str, meta: &FileMeta) -> String {
-    format!("{path}\t{}\t{}", meta.etag(Encoding::Identity), meta.encode())
+    format!(
+        "{path}\t{}\t{}",
+        meta.etag(Encoding::Identity),
+        meta.encode()
+    )
 }
 
 /// Parses a manifest line back (`None` for the header, blank or bad lines).
@@ -167,7 +171,10 @@ mod tests {
         let m = sample();
         assert_eq!(FileMeta::decode(&m.encode()), Some(m.clone()));
         let line = manifest_line("a b/c.html", &m);
-        assert!(line.starts_with(&format!("a b/c.html\t\"{}\"\t1\t", "ab".repeat(16))), "{line}");
+        assert!(
+            line.starts_with(&format!("a b/c.html\t\"{}\"\t1\t", "ab".repeat(16))),
+            "{line}"
+        );
         assert_eq!(parse_manifest_line(&line), Some(("a b/c.html".into(), m)));
         assert_eq!(parse_manifest_line(MANIFEST_HEADER), None);
     }
