@@ -115,10 +115,12 @@ timed_build() {
   t0=$(date +%s.%N)
   log=$("$W" build "$WORK/big-site" ws2i/static-web big-site --incremental 2>&1)
   t1=$(date +%s.%N)
-  printf '| %s | %s | %s |\n' "$1" "$(python3 -c "print(round($t1 - $t0, 2))")" "$(sed -n 's/^---> Summary: //p' <<<"$log")"
+  step() { sed -n "s/^ws2i: <== $1 (\(.*\)s)$/\1/p" <<<"$log"; }
+  printf '| %s | %s | %s | %s | %s |\n' "$1" "$(python3 -c "print(round($t1 - $t0, 2))")" \
+    "$(step 'Saving artifacts of the previous image')" "$(step 'Running assemble')" "$(sed -n 's/^---> Summary: //p' <<<"$log")"
 }
 echo
-printf '| 1000-file site build | seconds | summary |\n|---|---|---|\n'
+printf '| 1000-file site build | total (s) | save-artifacts step (s) | assemble (s) | summary |\n|---|---|---|---|---|\n'
 timed_build clean
 echo '<p>changed</p>' >>"$WORK/big-site/section-07/page-0007.html"
 timed_build "incremental, 1 file changed"
