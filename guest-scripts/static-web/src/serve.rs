@@ -395,8 +395,11 @@ fn etag_matches(header: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
 }
 
+/// An IMF-fixdate; times past the year 9999 (which httpdate refuses, and a
+/// damaged record could hold) are clamped to its last second.
 pub fn http_date(secs: u64) -> String {
-    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.min(MAX)))
 }
 
 #[cfg(test)]
@@ -730,6 +733,55 @@ mod tests {
             Body::Empty
         );
         assert_eq!(get(&site(false), &c, "GET", "/%zz", &[]).status, 400);
+    }
+
+    #[test]
+    fn random_targets_and_headers_never_panic_or_escape() {
+        let (s, mut c) = (site(true), Config::default());
+        c.apply([("WEB_SPA_FALLBACK", "index.html")]);
+        let path_chars: Vec<char> = "/.%2eEf5c\\a0?#x".chars().collect();
+        let range_chars: Vec<char> = "bytes=-,09 ".chars().collect();
+        let mut x = 0x2545_f491u32;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as usize % n
+        };
+        for _ in 0..5000 {
+            let len = next(16);
+            let target: String = (0..len)
+                .map(|_| path_chars[next(path_chars.len())])
+                .collect();
+            let rlen = next(12);
+            let range: String = (0..rlen)
+                .map(|_| range_chars[next(range_chars.len())])
+                .collect();
+            let r = get(
+                &s,
+                &c,
+                "GET",
+                &target,
+                &[("range", &range), ("accept-encoding", "br;q=0.5, gzip")],
+            );
+            assert!(
+                [200, 206, 301, 400, 404, 416].contains(&r.status),
+                "{target:?} {range:?}: {}",
+                r.status
+            );
+            if let Body::File { rel, .. } = &r.body {
+                assert!(
+                    !rel.split('/').any(|seg| seg == ".." || seg.contains('\\')),
+                    "{target:?} -> {rel}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dates_never_panic() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
     }
 
     #[test]
