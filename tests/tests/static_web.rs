@@ -258,6 +258,13 @@ fn hello_site_is_built_and_served() {
     );
     assert!(log.contains("---> Summary: 8 files"), "{log}");
 
+    // A wasi:http run hook makes a wasm image: the component is its entrypoint.
+    let inspect = stdout(&run_ok(w.ws2i().args(["inspect", "hello-site"])));
+    assert!(
+        inspect.contains("wasip2/wasm") && inspect.contains("/usr/libexec/s2i/run.wasm"),
+        "{inspect}"
+    );
+
     let server = Server::start(&w, "hello-site");
     let site = hello_site();
 
