@@ -4,10 +4,11 @@
 use std::io::{self, BufWriter};
 
 use static_web::site::{write_artifacts, Layout};
-use ws2i_sdk::info;
+use ws2i_sdk::{info, step};
 
 fn main() {
     ws2i_sdk::run(|| -> io::Result<()> {
+        step!("Saving compressed assets for the next build...");
         let (n, _) = write_artifacts(&Layout::image(), BufWriter::new(io::stdout()))?;
         info!("saved {n} compressed asset(s)");
         Ok(())
