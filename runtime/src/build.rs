@@ -391,6 +391,13 @@ fn post_callback(url: &reqwest::Url, body: &serde_json::Value) -> Result<()> {
 }
 
 fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
+    if req.incremental && req.runtime_image.is_some() {
+        // The previous image of an extended build is the runtime image plus artifacts: it has
+        // no builder toolchain to run save-artifacts against (upstream refuses it too).
+        return Err(BuildError::Unsupported(
+            "--incremental cannot be combined with --runtime-image".into(),
+        ));
+    }
     let mut steps = Steps {
         log,
         done: Vec::new(),

@@ -473,6 +473,34 @@ fn git_source_with_ref_and_context_dir_gets_commit_labels() {
         "one\n"
     );
     assert!(!app.join("README").exists() && !app.join(".git").exists());
+
+    // A commit (abbreviated) as --ref, with no git program on PATH: git runs in process.
+    let out = run_ok(
+        w.build(&[&url, BUILDER, "app:git2", "--ref", &v1[..12]])
+            .env("PATH", "/nonexistent"),
+    );
+    let cfg = skopeo_inspect_config(&w.home(), "app:git2");
+    assert_eq!(
+        cfg["config"]["Labels"]["io.openshift.s2i.build.commit.id"],
+        v1.as_str(),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut w.build(&[&url, BUILDER, "app:bad", "--ref", "nope"]));
+    assert!(
+        stderr(&out).contains("no branch, tag or commit named \"nope\""),
+        "{}",
+        describe(&out)
+    );
+    let missing = format!("file://{}/missing.git", w.dir.path().display());
+    let out = run_fail(&mut w.build(&[&missing, BUILDER, "app:bad"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("git clone") && err.contains("missing.git"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!w.has_image("app:bad"));
 }
 
 #[test]
@@ -1317,4 +1345,89 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
     assert!(!w.has_image("app:bad"));
     // Without --use-config the file is not read.
     run_ok(&mut build(&[src, BUILDER, "app:plain"]));
+}
+
+#[test]
+fn scripts_url_image_scripts_url_and_destination() {
+    let w = World::new();
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let usage_wasm = guests::wasm("test-builder/usage");
+    // --scripts-url wins over the source's .s2i/bin (which holds the real assemble).
+    let scripts = w.dir.path().join("scripts");
+    fs::create_dir_all(&scripts).unwrap();
+    fs::copy(&usage_wasm, scripts.join("assemble")).unwrap();
+    w.write_src(".s2i/bin/assemble", fs::read(guests::wasm("test-builder/assemble")).unwrap());
+    let url = format!("file://{}", scripts.display());
+    let out = run_ok(&mut w.build(&[src, BUILDER, "app:s", "-s", &url]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("This is the ws2i test builder") && !err.contains("Installing application source"),
+        "{}",
+        describe(&out)
+    );
+    fs::remove_dir_all(w.src().join(".s2i")).unwrap();
+
+    // --image-scripts-url replaces the builder's scripts-url label; run there is the Cmd.
+    let (usage_c, run_c) = (usage_wasm.clone(), guests::wasm("test-builder/run"));
+    make_builder_with(&w.home(), "alt:latest", &[], &move |root| {
+        let alt = root.join("opt/alt");
+        fs::create_dir_all(&alt).unwrap();
+        fs::copy(&usage_c, alt.join("assemble")).unwrap();
+        fs::copy(&run_c, alt.join("run")).unwrap();
+    });
+    let out = run_fail(&mut w.build(&[src, "alt", "app:alt"]));
+    assert!(stderr(&out).contains("no assemble script found"), "{}", describe(&out));
+    let out = run_ok(&mut w.build(&[src, "alt", "app:alt", "--image-scripts-url", "image:///opt/alt"]));
+    assert!(stderr(&out).contains("This is the ws2i test builder"), "{}", describe(&out));
+    let cfg = skopeo_inspect_config(&w.home(), "app:alt");
+    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/opt/alt/run"]));
+
+    // --destination: the source is injected there (and left out of the image).
+    let out = run_ok(&mut w.build(&[src, BUILDER, "app:d", "-d", "/work"]));
+    assert!(stderr(&out).contains("copied 2 files"), "{}", describe(&out));
+    let t = unpack(&w.home(), "app:d");
+    let root = t.path().join("bundle/rootfs");
+    assert!(root.join("opt/app-root/src/index.html").is_file());
+    assert!(!root.join("work/src").exists() && !root.join("tmp/src").exists());
+}
+
+#[test]
+fn save_temp_dir_compression_and_refused_combinations() {
+    let w = World::new();
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let out = run_ok(&mut w.build(&[src, BUILDER, "app:z", "--compression", "zstd", "--save-temp-dir"]));
+    let err = stderr(&out);
+    let kept = err
+        .lines()
+        .find_map(|l| l.split_once("build rootfs kept at ").map(|(_, p)| PathBuf::from(p.trim())))
+        .unwrap_or_else(|| panic!("no kept path: {}", describe(&out)));
+    assert!(kept.join("opt/app-root/src/index.html").is_file(), "{}", kept.display());
+    fs::remove_dir_all(&kept).unwrap();
+    let raw = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:app:z", w.home().display())),
+    );
+    let m: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let last = m["layers"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["mediaType"].as_str().unwrap().ends_with("+zstd"), "{m}");
+
+    make_builder(&w.home(), "runtime:latest", &["run"]);
+    let refused: [(&[&str], &str); 6] = [
+        (&["--incremental", "--runtime-image", "runtime", "-a", "/opt/app-root/src/index.html"], "--incremental cannot be combined with --runtime-image"),
+        (&["--compression", "lz4"], "lz4"),
+        (&["--incremental-pull-policy", "maybe"], "maybe"),
+        (&["--format", "oci2"], "oci2"),
+        (&["--format", "oci"], "--format applies to --push only"),
+        (&["--no-such-flag"], "--no-such-flag"),
+    ];
+    for (extra, want) in refused {
+        let mut args = vec![src, BUILDER, "app:refused"];
+        args.extend_from_slice(extra);
+        let out = run_fail(&mut w.build(&args));
+        assert!(stderr(&out).contains(want), "{extra:?}: {}", describe(&out));
+    }
+    assert!(!w.has_image("app:refused"));
 }
