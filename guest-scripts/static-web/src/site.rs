@@ -1,0 +1,734 @@
+//! What `assemble` does with a source tree, and how the `run` hook finds the
+//! result ([`FsSite`]). Paths are parameters so that tests run natively in a
+//! temp directory.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::encoding::Encoding;
+use crate::layout;
+use crate::markdown;
+use crate::meta::{self, FileMeta, Variant};
+use crate::mime;
+use crate::path::WebPath;
+use crate::serve::{self, Config, Entry};
+
+/// Where assemble writes: the web root, the metadata mirror, the builder's
+/// data directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub web: PathBuf,
+    pub meta: PathBuf,
+    pub etc: PathBuf,
+}
+
+impl Layout {
+    /// The layout of a static-web image.
+    pub fn image() -> Layout {
+        Layout {
+            web: layout::WEB_ROOT.into(),
+            meta: layout::META_DIR.into(),
+            etc: layout::ETC.into(),
+        }
+    }
+
+    /// The same layout under `root` (tests).
+    pub fn under(root: &Path) -> Layout {
+        let re = |p: &str| root.join(p.trim_start_matches('/'));
+        Layout {
+            web: re(layout::WEB_ROOT),
+            meta: re(layout::META_DIR),
+            etc: re(layout::ETC),
+        }
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.etc.join("manifest.tsv")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.etc.join("config")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: Config,
+    /// Write `.gz` and `.br` variants of text assets (`WEB_PRECOMPRESS`).
+    pub precompress: bool,
+    /// The Markdown page template (`{{title}}`, `{{content}}`).
+    pub template: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config: Config::default(),
+            precompress: true,
+            template: markdown::DEFAULT_TEMPLATE.into(),
+        }
+    }
+}
+
+/// Files smaller than this are sent as they are: the saving would not pay
+/// for a `Vary` and a second lookup.
+pub const MIN_COMPRESS_SIZE: u64 = 256;
+
+/// A variant is kept only if it is at most 90% of the original.
+fn worth_it(compressed: usize, original: usize) -> bool {
+    compressed * 10 <= original * 9
+}
+
+pub const BROTLI_QUALITY: u32 = 11;
+const BROTLI_WINDOW: u32 = 22;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub markdown: u64,
+    /// Files that have a `.gz` or `.br` variant.
+    pub precompressed: u64,
+    /// ... of which compressed in this build (at least one variant computed),
+    pub compressed: u64,
+    /// ... and those whose variants all came from the previous build.
+    pub reused: u64,
+    /// Bytes of the files with variants, and of their variants.
+    pub compressible_bytes: u64,
+    pub gzip_bytes: u64,
+    pub brotli_bytes: u64,
+    /// Entries left out (symlinks, special files, unsafe names).
+    pub skipped: u64,
+}
+
+impl Summary {
+    /// `1000 files (12.3 MB), 812 precompressed (1 compressed, 811 reused), gzip ratio 0.31, brotli ratio 0.27`
+    pub fn line(&self) -> String {
+        let ratio = |n: u64| {
+            if self.compressible_bytes == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", n as f64 / self.compressible_bytes as f64)
+            }
+        };
+        format!(
+            "{} files ({}), {} precompressed ({} compressed, {} reused), gzip ratio {}, brotli ratio {}",
+            self.files,
+            human_bytes(self.bytes),
+            self.precompressed,
+            self.compressed,
+            self.reused,
+            ratio(self.gzip_bytes),
+            ratio(self.brotli_bytes)
+        )
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1} kB", n as f64 / 1e3),
+        n => format!("{n} B"),
+    }
+}
+
+/// Names at the source root that are build inputs, not content.
+const NOT_CONTENT: [&str; 3] = [".s2i", ".s2iignore", ".git"];
+
+/// The source tree's files, in name order: (relative path, source path).
+fn walk(
+    src: &Path,
+    warn: &mut dyn FnMut(String),
+    skipped: &mut u64,
+) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), src.to_path_buf())];
+    while let Some((rel, dir)) = stack.pop() {
+        let mut entries = fs::read_dir(&dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut subdirs = Vec::new();
+        for e in entries {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                warn(format!("skipping a file name that is not UTF-8 in /{rel}"));
+                *skipped += 1;
+                continue;
+            };
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if rel.is_empty() && NOT_CONTENT.contains(&name.as_str()) {
+                continue;
+            }
+            // The metadata formats are line- and tab-separated; a name that
+            // a URL cannot carry unambiguously is not worth serving either.
+            if WebPath::relative(&child)
+                .map(|p| p.rel() != child)
+                .unwrap_or(true)
+            {
+                warn(format!("skipping {child:?}: not a servable name"));
+                *skipped += 1;
+                continue;
+            }
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                subdirs.push((child, e.path()));
+            } else if ft.is_file() {
+                out.push((child, e.path()));
+            } else {
+                warn(format!(
+                    "skipping {child}: not a regular file (symlinks are not served)"
+                ));
+                *skipped += 1;
+            }
+        }
+        out.push((format!("{rel}/"), dir));
+        stack.extend(subdirs.into_iter().rev());
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Builds the site from `src` into `layout`, reusing compressed variants
+/// found in `artifacts` (a previous build's `save-artifacts` output).
+pub fn assemble(
+    src: &Path,
+    layout: &Layout,
+    artifacts: Option<&Path>,
+    opts: &Options,
+    warn: &mut dyn FnMut(String),
+) -> io::Result<Summary> {
+    let mut sum = Summary::default();
+    let entries = walk(src, warn, &mut sum.skipped)?;
+    let files: std::collections::HashSet<&str> = entries.iter().map(|(r, _)| r.as_str()).collect();
+    for d in [&layout.web, &layout.meta, &layout.etc] {
+        fs::create_dir_all(d).map_err(|e| with_path(e, d))?;
+    }
+    let mut manifest = String::from(meta::MANIFEST_HEADER);
+    let mut variants = Variants {
+        art: artifacts.map(|a| a.join(layout::ARTIFACTS_VERSION)),
+        done: HashMap::new(),
+    };
+    for (rel, from) in &entries {
+        if let Some(dir) = rel.strip_suffix('/') {
+            for base in [&layout.web, &layout.meta] {
+                let d = base.join(dir);
+                fs::create_dir_all(&d).map_err(|e| with_path(e, &d))?;
+            }
+            continue;
+        }
+        // One open and one fstat per file (std's read_to_end on a File would
+        // stat and seek again for its size hint).
+        let (mtime, mut content) = (|| {
+            let f = fs::File::open(from)?;
+            let m = f.metadata()?;
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            let mut content = Vec::with_capacity(usize::try_from(m.len()).unwrap_or(0));
+            (&f).take(u64::MAX).read_to_end(&mut content)?;
+            Ok::<_, io::Error>((mtime, content))
+        })()
+        .map_err(|e| with_path(e, from))?;
+        let mut out_rel = rel.clone();
+        if let Some(stem) = rel
+            .strip_suffix(".md")
+            .or_else(|| rel.strip_suffix(".markdown"))
+        {
+            let html = format!("{stem}.html");
+            if files.contains(html.as_str()) {
+                warn(format!(
+                    "{rel}: {html} exists in the source, serving that instead of rendering"
+                ));
+                continue;
+            }
+            let text = String::from_utf8_lossy(&content);
+            let title = stem.rsplit('/').next().unwrap_or(stem);
+            content = markdown::render(&text, &opts.template, title).into_bytes();
+            out_rel = html;
+            sum.markdown += 1;
+        }
+        let content_type = mime::content_type(&out_rel).to_string();
+        let sha256 = hex(&Sha256::digest(&content));
+        let dst = layout.web.join(&out_rel);
+        write_new(&dst, &content)?;
+
+        let mut fm = FileMeta {
+            size: content.len() as u64,
+            mtime,
+            sha256,
+            gzip: Variant::NotTried,
+            brotli: Variant::NotTried,
+            content_type,
+        };
+        if opts.precompress
+            && fm.size >= MIN_COMPRESS_SIZE
+            && mime::is_compressible(&fm.content_type)
+        {
+            let mut computed = false;
+            for enc in [Encoding::Gzip, Encoding::Brotli] {
+                let (variant, fresh) = variants.get(&content, &fm.sha256, enc, &dst)?;
+                computed |= fresh;
+                match enc {
+                    Encoding::Gzip => fm.gzip = variant,
+                    _ => fm.brotli = variant,
+                }
+            }
+            if fm.has(Encoding::Gzip) || fm.has(Encoding::Brotli) {
+                sum.precompressed += 1;
+                sum.compressible_bytes += fm.size;
+                sum.gzip_bytes += fm.len(Encoding::Gzip);
+                sum.brotli_bytes += fm.len(Encoding::Brotli);
+            }
+            if computed {
+                sum.compressed += 1;
+            } else {
+                sum.reused += 1;
+            }
+        }
+        write_new(&layout.meta.join(&out_rel), fm.encode().as_bytes())?;
+        manifest.push_str(&meta::manifest_line(&out_rel, &fm));
+        sum.files += 1;
+        sum.bytes += fm.size;
+    }
+    write_file(&layout.manifest(), manifest.as_bytes())?;
+    write_file(&layout.config(), opts.config.to_file().as_bytes())?;
+    Ok(sum)
+}
+
+/// Where compressed variants come from: the same content earlier in this
+/// build, the previous build's artifacts, or the compressor.
+struct Variants {
+    /// `$DESTINATION/artifacts/v1`, in an incremental build.
+    art: Option<PathBuf>,
+    /// (sha256, kind) → the variant and where it was written.
+    done: HashMap<(String, &'static str), (Variant, PathBuf)>,
+}
+
+impl Variants {
+    /// One compressed variant of a file at `dst`; returns whether it was
+    /// computed (rather than reused).
+    fn get(
+        &mut self,
+        content: &[u8],
+        sha: &str,
+        enc: Encoding,
+        dst: &Path,
+    ) -> io::Result<(Variant, bool)> {
+        let kind = artifact_kind(enc);
+        let out = PathBuf::from(format!("{}{}", dst.display(), enc.file_suffix()));
+        if let Some((v, first)) = self.done.get(&(sha.to_string(), kind)) {
+            if v.stored().is_some() {
+                fs::copy(first, &out).map_err(|e| with_path(e, &out))?;
+            }
+            return Ok((*v, false));
+        }
+        let got = self.reuse(sha, kind, &out)?;
+        let got = match got {
+            Some(v) => (v, false),
+            None => {
+                let bytes = compress(content, enc)?;
+                if worth_it(bytes.len(), content.len()) {
+                    write_new(&out, &bytes)?;
+                    (Variant::Stored(bytes.len() as u64), true)
+                } else {
+                    (Variant::Rejected, true)
+                }
+            }
+        };
+        self.done.insert((sha.to_string(), kind), (got.0, out));
+        Ok(got)
+    }
+
+    /// The previous build's variant of this content, moved into place (the
+    /// artifacts are this build's to consume; a rename is one file operation
+    /// where a copy is five). Only regular files count: a link planted in the
+    /// artifacts is not followed.
+    fn reuse(&self, sha: &str, kind: &str, out: &Path) -> io::Result<Option<Variant>> {
+        let Some(art) = &self.art else {
+            return Ok(None);
+        };
+        let stored = art.join(kind).join(sha);
+        if let Ok(m) = fs::symlink_metadata(&stored) {
+            if m.is_file() && m.len() > 0 {
+                if fs::rename(&stored, out).is_err() {
+                    fs::copy(&stored, out).map_err(|e| with_path(e, out))?;
+                }
+                return Ok(Some(Variant::Stored(m.len())));
+            }
+        }
+        let none = art.join(kind).join(format!("{sha}.none"));
+        Ok(fs::symlink_metadata(none)
+            .is_ok_and(|m| m.is_file())
+            .then_some(Variant::Rejected))
+    }
+}
+
+/// The artifacts directory of a coding: `gz` or `br`.
+pub fn artifact_kind(enc: Encoding) -> &'static str {
+    match enc {
+        Encoding::Brotli => "br",
+        _ => "gz",
+    }
+}
+
+pub fn compress(content: &[u8], enc: Encoding) -> io::Result<Vec<u8>> {
+    match enc {
+        Encoding::Identity => Ok(content.to_vec()),
+        Encoding::Gzip => {
+            // mtime 0 in the header: the same content gives the same bytes.
+            let mut e = flate2::GzBuilder::new().mtime(0).write(
+                Vec::with_capacity(content.len() / 2),
+                flate2::Compression::best(),
+            );
+            e.write_all(content)?;
+            e.finish()
+        }
+        Encoding::Brotli => {
+            let mut out = Vec::with_capacity(content.len() / 2);
+            {
+                let mut w =
+                    brotli::CompressorWriter::new(&mut out, 4096, BROTLI_QUALITY, BROTLI_WINDOW);
+                w.write_all(content)?;
+                w.flush()?;
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Writes a file whose directory exists (the walk lists a directory before
+/// anything in it, and assemble creates it then): one operation fewer per
+/// file than [`write_file`], which counts in a sandbox where each is a host call.
+fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fs::write(path, bytes).map_err(|e| with_path(e, path))
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
+    }
+    fs::write(path, bytes).map_err(|e| with_path(e, path))
+}
+
+fn with_path(e: io::Error, p: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `save-artifacts`: the compressed variants of the built site as a tar,
+/// keyed by content hash (`v1/gz/<sha256>`, `v1/br/<sha256>`; an empty
+/// `<sha256>.none` records that compressing was not worth it), each content
+/// once. Returns the number of entries written.
+pub fn write_artifacts<W: Write>(layout: &Layout, out: W) -> io::Result<(u64, W)> {
+    let mut tar = tar::Builder::new(out);
+    let manifest = match fs::read_to_string(layout.manifest()) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(with_path(e, &layout.manifest())),
+    };
+    let header = |size: u64, kind: tar::EntryType| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+        h.set_mtime(0);
+        h
+    };
+    let v = layout::ARTIFACTS_VERSION;
+    for dir in [format!("{v}/"), format!("{v}/gz/"), format!("{v}/br/")] {
+        tar.append_data(&mut header(0, tar::EntryType::Directory), dir, io::empty())?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut entries = 0;
+    for (path, m) in manifest.lines().filter_map(meta::parse_manifest_line) {
+        for (enc, variant) in [(Encoding::Gzip, m.gzip), (Encoding::Brotli, m.brotli)] {
+            let name = format!("{v}/{}/{}", artifact_kind(enc), m.sha256);
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            match variant {
+                Variant::Stored(_) => {
+                    // The manifest is ours, but keep a path it names inside the web root.
+                    let rel = WebPath::relative(&path)
+                        .map_err(|e| io::Error::other(format!("{path}: {e}")))?;
+                    let file = layout
+                        .web
+                        .join(format!("{}{}", rel.rel(), enc.file_suffix()));
+                    let f = fs::File::open(&file).map_err(|e| with_path(e, &file))?;
+                    let size = f.metadata()?.len();
+                    tar.append_data(&mut header(size, tar::EntryType::Regular), &name, f)?;
+                }
+                Variant::Rejected => {
+                    tar.append_data(
+                        &mut header(0, tar::EntryType::Regular),
+                        format!("{name}.none"),
+                        io::empty(),
+                    )?;
+                }
+                Variant::NotTried => continue,
+            }
+            entries += 1;
+        }
+    }
+    let mut out = tar.into_inner()?;
+    out.flush()?;
+    Ok((entries, out))
+}
+
+/// The built site through std::fs: one metadata record per lookup, as the
+/// run hook reads it (the hook itself uses wasi:filesystem directly; this is
+/// the same lookup for native tests and tools).
+pub struct FsSite {
+    pub meta: PathBuf,
+}
+
+/// Records are one short line; anything bigger is not one of ours.
+pub const MAX_RECORD: u64 = 4096;
+
+impl serve::Site for FsSite {
+    fn lookup(&self, path: &WebPath) -> Entry {
+        let p = self.meta.join(path.rel());
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => Entry::Dir,
+            Ok(m) if m.is_file() && m.len() <= MAX_RECORD => fs::read_to_string(&p)
+                .ok()
+                .and_then(|t| FileMeta::decode(&t))
+                .map_or(Entry::Missing, Entry::File),
+            _ => Entry::Missing,
+        }
+    }
+}
+
+/// Reads the run hook's configuration: assemble's file, then `env`.
+pub fn load_config(file: &Path, env: &[(String, String)]) -> (Config, Vec<String>) {
+    config_from(&fs::read_to_string(file).unwrap_or_default(), env)
+}
+
+/// The configuration from the config file's text, overridden by `env`;
+/// also the keys whose values were refused.
+pub fn config_from(text: &str, env: &[(String, String)]) -> (Config, Vec<String>) {
+    let mut cfg = Config::default();
+    let mut rejected = cfg.apply(Config::parse_lines(text));
+    rejected.extend(cfg.apply(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    (cfg, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::{respond, Body, Request, Site};
+    use std::collections::HashMap;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("static-web-test-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn sample_source(root: &Path) -> PathBuf {
+        let src = root.join("src");
+        fs::create_dir_all(src.join("docs")).unwrap();
+        fs::create_dir_all(src.join(".s2i")).unwrap();
+        fs::write(src.join(".s2i/environment"), "WEB_INDEX=index.html\n").unwrap();
+        fs::write(src.join("index.html"), "<h1>hello</h1>".repeat(100)).unwrap();
+        fs::write(src.join("style.css"), "body { color: red; }\n".repeat(50)).unwrap();
+        // The same content twice: compressed once.
+        fs::write(src.join("copy.css"), "body { color: red; }\n".repeat(50)).unwrap();
+        fs::write(src.join("tiny.js"), "1").unwrap();
+        fs::write(src.join("logo.png"), [0x89u8, b'P', b'N', b'G']).unwrap();
+        // Text by its name, but incompressible: its variants are rejected.
+        let mut x = 12345u32;
+        let noise: Vec<u8> = (0..2000)
+            .map(|_| {
+                x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                (x >> 24) as u8
+            })
+            .collect();
+        fs::write(src.join("noise.txt"), noise).unwrap();
+        fs::write(
+            src.join("docs/guide.md"),
+            "# The Guide\n\nSee [home](../index.md).\n",
+        )
+        .unwrap();
+        fs::write(src.join("docs/both.md"), "# md\n").unwrap();
+        fs::write(src.join("docs/both.html"), "<p>html wins</p>").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/etc/passwd", src.join("passwd")).unwrap();
+        src
+    }
+
+    fn summary_of(root: &Path, src: &Path, art: Option<&Path>) -> (Summary, Vec<String>) {
+        let mut warnings = Vec::new();
+        let s = assemble(
+            src,
+            &Layout::under(root),
+            art,
+            &Options::default(),
+            &mut |w| warnings.push(w),
+        )
+        .unwrap();
+        (s, warnings)
+    }
+
+    #[test]
+    fn assemble_copies_renders_compresses_and_records() {
+        let root = tmp("assemble");
+        let src = sample_source(&root);
+        let (sum, warnings) = summary_of(&root, &src, None);
+        let l = Layout::under(&root);
+        assert_eq!(sum.files, 8, "{sum:?}");
+        assert_eq!(sum.markdown, 1);
+        assert_eq!((sum.precompressed, sum.compressed, sum.reused), (4, 4, 1));
+        assert!(
+            warnings.iter().any(|w| w.contains("both.html exists")),
+            "{warnings:?}"
+        );
+        #[cfg(unix)]
+        assert!(warnings.iter().any(|w| w.contains("passwd")));
+        assert!(!l.web.join(".s2i").exists() && !l.web.join("passwd").exists());
+        let guide = fs::read_to_string(l.web.join("docs/guide.html")).unwrap();
+        assert!(
+            guide.contains("<title>The Guide</title>") && guide.contains("href=\"../index.html\"")
+        );
+        assert!(!l.web.join("docs/guide.md").exists());
+        assert_eq!(
+            fs::read_to_string(l.web.join("docs/both.html")).unwrap(),
+            "<p>html wins</p>"
+        );
+        // The variants decompress to the original.
+        let gz = fs::read(l.web.join("style.css.gz")).unwrap();
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, "body { color: red; }\n".repeat(50));
+        let br = fs::read(l.web.join("style.css.br")).unwrap();
+        let mut plain = Vec::new();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, "body { color: red; }\n".repeat(50).into_bytes());
+        assert!(!l.web.join("tiny.js.gz").exists() && !l.web.join("logo.png.gz").exists());
+        let manifest = fs::read_to_string(l.manifest()).unwrap();
+        let lines: Vec<_> = manifest
+            .lines()
+            .filter_map(meta::parse_manifest_line)
+            .collect();
+        assert_eq!(lines.len(), 8);
+        assert_eq!(
+            fs::read(l.web.join("copy.css.br")).unwrap(),
+            fs::read(l.web.join("style.css.br")).unwrap()
+        );
+        let noise = &lines.iter().find(|(p, _)| p == "noise.txt").unwrap().1;
+        assert_eq!(
+            (noise.gzip, noise.brotli),
+            (Variant::Rejected, Variant::Rejected)
+        );
+        assert!(!l.web.join("noise.txt.gz").exists());
+        let css = &lines.iter().find(|(p, _)| p == "style.css").unwrap().1;
+        assert_eq!(css.gzip, Variant::Stored(gz.len() as u64));
+        assert_eq!(css.content_type, "text/css; charset=utf-8");
+        assert!(
+            sum.line().starts_with(
+                "8 files (5.8 kB), 4 precompressed (4 compressed, 1 reused), gzip ratio 0.1"
+            ),
+            "{}",
+            sum.line()
+        );
+    }
+
+    #[test]
+    fn artifacts_are_reused_by_content_hash() {
+        let root = tmp("reuse");
+        let src = sample_source(&root);
+        let (first, _) = summary_of(&root, &src, None);
+        // What save-artifacts produces, unpacked where ws2i puts it.
+        let art = root.join("artifacts");
+        let l = Layout::under(&root);
+        let (n, tar_bytes) = write_artifacts(&l, Vec::new()).unwrap();
+        assert_eq!(n, 8, "gz and br of three files, two .none markers");
+        tar::Archive::new(&tar_bytes[..]).unpack(&art).unwrap();
+        fs::write(src.join("style.css"), "body { color: blue; }\n".repeat(50)).unwrap();
+        let root2 = tmp("reuse2");
+        let (second, _) = summary_of(&root2, &src, Some(&art));
+        assert_eq!(
+            (second.precompressed, second.compressed, second.reused),
+            (4, 1, 4),
+            "{second:?}"
+        );
+        assert_eq!(first.files, second.files);
+        let gz = fs::read(Layout::under(&root2).web.join("index.html.gz")).unwrap();
+        assert_eq!(gz, fs::read(l.web.join("index.html.gz")).unwrap());
+    }
+
+    #[test]
+    fn the_built_site_serves_through_fs_site() {
+        let root = tmp("serve");
+        let src = sample_source(&root);
+        summary_of(&root, &src, None);
+        let l = Layout::under(&root);
+        let site = FsSite {
+            meta: l.meta.clone(),
+        };
+        assert_eq!(site.lookup(&WebPath::parse("/docs").unwrap()), Entry::Dir);
+        assert_eq!(
+            site.lookup(&WebPath::parse("/nope").unwrap()),
+            Entry::Missing
+        );
+        let (cfg, bad) = load_config(&l.config(), &[("WEB_INDEX".into(), "../x".into())]);
+        assert_eq!(bad, ["WEB_INDEX"]);
+        let hdrs: HashMap<String, String> =
+            [("accept-encoding".to_string(), "gzip".to_string())].into();
+        let h = move |n: &str| hdrs.get(n).cloned();
+        let r = respond(
+            &Request {
+                method: "GET",
+                target: "/style.css",
+                headers: &h,
+            },
+            &site,
+            &cfg,
+        );
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert!(
+            matches!(r.body, Body::File { ref rel, encoding: Encoding::Gzip, .. } if rel == "style.css")
+        );
+        for t in [
+            "/passwd",
+            "/.s2i/environment",
+            "/../etc/passwd",
+            "/style.css.gz",
+        ] {
+            let r = respond(
+                &Request {
+                    method: "GET",
+                    target: t,
+                    headers: &|_| None,
+                },
+                &site,
+                &cfg,
+            );
+            assert_eq!(r.status, 404, "{t}");
+        }
+        // A record that is not ours is not served.
+        fs::write(l.meta.join("index.html"), "garbage").unwrap();
+        assert_eq!(
+            site.lookup(&WebPath::parse("/index.html").unwrap()),
+            Entry::Missing
+        );
+    }
+}
