@@ -19,7 +19,8 @@
 //! Labels assemble writes to `/tmp/.s2i/image_metadata.json` win over all others.
 //! `--push` sends the tagged result to its `docker://` TAG ([`parse_tag`]).
 //! `--callback-url` gets the outcome, success or failure ([`build`]).
-//! Not yet done (see docs/build.md): `--incremental-pull-policy`, `--runtime-pull-policy`.
+//! Each image has its own pull policy (s2i's): `--pull-policy` for the builder,
+//! `--incremental-pull-policy` for the previous image, `--runtime-pull-policy` for the runtime image.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Seek, SeekFrom};
@@ -30,6 +31,7 @@ use anyhow::{anyhow, Context, Result};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
+use crate::assemble_user::AssembleUser;
 use crate::envfile::{BuildEnv, EnvFileKind, EnvVar};
 use crate::image::{media, Descriptor, ImageBuilder, NewLayer, Platform};
 use crate::layer::{self, Compression, LayerSource, MediaTypeFlavor, PackOptions, RootfsCache};
@@ -63,7 +65,13 @@ pub struct BuildRequest {
     pub builder: String,
     /// Where the result is tagged in the local store; `None` stores it untagged.
     pub tag: Option<NameTag>,
+    /// `--pull-policy`: for the builder.
     pub pull_policy: PullPolicy,
+    /// `--incremental-pull-policy`: for the previous image of an incremental build (it can only
+    /// be pulled when TAG is `docker://…`, i.e. with `--push`).
+    pub incremental_pull_policy: PullPolicy,
+    /// `--runtime-pull-policy`: for `--runtime-image`.
+    pub runtime_pull_policy: PullPolicy,
     /// `--scripts-url`.
     pub scripts_url: Option<String>,
     /// `--image-scripts-url`: overrides the builder's scripts-url label.
@@ -107,6 +115,9 @@ pub struct BuildRequest {
     pub push: Option<PushTarget>,
     /// `--callback-url`: POST `{"success":bool,"labels":{…}}` there when the build ends.
     pub callback_url: Option<String>,
+    /// `--assemble-user`: owner of the new layer's entries; else the builder's
+    /// `io.openshift.s2i.assemble-user` label, else its `User`, else 0:0 ([`crate::assemble_user`]).
+    pub assemble_user: Option<AssembleUser>,
 }
 
 /// Where `--push` sends the result. Made by [`parse_tag`], which also gives the local tag the
@@ -163,6 +174,8 @@ impl BuildRequest {
             builder: builder.into(),
             tag: None,
             pull_policy: PullPolicy::default(),
+            incremental_pull_policy: PullPolicy::default(),
+            runtime_pull_policy: PullPolicy::default(),
             scripts_url: None,
             image_scripts_url: None,
             destination: None,
@@ -186,6 +199,7 @@ impl BuildRequest {
             volumes: Vec::new(),
             push: None,
             callback_url: None,
+            assemble_user: None,
         }
     }
 }
@@ -243,10 +257,46 @@ pub enum BuildError {
     AssembleRuntimeFailed { exit_code: i32 },
     #[error("builder image {builder} not found: {reason}")]
     BuilderNotFound { builder: String, reason: String },
+    /// `--runtime-image` could not be found or pulled; no image was written.
+    #[error("runtime image {image} not found: {reason}")]
+    RuntimeImageNotFound { image: String, reason: String },
     #[error("{0}")]
     Unsupported(String),
+    /// The result's labels are over s2i's size limit ([`MAX_LABELS_SIZE`]); no image was written.
+    #[error(
+        "the labels of the result take {total} bytes (keys plus values), over the limit of {MAX_LABELS_SIZE} bytes; largest: {}; no image was written",
+        largest.iter().map(|(k, n)| format!("{k} ({n} bytes)")).collect::<Vec<_>>().join(", ")
+    )]
+    LabelsTooLarge {
+        total: usize,
+        /// The largest labels, by key with their key+value size, largest first (at most 3).
+        largest: Vec<(String, usize)>,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// Upstream s2i's limit on the sum of `len(key) + len(value)` over the result's labels
+/// (`postexecutorstep.go`); registries and runtimes choke on larger configs.
+pub const MAX_LABELS_SIZE: usize = 10240;
+
+/// Refuses a label set over [`MAX_LABELS_SIZE`], naming the largest labels so the user sees
+/// which `--label` or image_metadata.json entry to shorten.
+fn check_label_size(labels: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    let total: usize = labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total <= MAX_LABELS_SIZE {
+        return Ok(());
+    }
+    let mut by_size: Vec<(String, usize)> = labels
+        .iter()
+        .map(|(k, v)| (k.clone(), k.len() + v.len()))
+        .collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by_size.truncate(3);
+    Err(BuildError::LabelsTooLarge {
+        total,
+        largest: by_size,
+    })
 }
 
 /// Receives the build's log: hook lines (via [`LogSink`]) and ws2i's own steps.
@@ -341,6 +391,13 @@ fn post_callback(url: &reqwest::Url, body: &serde_json::Value) -> Result<()> {
 }
 
 fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
+    if req.incremental && req.runtime_image.is_some() {
+        // The previous image of an extended build is the runtime image plus artifacts: it has
+        // no builder toolchain to run save-artifacts against (upstream refuses it too).
+        return Err(BuildError::Unsupported(
+            "--incremental cannot be combined with --runtime-image".into(),
+        ));
+    }
     let mut steps = Steps {
         log,
         done: Vec::new(),
@@ -375,6 +432,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
         rootfs_cache.base(&layers).map_err(BuildError::from)
     })?;
 
+    let owner = layer_owner(req, &builder, &base)?;
     let destination = guest_dir(
         req.destination
             .clone()
@@ -505,7 +563,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
     let (from, commit_base, mut commit_root, run_path, exclude) = match &req.runtime_image {
         Some(runtime_ref) => {
             let runtime = steps.run("Resolving runtime image", || {
-                resolve_image(req, &store, runtime_ref)
+                resolve_runtime(req, &store, runtime_ref)
             })?;
             let stage = RuntimeStage {
                 req,
@@ -554,6 +612,11 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             (builder.clone(), base.clone(), root, run_path, exclude)
         }
     };
+    // Checked before anything is stored: the result's labels as ImageBuilder will merge them
+    // (base image's, then ours, then image_metadata.json's; later wins).
+    let mut merged = from.config.labels();
+    merged.extend(output_labels(req, &fetched.info).into_iter().chain(metadata_labels.iter().cloned()));
+    check_label_size(&merged)?;
     let exclude_refs: Vec<&str> = exclude.iter().map(String::as_str).collect();
 
     let (packed, changes) = steps.run("Committing the layer", || {
@@ -563,6 +626,8 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             compression: req.compression,
             source_date_epoch: req.source_date_epoch.unwrap_or(0),
             preserve_mtimes: req.source_date_epoch.is_none(),
+            uid: owner.0,
+            gid: owner.1,
             ..PackOptions::default()
         };
         let mut tmp =
@@ -682,6 +747,35 @@ fn push_result(
     })
 }
 
+/// Who owns what assemble wrote: `--assemble-user`, else the builder's assemble-user label,
+/// else its `User` (s2i's order), resolved in the builder rootfs; 0:0 when none is set.
+fn layer_owner(
+    req: &BuildRequest,
+    builder: &ResolvedImage,
+    base: &crate::layer::BaseRootfs,
+) -> Result<(u32, u32), BuildError> {
+    let labels = builder.config.labels();
+    let from_image = |what: &str, v: &str| {
+        v.parse::<AssembleUser>()
+            .with_context(|| format!("the builder's {what}"))
+    };
+    let user = match &req.assemble_user {
+        Some(u) => u.clone(),
+        None => match label_value(&labels.into_iter().collect(), &[ASSEMBLE_USER_LABEL]) {
+            Some(v) => from_image(&format!("{ASSEMBLE_USER_LABEL} label"), &v)?,
+            None => match builder.config.config.as_ref().and_then(|c| c.user.clone()) {
+                Some(u) if !u.trim().is_empty() => from_image("User", u.trim())?,
+                _ => return Ok((0, 0)),
+            },
+        },
+    };
+    let root = Dir::open_ambient_dir(base.path(), ambient_authority())
+        .context("opening the builder rootfs")?;
+    Ok(user.resolve(&root).map_err(anyhow::Error::from)?)
+}
+
+const ASSEMBLE_USER_LABEL: &str = "io.openshift.s2i.assemble-user";
+
 fn label_value(labels: &HashMap<String, String>, keys: &[&str]) -> Option<String> {
     keys.iter().find_map(|k| {
         labels
@@ -717,60 +811,119 @@ fn local_name(d: &crate::reference::DockerRef) -> Result<NameTag> {
 }
 
 fn resolve_builder(req: &BuildRequest, store: &Store) -> Result<ResolvedImage, BuildError> {
-    resolve_image(req, store, &req.builder)
+    let pull = Pull {
+        policy: req.pull_policy,
+        flag: "--pull-policy",
+        registry: &req.registry,
+        progress: req.progress,
+    };
+    resolve_image(store, &req.builder, &pull).map_err(|e| match e {
+        ResolveError::NotFound(reason) => BuildError::BuilderNotFound {
+            builder: req.builder.clone(),
+            reason,
+        },
+        ResolveError::Unsupported(m) => BuildError::Unsupported(format!("builder {m}")),
+    })
 }
 
-/// An image (builder or runtime) in the local store, pulled per `--pull-policy` when `docker://`.
-fn resolve_image(
+fn resolve_runtime(
     req: &BuildRequest,
     store: &Store,
     reference: &str,
 ) -> Result<ResolvedImage, BuildError> {
-    let not_found = |reason: String| BuildError::BuilderNotFound {
-        builder: reference.to_string(),
-        reason,
+    let pull = Pull {
+        policy: req.runtime_pull_policy,
+        flag: "--runtime-pull-policy",
+        registry: &req.registry,
+        progress: req.progress,
     };
+    resolve_image(store, reference, &pull).map_err(|e| match e {
+        ResolveError::NotFound(reason) => BuildError::RuntimeImageNotFound {
+            image: reference.to_string(),
+            reason,
+        },
+        ResolveError::Unsupported(m) => BuildError::Unsupported(format!("runtime image {m}")),
+    })
+}
+
+/// How an image that may live in a registry is brought into the local store.
+#[derive(Debug, Clone)]
+pub struct Pull<'a> {
+    pub policy: PullPolicy,
+    /// The flag that set `policy`, named in errors (`--pull-policy`, `--runtime-pull-policy`, …).
+    pub flag: &'a str,
+    pub registry: &'a RegistryOptions,
+    /// Draw progress bars while pulling.
+    pub progress: bool,
+}
+
+/// Why [`resolve_image`] found no image.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// Not in the store and not pulled (policy `never`, registry error, bad reference).
+    #[error("{0}")]
+    NotFound(String),
+    /// A transport other than the local store and `docker://`.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// An image named on the command line: `NAME[:TAG]`/`NAME@DIGEST` in the local store, or
+/// `docker://…` kept in the store as `HOST/REPO:TAG` and pulled per `pull.policy`. Shared by
+/// build (builder, runtime image) and usage.
+pub fn resolve_image(
+    store: &Store,
+    reference: &str,
+    pull: &Pull<'_>,
+) -> Result<ResolvedImage, ResolveError> {
     let r: ImageRef = reference
         .parse()
-        .map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
+        .map_err(|e: crate::reference::RefError| ResolveError::NotFound(e.to_string()))?;
     match r {
-        ImageRef::Local(l) => {
-            store.resolve(&l).map_err(|e| {
-                let hint = match req.pull_policy {
-                    PullPolicy::Never => String::new(),
-                    _ => "; to fetch it from a registry, name it docker://HOST/REPO[:TAG]".into(),
-                };
-                not_found(format!("{e:#}{hint}"))
-            })
-        }
-        ImageRef::Docker(d) => {
-            let name = local_name(&d)?;
-            let local = LocalRef::Tagged(name.clone());
-            let have = store.resolve(&local).ok();
-            match (req.pull_policy, have) {
-                (PullPolicy::Never, None) => Err(not_found(format!(
-                    "{name} is not in the local store {} and --pull-policy is never",
-                    store.root().display()
-                ))),
-                (PullPolicy::Never | PullPolicy::IfNotPresent, Some(img)) => Ok(img),
-                (_, _) => {
-                    let opts = CopyOptions {
-                        format: None,
-                        platform: Platform::host_default(),
-                        registry: req.registry.clone(),
-                        store_root: Some(store.root().to_path_buf()),
-                        progress: req.progress,
-                        mount_from: Vec::new(),
-                    };
-                    transport::copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts)
-                        .map_err(|e| not_found(format!("{e:#}")))?;
-                    Ok(store.resolve(&local)?)
-                }
-            }
-        }
-        other => Err(BuildError::Unsupported(format!(
-            "builder {other}: only local store references and docker:// are supported; copy it into the store first (`ws2i copy {other} NAME:TAG`)"
+        ImageRef::Local(l) => store.resolve(&l).map_err(|e| {
+            let hint = match pull.policy {
+                PullPolicy::Never => "",
+                _ => "; to fetch it from a registry, name it docker://HOST/REPO[:TAG]",
+            };
+            ResolveError::NotFound(format!("{e:#}{hint}"))
+        }),
+        ImageRef::Docker(d) => pull_remote(store, &d, pull).map_err(ResolveError::NotFound),
+        other => Err(ResolveError::Unsupported(format!(
+            "{other}: only local store references and docker:// are supported; copy it into the store first (`ws2i copy {other} NAME:TAG`)"
         ))),
+    }
+}
+
+/// A registry image in the local store (under [`local_name`]), pulled per `pull.policy`.
+/// `Err`: why it is not there, for the caller to word.
+fn pull_remote(
+    store: &Store,
+    d: &crate::reference::DockerRef,
+    pull: &Pull<'_>,
+) -> Result<ResolvedImage, String> {
+    let name = local_name(d).map_err(|e| format!("{e:#}"))?;
+    let local = LocalRef::Tagged(name.clone());
+    let have = store.resolve(&local).ok();
+    match (pull.policy, have) {
+        (PullPolicy::Never, None) => Err(format!(
+            "{name} is not in the local store {} and {} is never",
+            store.root().display(),
+            pull.flag
+        )),
+        (PullPolicy::Never | PullPolicy::IfNotPresent, Some(img)) => Ok(img),
+        (PullPolicy::Always | PullPolicy::IfNotPresent, _) => {
+            let opts = CopyOptions {
+                format: None,
+                platform: Platform::host_default(),
+                registry: pull.registry.clone(),
+                store_root: Some(store.root().to_path_buf()),
+                progress: pull.progress,
+                mount_from: Vec::new(),
+            };
+            transport::copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts)
+                .map_err(|e| format!("{e:#}"))?;
+            store.resolve(&local).map_err(|e| format!("{e:#}"))
+        }
     }
 }
 
@@ -1198,6 +1351,28 @@ struct Incremental<'a> {
 }
 
 impl Incremental<'_> {
+    /// The image TAG names now: with `--push` it is the registry image, pulled per
+    /// `--incremental-pull-policy` (a failed pull is a clean build, as upstream); a local TAG
+    /// has nothing to pull from, so only the store is looked at whatever the policy.
+    fn previous_image(&self, tag: &NameTag) -> Result<ResolvedImage, String> {
+        match &self.req.push {
+            Some(p) => {
+                let pull = Pull {
+                    policy: self.req.incremental_pull_policy,
+                    flag: "--incremental-pull-policy",
+                    registry: &self.req.registry,
+                    progress: self.req.progress,
+                };
+                pull_remote(self.store, &p.dest, &pull)
+                    .map_err(|e| format!("previous image docker://{}: {e}", p.dest))
+            }
+            None => self
+                .store
+                .resolve(&LocalRef::Tagged(tag.clone()))
+                .map_err(|_| format!("no previous image {tag} in the local store")),
+        }
+    }
+
     /// `Ok(Ok(dir))`: the artifacts unpacked in `dir`. `Ok(Err(why))`: a clean build is done
     /// instead (no previous image, no save-artifacts, or it failed), as upstream.
     fn save_artifacts(&self) -> Result<Result<PathBuf, String>, BuildError> {
@@ -1206,8 +1381,9 @@ impl Incremental<'_> {
                 "--incremental needs a TAG naming the previous image".into()
             ));
         };
-        let Ok(prev) = self.store.resolve(&LocalRef::Tagged(tag.clone())) else {
-            return Ok(Err(format!("no previous image {tag} in the local store")));
+        let prev = match self.previous_image(tag) {
+            Ok(p) => p,
+            Err(why) => return Ok(Err(why)),
         };
         let base = self.cache.base(&layer_sources(self.store, &prev)?)?;
         let labels: HashMap<String, String> = prev.config.labels().into_iter().collect();
@@ -1485,6 +1661,23 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn label_size_limit() {
+        let mut l = BTreeMap::new();
+        l.insert("k".to_string(), "v".repeat(MAX_LABELS_SIZE - 1));
+        assert!(check_label_size(&l).is_ok(), "exactly the limit is allowed");
+        l.insert("small".to_string(), "x".into());
+        l.insert("b".to_string(), "y".repeat(100));
+        let e = check_label_size(&l).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(&e, BuildError::LabelsTooLarge { total, largest }
+                if *total == MAX_LABELS_SIZE + 6 + 101 && largest[0].0 == "k" && largest[1].0 == "b"),
+            "{msg}"
+        );
+        assert!(msg.contains("limit of 10240 bytes") && msg.contains("k (10240 bytes)"), "{msg}");
     }
 
     #[test]

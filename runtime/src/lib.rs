@@ -12,6 +12,7 @@
 //! - [`bud`]: `ws2i bud`, the containerfile plan executed on the store, layers and sandbox.
 //! - [`cli`]: argument parsing and output, nothing else.
 
+pub mod assemble_user;
 pub mod auth;
 pub mod bud;
 pub mod build;
@@ -24,6 +25,7 @@ pub mod image;
 pub mod layer;
 pub mod progress;
 pub mod rebuild;
+pub mod s2ifile;
 pub mod reference;
 pub mod registry;
 pub mod run;

@@ -1,7 +1,7 @@
 //! `ws2i usage BUILDER`: runs the builder's `usage` hook, as `s2i usage` does.
 //!
-//! The builder is looked up in the local store (`ws2i copy` or `ws2i pull` brings remote ones in)
-//! and its scripts are resolved like a build's, minus the source: `--scripts-url`, then the
+//! The builder is resolved as `ws2i build` does ([`crate::build::resolve_image`]): a local store
+//! reference, or `docker://…` pulled into the store per `--pull-policy`; its scripts are resolved like a build's, minus the source: `--scripts-url`, then the
 //! builder's scripts-url label, then `image:///usr/libexec/s2i`. The hook runs in the sandbox on a
 //! private checkout of the builder's rootfs, so whatever it writes is thrown away.
 
@@ -13,7 +13,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::layer::{LayerSource, RootfsCache};
-use crate::reference::LocalRef;
+use crate::build::{resolve_image, Pull, PullPolicy};
+use crate::registry::RegistryOptions;
 use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig};
 use crate::scripts::{self, ImageFs, ScriptLocation, ScriptName, ScriptSources};
 use crate::store::{ResolvedImage, Store};
@@ -21,8 +22,13 @@ use crate::store::{ResolvedImage, Store};
 /// One `ws2i usage` run.
 #[derive(Debug, Clone)]
 pub struct UsageRequest {
-    /// A local store reference (`NAME[:TAG]`, `NAME@DIGEST`).
+    /// A local store reference (`NAME[:TAG]`, `NAME@DIGEST`) or `docker://…`.
     pub builder: String,
+    /// When to fetch a `docker://` builder.
+    pub pull_policy: PullPolicy,
+    pub registry: RegistryOptions,
+    /// Draw progress bars while pulling.
+    pub progress: bool,
     /// `--scripts-url`: where to find `usage` instead of the builder's label.
     pub scripts_url: Option<String>,
     pub store_root: PathBuf,
@@ -33,7 +39,7 @@ pub struct UsageRequest {
 /// Why `usage` could not run, where callers branch on it.
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
-    #[error("builder image {builder} not found in the local store: {reason}")]
+    #[error("builder image {builder} not found: {reason}")]
     BuilderNotFound { builder: String, reason: String },
     #[error("builder image {builder} has no usage script ({reason})")]
     NoUsage { builder: String, reason: String },
@@ -49,11 +55,13 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
         reason,
     };
     let store = Store::open(&req.store_root).context("opening the local image store")?;
-    let r: LocalRef = req
-        .builder
-        .parse()
-        .map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
-    let img = store.resolve(&r).map_err(|e| not_found(format!("{e:#}")))?;
+    let pull = Pull {
+        policy: req.pull_policy,
+        flag: "--pull-policy",
+        registry: &req.registry,
+        progress: req.progress,
+    };
+    let img = resolve_image(&store, &req.builder, &pull).map_err(|e| not_found(e.to_string()))?;
 
     std::fs::create_dir_all(&req.cache_dir)
         .with_context(|| format!("creating {}", req.cache_dir.display()))?;

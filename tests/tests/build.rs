@@ -473,6 +473,34 @@ fn git_source_with_ref_and_context_dir_gets_commit_labels() {
         "one\n"
     );
     assert!(!app.join("README").exists() && !app.join(".git").exists());
+
+    // A commit (abbreviated) as --ref, with no git program on PATH: git runs in process.
+    let out = run_ok(
+        w.build(&[&url, BUILDER, "app:git2", "--ref", &v1[..12]])
+            .env("PATH", "/nonexistent"),
+    );
+    let cfg = skopeo_inspect_config(&w.home(), "app:git2");
+    assert_eq!(
+        cfg["config"]["Labels"]["io.openshift.s2i.build.commit.id"],
+        v1.as_str(),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut w.build(&[&url, BUILDER, "app:bad", "--ref", "nope"]));
+    assert!(
+        stderr(&out).contains("no branch, tag or commit named \"nope\""),
+        "{}",
+        describe(&out)
+    );
+    let missing = format!("file://{}/missing.git", w.dir.path().display());
+    let out = run_fail(&mut w.build(&[&missing, BUILDER, "app:bad"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("git clone") && err.contains("missing.git"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!w.has_image("app:bad"));
 }
 
 #[test]
@@ -1080,4 +1108,326 @@ fn callback_url_gets_the_outcome_of_success_and_failure() {
         "{}",
         describe(&out)
     );
+}
+
+#[test]
+fn runtime_and_previous_images_have_their_own_pull_policies() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new();
+    make_builder(&w.home(), "runtime:latest", &["run"]);
+    let remote_runtime = format!("docker://{}/s2i/runtime:1", reg.host());
+    run_ok(
+        ws2i()
+            .env("WS2I_HOME", w.home())
+            .args(["push", "runtime:latest", &remote_runtime]),
+    );
+
+    // A store with the builder but without the runtime image.
+    let other = World::new();
+    let src = other.src();
+    let src = src.to_str().unwrap();
+    let extended = |tag: &str, extra: &[&str]| {
+        let mut args = vec![src, BUILDER, tag, "--runtime-image", &remote_runtime];
+        args.extend_from_slice(&["-a", "/opt/app-root/src/index.html"]);
+        args.extend_from_slice(extra);
+        other.build(&args)
+    };
+    let out = run_fail(&mut extended("app:rt", &["--runtime-pull-policy", "never"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("runtime image {remote_runtime} not found"))
+            && err.contains("--runtime-pull-policy is never"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!other.has_image("app:rt"));
+    // --pull-policy is the builder's only: never there does not stop the runtime pull.
+    run_ok(&mut extended("app:rt", &["--pull-policy", "never"]));
+    assert!(other.has_image("app:rt"));
+    let out = run_fail(&mut extended("app:rt2", &["--runtime-pull-policy", "sometimes"]));
+    assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
+
+    // The previous image of an incremental build pushed to the registry.
+    let tag = format!("docker://{}/apps/inc:1", reg.host());
+    let out = run_ok(&mut other.build(&[src, BUILDER, &tag, "--push", "--incremental"]));
+    assert!(stderr(&out).contains("clean build: previous image"), "{}", describe(&out));
+    // A third store that has never seen it: never → a clean build saying why (upstream: the
+    // previous image is optional), the default pulls it and restores its artifacts.
+    let third = World::new();
+    let out = run_ok(&mut third.build(&[
+        src,
+        BUILDER,
+        &tag,
+        "--push",
+        "--incremental",
+        "--incremental-pull-policy",
+        "never",
+    ]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("clean build") && err.contains("--incremental-pull-policy is never"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_ok(&mut World::new().build(&[src, BUILDER, &tag, "--push", "--incremental"]));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("clean build") && err.contains("restored 1 artifact files"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn labels_over_the_size_limit_are_refused_without_an_image() {
+    let w = World::new();
+    let src = w.src();
+    let big = format!("big={}", "x".repeat(10_200));
+    let out = run_fail(&mut w.build(&[src.to_str().unwrap(), BUILDER, "app:big", "--label", &big]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("over the limit of 10240 bytes")
+            && err.contains("largest: big (10203 bytes)")
+            && err.contains("no image was written"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!w.has_image("app:big"));
+    // Just under the limit with the generated labels is fine.
+    let ok = format!("big={}", "x".repeat(9_000));
+    run_ok(&mut w.build(&[src.to_str().unwrap(), BUILDER, "app:big", "--label", &ok]));
+}
+
+/// The owners of the layer `ws2i build --output json` reports, by path.
+fn layer_owners(w: &World, out: &std::process::Output) -> Vec<(String, u64, u64)> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hex = v["layer_digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let blob = fs::File::open(w.home().join("blobs/sha256").join(hex)).unwrap();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let h = e.header();
+            (
+                e.path().unwrap().to_string_lossy().into_owned(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
+    let w = World::new();
+    // A builder with users, an assemble-user label and a User, made without a daemon.
+    let ctx = w.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/opt/app-root:/bin/false\n").unwrap();
+    fs::write(ctx.join("group"), "root:x:0:\nweb:x:2000:app\n").unwrap();
+    fs::write(
+        ctx.join("Containerfile"),
+        format!("FROM {BUILDER}\nCOPY passwd group /etc/\nLABEL io.openshift.s2i.assemble-user=app\nUSER 4242\n"),
+    )
+    .unwrap();
+    run_ok(ws2i().env("WS2I_HOME", w.home()).args(["bud", "-t", "users:1"]).arg(&ctx));
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let build_from = |builder: &str, tag: &str, extra: &[&str]| {
+        let mut c = ws2i();
+        c.env("WS2I_HOME", w.home())
+            .env("WS2I_CACHE", shared_cache("build"))
+            .args(["--output", "json", "build", src, builder, tag])
+            .args(extra);
+        c
+    };
+    let build = |tag: &str, extra: &[&str]| build_from("users:1", tag, extra);
+    let owners_of = |out: &std::process::Output| {
+        let o = layer_owners(&w, out);
+        assert!(o.iter().any(|(p, _, _)| p.ends_with("index.html")), "{o:?}");
+        let mut ids: Vec<(u64, u64)> = o.iter().map(|(_, u, g)| (*u, *g)).collect();
+        ids.dedup();
+        ids
+    };
+    // The label wins over User; a name gets its primary group.
+    let out = run_ok(&mut build("app:owned", &[]));
+    assert_eq!(owners_of(&out), vec![(1001, 1002)], "{}", describe(&out));
+    let out = run_ok(&mut build("app:owned", &["--assemble-user", "app:web"]));
+    assert_eq!(owners_of(&out), vec![(1001, 2000)]);
+    let out = run_ok(&mut build("app:owned", &["--assemble-user", "77:78", "--reproducible"]));
+    assert_eq!(owners_of(&out), vec![(77, 78)]);
+    // s2i: the image's User is the builder's, not the assemble user.
+    let cfg = skopeo_inspect_config(&w.home(), "app:owned");
+    assert_eq!(cfg["config"]["User"], "4242");
+
+    let out = run_fail(&mut build("app:nouser", &["--assemble-user", "nobody"]));
+    assert!(
+        stderr(&out).contains("assemble user \"nobody\": no such user in the builder's /etc/passwd"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_fail(&mut build("app:nouser", &["--assemble-user", "a:b:c"]));
+    assert!(stderr(&out).contains("expected USER[:GROUP]"), "{}", describe(&out));
+    assert!(!w.has_image("app:nouser"));
+
+    // Without the label, the builder's User (not in /etc/passwd: group 0); without either, 0:0.
+    fs::write(
+        ctx.join("Containerfile"),
+        "FROM users:1\nLABEL io.openshift.s2i.assemble-user=\"\"\n",
+    )
+    .unwrap();
+    run_ok(ws2i().env("WS2I_HOME", w.home()).args(["bud", "-t", "users:2"]).arg(&ctx));
+    let out = run_ok(&mut build_from("users:2", "app:u2", &[]));
+    assert_eq!(owners_of(&out), vec![(4242, 0)], "{}", describe(&out));
+    let out = run_ok(&mut build_from(BUILDER, "app:root", &[]));
+    assert_eq!(owners_of(&out), vec![(0, 0)]);
+}
+
+#[test]
+fn use_config_saves_restores_and_yields_to_the_command_line() {
+    let w = World::new();
+    let cwd = w.dir.path().join("work");
+    fs::create_dir_all(&cwd).unwrap();
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let build = |args: &[&str]| {
+        let mut c = w.build(args);
+        c.current_dir(&cwd);
+        c
+    };
+    let saved = || -> serde_json::Value {
+        serde_json::from_slice(&fs::read(cwd.join(".s2ifile")).unwrap()).unwrap()
+    };
+    let label = |name: &str, key: &str| {
+        skopeo_inspect_config(&w.home(), name)["config"]["Labels"][key].clone()
+    };
+
+    run_ok(&mut build(&[
+        "--use-config", src, BUILDER, "app:cfg", "-e", "A=1", "--label", "team=x", "-n", "Saved",
+    ]));
+    let f = saved();
+    assert_eq!(f["source"], src);
+    assert_eq!(f["builderImage"], BUILDER);
+    assert_eq!(f["tag"], "app:cfg");
+    assert_eq!(f["flags"]["env-0"], "A=1");
+    assert_eq!(f["flags"]["label-0"], "team=x");
+    assert_eq!(f["flags"]["application-name"], "Saved");
+    assert!(f["flags"].get("use-config").is_none());
+
+    // Everything restored: a second image from the saved arguments alone.
+    run_ok(&mut build(&["--use-config"]));
+    assert_eq!(label("app:cfg", "team"), "x");
+    assert_eq!(label("app:cfg", "io.k8s.display-name"), "Saved");
+
+    // An explicit flag wins (all values of a repeatable one) and is saved back.
+    run_ok(&mut build(&["--use-config", "--label", "team=y", "--label", "tier=web"]));
+    assert_eq!(label("app:cfg", "team"), "y");
+    assert_eq!(label("app:cfg", "tier"), "web");
+    assert_eq!(label("app:cfg", "io.k8s.display-name"), "Saved");
+    let f = saved();
+    assert_eq!((f["flags"]["label-0"].as_str(), f["flags"]["label-1"].as_str()), (Some("team=y"), Some("tier=web")));
+    assert_eq!(f["flags"]["env-0"], "A=1");
+
+    // Positional arguments replace the saved ones.
+    run_ok(&mut build(&["--use-config", src, BUILDER, "app:other"]));
+    assert_eq!(label("app:other", "team"), "y");
+    assert_eq!(saved()["tag"], "app:other");
+
+    // A malformed file, or a bad saved value, is an error before anything runs.
+    fs::write(cwd.join(".s2ifile"), "{\"flags\": [1]}").unwrap();
+    let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
+    assert!(stderr(&out).contains(".s2ifile: not a valid s2i config file"), "{}", describe(&out));
+    fs::write(cwd.join(".s2ifile"), r#"{"flags":{"pull-policy":"sometimes"}}"#).unwrap();
+    let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
+    let err = stderr(&out);
+    assert!(err.contains("restored from .s2ifile are invalid") && err.contains("sometimes"), "{}", describe(&out));
+    assert!(!w.has_image("app:bad"));
+    // Without --use-config the file is not read.
+    run_ok(&mut build(&[src, BUILDER, "app:plain"]));
+}
+
+#[test]
+fn scripts_url_image_scripts_url_and_destination() {
+    let w = World::new();
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let usage_wasm = guests::wasm("test-builder/usage");
+    // --scripts-url wins over the source's .s2i/bin (which holds the real assemble).
+    let scripts = w.dir.path().join("scripts");
+    fs::create_dir_all(&scripts).unwrap();
+    fs::copy(&usage_wasm, scripts.join("assemble")).unwrap();
+    w.write_src(".s2i/bin/assemble", fs::read(guests::wasm("test-builder/assemble")).unwrap());
+    let url = format!("file://{}", scripts.display());
+    let out = run_ok(&mut w.build(&[src, BUILDER, "app:s", "-s", &url]));
+    let err = stderr(&out);
+    assert!(
+        err.contains("This is the ws2i test builder") && !err.contains("Installing application source"),
+        "{}",
+        describe(&out)
+    );
+    fs::remove_dir_all(w.src().join(".s2i")).unwrap();
+
+    // --image-scripts-url replaces the builder's scripts-url label; run there is the Cmd.
+    let (usage_c, run_c) = (usage_wasm.clone(), guests::wasm("test-builder/run"));
+    make_builder_with(&w.home(), "alt:latest", &[], &move |root| {
+        let alt = root.join("opt/alt");
+        fs::create_dir_all(&alt).unwrap();
+        fs::copy(&usage_c, alt.join("assemble")).unwrap();
+        fs::copy(&run_c, alt.join("run")).unwrap();
+    });
+    let out = run_fail(&mut w.build(&[src, "alt", "app:alt"]));
+    assert!(stderr(&out).contains("no assemble script found"), "{}", describe(&out));
+    let out = run_ok(&mut w.build(&[src, "alt", "app:alt", "--image-scripts-url", "image:///opt/alt"]));
+    assert!(stderr(&out).contains("This is the ws2i test builder"), "{}", describe(&out));
+    let cfg = skopeo_inspect_config(&w.home(), "app:alt");
+    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/opt/alt/run"]));
+
+    // --destination: the source is injected there (and left out of the image).
+    let out = run_ok(&mut w.build(&[src, BUILDER, "app:d", "-d", "/work"]));
+    assert!(stderr(&out).contains("copied 2 files"), "{}", describe(&out));
+    let t = unpack(&w.home(), "app:d");
+    let root = t.path().join("bundle/rootfs");
+    assert!(root.join("opt/app-root/src/index.html").is_file());
+    assert!(!root.join("work/src").exists() && !root.join("tmp/src").exists());
+}
+
+#[test]
+fn save_temp_dir_compression_and_refused_combinations() {
+    let w = World::new();
+    let src = w.src();
+    let src = src.to_str().unwrap();
+    let out = run_ok(&mut w.build(&[src, BUILDER, "app:z", "--compression", "zstd", "--save-temp-dir"]));
+    let err = stderr(&out);
+    let kept = err
+        .lines()
+        .find_map(|l| l.split_once("build rootfs kept at ").map(|(_, p)| PathBuf::from(p.trim())))
+        .unwrap_or_else(|| panic!("no kept path: {}", describe(&out)));
+    assert!(kept.join("opt/app-root/src/index.html").is_file(), "{}", kept.display());
+    fs::remove_dir_all(&kept).unwrap();
+    let raw = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:app:z", w.home().display())),
+    );
+    let m: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let last = m["layers"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["mediaType"].as_str().unwrap().ends_with("+zstd"), "{m}");
+
+    make_builder(&w.home(), "runtime:latest", &["run"]);
+    let refused: [(&[&str], &str); 6] = [
+        (&["--incremental", "--runtime-image", "runtime", "-a", "/opt/app-root/src/index.html"], "--incremental cannot be combined with --runtime-image"),
+        (&["--compression", "lz4"], "lz4"),
+        (&["--incremental-pull-policy", "maybe"], "maybe"),
+        (&["--format", "oci2"], "oci2"),
+        (&["--format", "oci"], "--format applies to --push only"),
+        (&["--no-such-flag"], "--no-such-flag"),
+    ];
+    for (extra, want) in refused {
+        let mut args = vec![src, BUILDER, "app:refused"];
+        args.extend_from_slice(extra);
+        let out = run_fail(&mut w.build(&args));
+        assert!(stderr(&out).contains(want), "{extra:?}: {}", describe(&out));
+    }
+    assert!(!w.has_image("app:refused"));
 }

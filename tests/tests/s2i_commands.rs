@@ -93,6 +93,28 @@ fn usage_without_a_usage_script_or_builder_is_a_clear_error() {
     assert!(stderr(&out).contains("not found"), "{}", describe(&out));
 }
 
+#[test]
+fn usage_pulls_a_registry_builder_per_pull_policy() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let w = World::new(&["assemble", "run", "usage"]);
+    let remote = format!("docker://{}/s2i/cmd-builder:1", reg.host());
+    run_ok(&mut w.ws2i(&["push", BUILDER, &remote]));
+    let other = World::new(&[]);
+    let out = run_fail(&mut other.ws2i(&["usage", &remote, "--pull-policy", "never"]));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("builder image {remote} not found")) && err.contains("--pull-policy is never"),
+        "{}",
+        describe(&out)
+    );
+    let out = run_ok(&mut other.ws2i(&["usage", &remote]));
+    assert!(stdout(&out).contains("This is the ws2i test builder"), "{}", describe(&out));
+    // Kept in the store, so never now finds it.
+    run_ok(&mut other.ws2i(&["usage", &remote, "-p", "never"]));
+    let out = run_fail(&mut other.ws2i(&["usage", &remote, "--pull-policy", "sometimes"]));
+    assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = run_ok(
         Command::new("git")

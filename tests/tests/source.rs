@@ -111,7 +111,9 @@ fn git_bad_ref_is_an_error() {
     let staging = tempfile::tempdir().unwrap();
     let mut s = spec(&r.bare_url);
     s.git_ref = Some("no-such-branch".into());
-    assert!(matches!(fetch(&s, staging.path()), Err(SourceError::Git { .. })));
+    let e = fetch(&s, staging.path()).unwrap_err();
+    assert!(matches!(e, SourceError::Git { .. }), "{e}");
+    assert!(e.to_string().contains("no branch, tag or commit named \"no-such-branch\""), "{e}");
     s.git_ref = Some("--upload-pack=evil".into());
     let staging = tempfile::tempdir().unwrap();
     assert!(matches!(fetch(&s, staging.path()), Err(SourceError::BadRef(_))));
@@ -332,6 +334,16 @@ fn bad_inputs() {
 }
 
 #[test]
+fn git_url_to_a_missing_repository_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/missing.git", tmp.path().display());
+    let staging = tempfile::tempdir().unwrap();
+    let e = fetch(&spec(&url), staging.path()).unwrap_err();
+    assert!(matches!(e, SourceError::Git { ref step, .. } if step == "clone"), "{e}");
+    assert!(e.to_string().contains("missing.git"), "{e}");
+}
+
+#[test]
 fn submodules_recursive_unless_ignored() {
     let r = make_repos();
     let tmp = tempfile::tempdir().unwrap();
@@ -339,6 +351,15 @@ fn submodules_recursive_unless_ignored() {
     fs::create_dir(&top).unwrap();
     git(&top, &["init", "-q", "-b", "main"]);
     write(&top.join("main.txt"), "top");
+    // lib (r.work) gets its own submodule, deep: recursion is checked one level down.
+    let deep = tmp.path().join("deep");
+    fs::create_dir(&deep).unwrap();
+    git(&deep, &["init", "-q", "-b", "main"]);
+    write(&deep.join("deep.txt"), "deep\n");
+    commit_all(&deep, "deep");
+    let deep_url = format!("file://{}", deep.display());
+    git(&r.work, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", &deep_url, "deep"]);
+    commit_all(&r.work, "with a deep submodule");
     let sub_url = format!("file://{}", r.work.display());
     git(&top, &["-c", "protocol.file.allow=always", "submodule", "add", "-q", &sub_url, "lib"]);
     commit_all(&top, "with submodule");
@@ -347,6 +368,7 @@ fn submodules_recursive_unless_ignored() {
     let staging = tempfile::tempdir().unwrap();
     let f = fetch(&spec(&url), staging.path()).unwrap();
     assert_eq!(read(&f.dir.join("lib/app.txt")), "v2\n");
+    assert_eq!(read(&f.dir.join("lib/deep/deep.txt")), "deep\n", "submodules are recursive");
     assert!(!f.dir.join("lib/.git").exists(), "the submodule's .git file is excluded too");
 
     let staging = tempfile::tempdir().unwrap();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
 use super::{Console, Global, OutputFormat};
@@ -13,6 +13,7 @@ use crate::envfile::parse_env_arg;
 use crate::image::ManifestFormat;
 use crate::layer::Compression;
 use crate::registry::RegistryOptions;
+use crate::s2ifile::S2iFile;
 use crate::sandbox;
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
 use crate::store::Store;
@@ -24,18 +25,59 @@ pub enum PullPolicyArg {
     Never,
 }
 
+impl From<PullPolicyArg> for PullPolicy {
+    fn from(p: PullPolicyArg) -> Self {
+        match p {
+            PullPolicyArg::Always => PullPolicy::Always,
+            PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
+            PullPolicyArg::Never => PullPolicy::Never,
+        }
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompressionArg {
     Gzip,
     Zstd,
 }
 
+/// How a `docker://` builder is fetched: the flags build and usage share.
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// When to fetch a docker:// builder.
+    #[arg(short = 'p', long = "pull-policy", value_enum, default_value = "if-not-present")]
+    pub pull_policy: PullPolicyArg,
+    /// Registry credentials USER:PASS (docker:// images).
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Verify TLS (default: yes, except plain HTTP for localhost/127.0.0.1).
+    #[arg(long = "tls-verify", num_args = 0..=1, default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+}
+
+impl PullArgs {
+    pub fn registry(&self) -> Result<RegistryOptions> {
+        Ok(RegistryOptions {
+            tls_verify: self.tls_verify,
+            creds: self
+                .creds
+                .as_deref()
+                .map(Credentials::parse_creds)
+                .transpose()?,
+            authfile: None,
+            attempts: None,
+        })
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// A directory or a git URL (file://, https://, ssh://, git://, user@host:path).
-    pub source: String,
+    #[arg(required_unless_present = "use_config")]
+    pub source: Option<String>,
     /// The builder image: NAME[:TAG] in the local store, or docker://HOST/REPO[:TAG].
-    pub builder: String,
+    #[arg(required_unless_present = "use_config")]
+    pub builder: Option<String>,
     /// Tag of the result in the local store (without it, only the digest is printed).
     pub tag: Option<String>,
     /// Git branch, tag or commit to build.
@@ -71,9 +113,14 @@ pub struct BuildArgs {
     /// Where the source is put in the builder (default: its io.openshift.s2i.destination label, else /tmp).
     #[arg(short = 'd', long)]
     pub destination: Option<String>,
-    /// When to fetch a docker:// builder.
-    #[arg(long = "pull-policy", value_enum, default_value = "if-not-present")]
-    pub pull_policy: PullPolicyArg,
+    #[command(flatten)]
+    pub pull: PullArgs,
+    /// When to fetch the previous image of --incremental (from the registry of a docker:// TAG).
+    #[arg(long = "incremental-pull-policy", value_enum, default_value = "if-not-present")]
+    pub incremental_pull_policy: PullPolicyArg,
+    /// When to fetch a docker:// --runtime-image.
+    #[arg(long = "runtime-pull-policy", value_enum, default_value = "if-not-present")]
+    pub runtime_pull_policy: PullPolicyArg,
     /// Value of the io.k8s.display-name label (default: the tag).
     #[arg(short = 'n', long = "application-name")]
     pub application_name: Option<String>,
@@ -101,14 +148,9 @@ pub struct BuildArgs {
     #[arg(long)]
     pub run: bool,
     /// With --run: serve the result's wasi:http component on [HOST_IP:]HOST_PORT:PORT.
-    #[arg(short = 'p', long = "publish", value_name = "[HOST_IP:]HOST_PORT:PORT", requires = "run")]
+    // No -p: on build, -p is s2i's --pull-policy.
+    #[arg(long = "publish", value_name = "[HOST_IP:]HOST_PORT:PORT", requires = "run")]
     pub publish: Option<crate::run::Publish>,
-    /// Registry credentials USER:PASS (docker:// builders).
-    #[arg(long)]
-    pub creds: Option<String>,
-    /// Verify TLS (default: yes, except plain HTTP for localhost/127.0.0.1).
-    #[arg(long = "tls-verify", num_args = 0..=1, default_missing_value = "true")]
-    pub tls_verify: Option<bool>,
     /// Not supported: it needs native RUN; see the error for why.
     #[arg(long = "as-dockerfile", value_name = "PATH", hide = true)]
     pub as_dockerfile: Option<String>,
@@ -133,6 +175,14 @@ pub struct BuildArgs {
     /// Manifest format of the pushed image (default: OCI, as built).
     #[arg(long, value_enum)]
     pub format: Option<ManifestFormat>,
+    /// Owner (USER[:GROUP], names from the builder's /etc/passwd) of the files assemble writes
+    /// (default: the builder's io.openshift.s2i.assemble-user label, else its User).
+    #[arg(long = "assemble-user", value_name = "USER[:GROUP]")]
+    pub assemble_user: Option<crate::assemble_user::AssembleUser>,
+    /// Restore SOURCE, BUILDER, TAG and flags from ./.s2ifile (else ./.stifile) under those given
+    /// here, and save the result there once the arguments are valid.
+    #[arg(long = "use-config")]
+    pub use_config: bool,
     /// POST {"success":bool,"labels":{…}} to this http(s) URL when the build ends, failed or not.
     #[arg(long = "callback-url", value_name = "URL")]
     pub callback_url: Option<String>,
@@ -148,7 +198,10 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
              and a Dockerfile would need a container engine to run assemble natively (RUN); build the image with `ws2i build` instead"
         );
     }
-    let location = SourceLocation::parse(&a.source)?;
+    let (Some(source), Some(builder)) = (&a.source, &a.builder) else {
+        bail!("SOURCE and BUILDER are required (or saved in .s2ifile with --use-config)");
+    };
+    let location = SourceLocation::parse(source)?;
     let mut spec = SourceSpec::new(location);
     spec.git_ref = a.git_ref.clone();
     spec.context_dir = match &a.context_dir {
@@ -160,7 +213,7 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
     spec.exclude = SourceSpec::parse_exclude(&a.exclude)?;
     spec.ignore_submodules = a.ignore_submodules;
     let cache = sandbox::default_cache_dir();
-    let mut req = BuildRequest::new(spec, a.builder.clone(), Store::default_root()?, cache);
+    let mut req = BuildRequest::new(spec, builder.clone(), Store::default_root()?, cache);
     match a.tag.as_deref() {
         Some(t) => {
             let (tag, push) = build::parse_tag(t, a.push, a.format)?;
@@ -171,11 +224,9 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         None if a.format.is_some() => bail!("--format applies to --push only"),
         None => {}
     }
-    req.pull_policy = match a.pull_policy {
-        PullPolicyArg::Always => PullPolicy::Always,
-        PullPolicyArg::IfNotPresent => PullPolicy::IfNotPresent,
-        PullPolicyArg::Never => PullPolicy::Never,
-    };
+    req.pull_policy = a.pull.pull_policy.into();
+    req.incremental_pull_policy = a.incremental_pull_policy.into();
+    req.runtime_pull_policy = a.runtime_pull_policy.into();
     req.scripts_url = a.scripts_url.clone();
     req.image_scripts_url = a.image_scripts_url.clone();
     req.destination = a.destination.clone();
@@ -224,22 +275,134 @@ fn request(a: &BuildArgs) -> Result<BuildRequest> {
         build::parse_callback_url(u)?;
     }
     req.callback_url = a.callback_url.clone();
+    req.assemble_user = a.assemble_user.clone();
     req.budget = a.budget.budget();
-    req.registry = RegistryOptions {
-        tls_verify: a.tls_verify,
-        creds: a
-            .creds
-            .as_deref()
-            .map(Credentials::parse_creds)
-            .transpose()?,
-        authfile: None,
-        attempts: None,
-    };
+    req.registry = a.pull.registry()?;
     Ok(req)
 }
 
+/// Flags never written to `.s2ifile`: the switch itself, and credentials (a file in the
+/// working directory, often committed, is no place for a password).
+const NOT_SAVED: [&str; 2] = ["use-config", "creds"];
+
+/// `--use-config`: the saved `.s2ifile` of the working directory under the command line —
+/// a flag given here wins over its saved value (all values of a repeatable one), and SOURCE
+/// BUILDER [TAG] given here replace the saved ones. Works on clap's view of the arguments,
+/// so every flag of [`BuildArgs`] takes part without being listed. Returns the merged
+/// arguments and the file to save once they are valid.
+fn with_config(a: BuildArgs) -> Result<(BuildArgs, S2iFile)> {
+    use clap::parser::ValueSource;
+    use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
+
+    let cwd = std::env::current_dir().context("finding the working directory")?;
+    let saved = match S2iFile::load(&cwd)? {
+        Some((f, path)) => {
+            if path.ends_with(".stifile") {
+                eprintln!("ws2i: warning: {} is deprecated: it is saved as .s2ifile", path.display());
+            }
+            f
+        }
+        None => S2iFile::default(),
+    };
+    // clap's matches of this process's own arguments tell which flags were typed.
+    let full = super::Cli::command()
+        .try_get_matches_from(std::env::args_os())
+        .context("re-reading the command line")?;
+    let typed = full
+        .subcommand_matches("build")
+        .ok_or_else(|| anyhow::anyhow!("--use-config: not a build command line"))?;
+    let on_cli = |id: &str| typed.value_source(id) == Some(ValueSource::CommandLine);
+
+    let cmd = BuildArgs::augment_args(clap::Command::new("build"));
+    let mut argv: Vec<std::ffi::OsString> = vec!["build".into()];
+    for arg in cmd.get_arguments() {
+        let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+            continue;
+        };
+        let takes_values = arg.get_action().takes_values();
+        if on_cli(id) {
+            if !takes_values {
+                argv.push(format!("--{long}").into());
+            } else if let Some(raw) = typed.get_raw(id) {
+                argv.extend(raw.map(|v| {
+                    let mut o = std::ffi::OsString::from(format!("--{long}="));
+                    o.push(v);
+                    o
+                }));
+            }
+        } else if !NOT_SAVED.contains(&long) {
+            let values = saved.values(long, long == "env");
+            if !takes_values {
+                if values.last().is_some_and(|v| v == "true") {
+                    argv.push(format!("--{long}").into());
+                }
+            } else {
+                argv.extend(values.iter().map(|v| format!("--{long}={v}").into()));
+            }
+        }
+    }
+    argv.push("--".into());
+    match (&a.source, &a.builder) {
+        (Some(s), Some(b)) => {
+            argv.push(s.into());
+            argv.push(b.into());
+            argv.extend(a.tag.iter().map(Into::into));
+        }
+        (None, _) if !saved.source.is_empty() && !saved.builder_image.is_empty() => {
+            argv.push(saved.source.clone().into());
+            argv.push(saved.builder_image.clone().into());
+            if !saved.tag.is_empty() {
+                argv.push(saved.tag.clone().into());
+            }
+        }
+        (None, _) => bail!("--use-config: no SOURCE and BUILDER given and none saved in .s2ifile"),
+        (Some(_), None) => bail!("--use-config: give both SOURCE and BUILDER, or neither"),
+    }
+    let m = cmd
+        .try_get_matches_from(&argv)
+        .map_err(|e| {
+            let msg = e.render().to_string();
+            let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+            anyhow::anyhow!("the arguments restored from .s2ifile are invalid: {first}")
+        })?;
+    let merged = BuildArgs::from_arg_matches(&m).context("restoring .s2ifile")?;
+
+    let mut out = S2iFile {
+        source: merged.source.clone().unwrap_or_default(),
+        builder_image: merged.builder.clone().unwrap_or_default(),
+        tag: merged.tag.clone().unwrap_or_default(),
+        ..S2iFile::default()
+    };
+    for arg in BuildArgs::augment_args(clap::Command::new("build")).get_arguments() {
+        let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
+            continue;
+        };
+        if NOT_SAVED.contains(&long) || m.value_source(id) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        if !arg.get_action().takes_values() {
+            out.set(long, &["true".to_string()], false);
+        } else if let Some(raw) = m.get_raw(id) {
+            let values: Vec<String> = raw.map(|v| v.to_string_lossy().into_owned()).collect();
+            let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
+            out.set(long, &values, repeatable);
+        }
+    }
+    Ok((merged, out))
+}
+
 pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
+    let (a, save) = if a.use_config {
+        let (merged, file) = with_config(a)?;
+        (merged, Some(file))
+    } else {
+        (a, None)
+    };
     let mut req = request(&a)?;
+    if let Some(f) = save {
+        let cwd = std::env::current_dir().context("finding the working directory")?;
+        f.save(&cwd)?;
+    }
     req.progress = crate::progress::enabled(g.quiet);
     let console = Console { quiet: g.quiet };
     let result = match build::build(&req, &console) {

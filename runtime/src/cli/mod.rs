@@ -126,3 +126,14 @@ impl crate::build::BuildLog for Console {
         eprintln!("ws2i: warning: {msg}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks its definitions (unique short flags, valid `requires`) only when a command
+    /// is parsed; this finds a clash in `cargo test` instead of in a user's first run.
+    #[test]
+    fn command_definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -12,8 +12,10 @@ use crate::usage::{self, UsageRequest};
 
 #[derive(clap::Args, Debug)]
 pub struct UsageArgs {
-    /// The builder image in the local store (NAME[:TAG] or NAME@DIGEST).
+    /// The builder image: NAME[:TAG] or NAME@DIGEST in the local store, or docker://HOST/REPO[:TAG].
     pub builder: String,
+    #[command(flatten)]
+    pub pull: super::build::PullArgs,
     /// Where to find the usage script instead of the builder's scripts-url label.
     #[arg(long = "scripts-url", short = 's', value_name = "URL")]
     pub scripts_url: Option<String>,
@@ -36,13 +38,16 @@ impl LogSink for Passthrough {
     }
 }
 
-pub fn run(_g: &Global, a: UsageArgs) -> Result<ExitCode> {
+pub fn run(g: &Global, a: UsageArgs) -> Result<ExitCode> {
     let req = UsageRequest {
         builder: a.builder,
         scripts_url: a.scripts_url,
         store_root: Store::default_root()?,
         cache_dir: sandbox::default_cache_dir(),
         budget: a.budget.budget(),
+        pull_policy: a.pull.pull_policy.into(),
+        registry: a.pull.registry()?,
+        progress: crate::progress::enabled(g.quiet),
     };
     let code = usage::usage(&req, &Passthrough)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

@@ -1,96 +1,302 @@
-//! Git sources, through the `git` CLI.
+//! Git sources, in process through libgit2 (the `git2` crate; docs/architecture.md says why
+//! this library and not gix): clone, `--ref` checkout, recursive submodules, commit info.
+//! No `git` program is needed at build time.
 //!
-//! Why the CLI and not a Rust git library (gix): gix's `file://` transport itself spawns
-//! `git upload-pack`, submodule support in gix is partial, and its compile cost is large on the
-//! 2-core CI machine. Upstream s2i also uses the CLI. The surface is small (clone, checkout,
-//! submodule update, log), isolated here, so swapping in gix later touches this file only.
-//!
-//! Hardening: arguments are passed after `--` where git allows it, refs starting with `-` are
-//! refused, prompts are disabled (no hanging on credentials), stalled HTTP transfers abort and
-//! hooks are off (`core.hooksPath=/dev/null`).
+//! Hardening: libgit2 runs no hooks and never prompts (a credential it cannot find is an
+//! error, not a hang); ssh keys come from the ssh agent only and host keys are checked against
+//! `known_hosts` by libgit2; stalled connections time out ([`TIMEOUT_MS`]); a `--ref` starting
+//! with `-` is refused; `file://` and local-path submodules are only followed when the
+//! superproject itself is local (git's own rule since 2.38.1, CVE-2022-39253), so a remote
+//! repository cannot pull host repositories into the image.
 
 use std::path::Path;
-use std::process::Command;
+use std::sync::Once;
+
+use git2::build::{CheckoutBuilder, CloneLocal, RepoBuilder};
+use git2::{Cred, CredentialType, FetchOptions, ProxyOptions, RemoteCallbacks, Repository};
 
 use super::{CommitInfo, SourceError};
 
-fn git(dir: Option<&Path>) -> Command {
-    let mut c = Command::new("git");
-    if let Some(d) = dir {
-        c.arg("-C").arg(d);
+/// Connect and read timeout of network transports: a stalled server fails the build instead
+/// of hanging it (the CLI used `http.lowSpeedTime=60`).
+const TIMEOUT_MS: i32 = 60_000;
+
+fn err(step: impl Into<String>) -> impl FnOnce(git2::Error) -> SourceError {
+    let step = step.into();
+    move |e| SourceError::Git {
+        step,
+        message: e.message().chars().take(2000).collect(),
     }
-    // A stalled HTTP transfer (under 1 KB/s for 60 s) aborts instead of hanging the build.
-    c.args(["-c", "core.hooksPath=/dev/null", "-c", "advice.detachedHead=false"])
-        .args(["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "true")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .stdin(std::process::Stdio::null());
-    c
 }
 
-fn run(mut c: Command, what: &str) -> Result<String, SourceError> {
-    let out = c.output().map_err(|e| SourceError::Git { step: what.into(), message: format!("cannot run git: {e}") })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let msg: String = stderr.trim().chars().take(2000).collect();
-        return Err(SourceError::Git { step: what.into(), message: msg });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+fn set_timeouts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: process-wide libgit2 options, set once before any transport is used.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(TIMEOUT_MS);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(TIMEOUT_MS);
+        }
+    });
 }
 
-/// Full clone (like upstream: no `--depth`, so any commit SHA can be checked out), then
+/// Fetch options for one remote: proxy from the environment/config, ssh keys from the agent
+/// (asked once per user name, so a refused key ends the loop libgit2 would otherwise retry),
+/// and credential helpers of the git config for https.
+fn fetch_options<'a>() -> FetchOptions<'a> {
+    let mut tried: Vec<CredentialType> = Vec::new();
+    let mut cb = RemoteCallbacks::new();
+    cb.credentials(move |url, user, allowed| {
+        let want = if allowed.contains(CredentialType::USERNAME) {
+            CredentialType::USERNAME
+        } else if allowed.contains(CredentialType::SSH_KEY) {
+            CredentialType::SSH_KEY
+        } else if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            CredentialType::USER_PASS_PLAINTEXT
+        } else {
+            return Err(git2::Error::from_str("no usable credential type"));
+        };
+        if tried.contains(&want) {
+            return Err(git2::Error::from_str(&format!("authentication to {url} failed")));
+        }
+        tried.push(want);
+        let user = user.unwrap_or("git");
+        if want == CredentialType::USERNAME {
+            Cred::username(user)
+        } else if want == CredentialType::SSH_KEY {
+            Cred::ssh_key_from_agent(user)
+        } else {
+            let cfg = git2::Config::open_default()?;
+            Cred::credential_helper(&cfg, url, Some(user).filter(|u| *u != "git"))
+        }
+    });
+    let mut proxy = ProxyOptions::new();
+    proxy.auto();
+    let mut fo = FetchOptions::new();
+    fo.remote_callbacks(cb).proxy_options(proxy);
+    fo
+}
+
+/// Full clone (like upstream: no depth limit, so any commit can be checked out), then
 /// checkout of `git_ref`, then recursive submodules unless `ignore_submodules`.
-///
-/// `file://`/local submodule URLs are allowed only when the superproject itself is local
-/// (`local`): a remote repository must not be able to pull host repositories into the image
-/// through a `file://` submodule (git's own default since 2.38.1, CVE-2022-39253).
-pub fn clone(url: &str, dest: &Path, git_ref: Option<&str>, ignore_submodules: bool, local: bool) -> Result<(), SourceError> {
-    let mut c = git(None);
-    // --no-hardlinks: a local clone would otherwise share object files with the source repo.
-    c.args(["clone", "--quiet", "--no-hardlinks", "--"]).arg(url).arg(dest);
-    run(c, "clone")?;
+/// `local`: the superproject is a local path or `file://` URL (see the module doc).
+pub fn clone(
+    url: &str,
+    dest: &Path,
+    git_ref: Option<&str>,
+    ignore_submodules: bool,
+    local: bool,
+) -> Result<(), SourceError> {
     if let Some(r) = git_ref {
-        if r.starts_with('-') || r.is_empty() {
+        if r.starts_with('-') || r.is_empty() || r.contains('\0') {
             return Err(SourceError::BadRef(r.to_string()));
         }
-        let mut c = git(Some(dest));
-        c.args(["checkout", "--quiet", r]);
-        run(c, &format!("checkout {r}"))?;
+    }
+    set_timeouts();
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force();
+    let repo = RepoBuilder::new()
+        // No hard links: a local clone must not share object files with the source repo.
+        .clone_local(CloneLocal::NoLinks)
+        .fetch_options(fetch_options())
+        .with_checkout(checkout)
+        .clone(url, dest)
+        .map_err(err("clone"))?;
+    if let Some(r) = git_ref {
+        checkout_ref(&repo, r)?;
     }
     if !ignore_submodules {
-        let mut c = git(Some(dest));
-        if local {
-            c.args(["-c", "protocol.file.allow=always"]);
-        }
-        c.args(["submodule", "update", "--init", "--recursive", "--quiet"]);
-        run(c, "submodule update")?;
+        update_submodules(&repo, local)?;
     }
     Ok(())
 }
 
-/// Commit metadata of HEAD in `dir`, as upstream reads it (`git.go:GetInfo`).
-pub fn commit_info(dir: &Path) -> Result<CommitInfo, SourceError> {
-    let mut c = git(Some(dir));
-    c.args(["log", "-1", "--format=%H%x00%an%x00%ae%x00%cn%x00%ce%x00%ad%x00%s"]);
-    let out = run(c, "log")?;
-    let f: Vec<&str> = out.trim_end_matches('\n').split('\0').collect();
-    let [id, an, ae, cn, ce, date, subject] = f[..] else {
-        return Err(SourceError::Git { step: "log".into(), message: "unexpected output".into() });
+/// `git checkout REF` as the CLI resolves it: a local branch, else a branch of `origin` (a
+/// local branch tracking it is made, so the ref label names it), else a tag or commit, which
+/// leaves HEAD detached.
+fn checkout_ref(repo: &Repository, r: &str) -> Result<(), SourceError> {
+    let step = format!("checkout {r}");
+    let mut force = CheckoutBuilder::new();
+    force.force();
+    let branch = match repo.find_branch(r, git2::BranchType::Local) {
+        Ok(b) => Some(b),
+        Err(_) => match repo.find_branch(&format!("origin/{r}"), git2::BranchType::Remote) {
+            Ok(remote) => {
+                let commit = remote.get().peel_to_commit().map_err(err(step.clone()))?;
+                let mut b = repo.branch(r, &commit, false).map_err(err(step.clone()))?;
+                b.set_upstream(Some(&format!("origin/{r}")))
+                    .map_err(err(step.clone()))?;
+                Some(b)
+            }
+            Err(_) => None,
+        },
     };
-    let mut c = git(Some(dir));
-    c.args(["rev-parse", "--abbrev-ref", "HEAD"]);
-    let ref_name = run(c, "rev-parse")?.trim().to_string();
+    match branch {
+        Some(b) => {
+            let name = b
+                .get()
+                .name()
+                .ok_or_else(|| SourceError::BadRef(r.to_string()))?
+                .to_string();
+            let tree = b.get().peel_to_tree().map_err(err(step.clone()))?;
+            repo.checkout_tree(tree.as_object(), Some(&mut force))
+                .map_err(err(step.clone()))?;
+            repo.set_head(&name).map_err(err(step))?;
+        }
+        None => {
+            let commit = repo
+                .revparse_single(r)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(|_| SourceError::Git {
+                    step: step.clone(),
+                    message: format!("no branch, tag or commit named {r:?} in the repository"),
+                })?;
+            repo.checkout_tree(commit.as_object(), Some(&mut force))
+                .map_err(err(step.clone()))?;
+            repo.set_head_detached(commit.id()).map_err(err(step))?;
+        }
+    }
+    Ok(())
+}
+
+/// A URL that reaches the local filesystem: `file://`, or a path (not `scheme://`, not `user@host:path`).
+fn is_local_url(url: &str) -> bool {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return scheme.eq_ignore_ascii_case("file");
+    }
+    !super::is_scp(url)
+}
+
+/// `git submodule update --init --recursive`: each submodule cloned and checked out at the
+/// commit the superproject records, then its own submodules.
+fn update_submodules(repo: &Repository, local: bool) -> Result<(), SourceError> {
+    let mut subs = repo.submodules().map_err(err("submodule update"))?;
+    for sm in subs.iter_mut() {
+        let name = String::from_utf8_lossy(sm.name_bytes()).into_owned();
+        let step = format!("submodule update {name}");
+        sm.init(false).map_err(err(step.clone()))?;
+        // The URL as init resolved it (a relative one is relative to the superproject's remote).
+        let url = repo
+            .config()
+            .and_then(|c| c.get_string(&format!("submodule.{name}.url")))
+            .map_err(err(step.clone()))?;
+        if !local && is_local_url(&url) {
+            return Err(SourceError::Git {
+                step,
+                message: format!(
+                    "submodule URL {url:?} reaches the local filesystem, refused for a remote repository"
+                ),
+            });
+        }
+        let mut opts = git2::SubmoduleUpdateOptions::new();
+        opts.fetch(fetch_options());
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force();
+        opts.checkout(checkout);
+        sm.update(true, Some(&mut opts)).map_err(err(step.clone()))?;
+        let sub = sm.open().map_err(err(step))?;
+        update_submodules(&sub, local)?;
+    }
+    Ok(())
+}
+
+/// Commit metadata of HEAD in `dir`, as upstream reads it (`git.go:GetInfo`, `git log -1`).
+pub fn commit_info(dir: &Path) -> Result<CommitInfo, SourceError> {
+    let repo = Repository::open(dir).map_err(err("log"))?;
+    let head = repo.head().map_err(err("log"))?;
+    let commit = head.peel_to_commit().map_err(err("log"))?;
+    let ref_name = if repo.head_detached().unwrap_or(false) {
+        "HEAD".to_string()
+    } else {
+        head.shorthand().unwrap_or("HEAD").to_string()
+    };
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let (author, committer) = (commit.author(), commit.committer());
+    // git's subject (%s): the first paragraph, lines joined by spaces.
+    let subject = commit.summary_bytes().map(lossy).unwrap_or_default();
     Ok(CommitInfo {
-        id: id.to_string(),
+        id: commit.id().to_string(),
         ref_name,
-        author_name: an.to_string(),
-        author_email: ae.to_string(),
-        committer_name: cn.to_string(),
-        committer_email: ce.to_string(),
-        date: date.to_string(),
+        author_name: lossy(author.name_bytes()),
+        author_email: lossy(author.email_bytes()),
+        committer_name: lossy(committer.name_bytes()),
+        committer_email: lossy(committer.email_bytes()),
+        date: git_default_date(author.when()),
         // Upstream pads/truncates the subject to 80 columns then trims; truncation is kept.
         message: subject.chars().take(80).collect::<String>().trim().to_string(),
     })
+}
+
+/// `git log --format=%ad` (git's "default" date format): `Tue Jan 2 03:04:05 2024 +0000`,
+/// in the author's own offset.
+fn git_default_date(t: git2::Time) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let offset = i64::from(t.offset_minutes());
+    let local = t.seconds() + offset * 60;
+    let days = local.div_euclid(86_400);
+    let secs = local.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let sign = if offset < 0 { '-' } else { '+' };
+    let off = offset.abs();
+    format!(
+        "{} {} {} {:02}:{:02}:{:02} {} {}{:02}{:02}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        y,
+        sign,
+        off / 60,
+        off % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month 1–12, day 1–31), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_like_git_log() {
+        assert_eq!(git_default_date(git2::Time::new(0, 0)), "Thu Jan 1 00:00:00 1970 +0000");
+        assert_eq!(
+            git_default_date(git2::Time::new(1_704_164_645, 0)),
+            "Tue Jan 2 03:04:05 2024 +0000"
+        );
+        assert_eq!(
+            git_default_date(git2::Time::new(1_704_164_645, -330)),
+            "Mon Jan 1 21:34:05 2024 -0530"
+        );
+        assert_eq!(
+            git_default_date(git2::Time::new(951_782_400, 120)),
+            "Tue Feb 29 02:00:00 2000 +0200"
+        );
+        assert_eq!(git_default_date(git2::Time::new(-86_400, 0)), "Wed Dec 31 00:00:00 1969 +0000");
+    }
+
+    #[test]
+    fn local_urls() {
+        assert!(is_local_url("file:///srv/x.git"));
+        assert!(is_local_url("/srv/x.git") && is_local_url("../x.git"));
+        assert!(!is_local_url("https://h/x.git") && !is_local_url("git@h:x.git"));
+        assert!(!is_local_url("ssh://git@h/x"));
+    }
 }
