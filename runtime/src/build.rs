@@ -1491,19 +1491,36 @@ impl Incremental<'_> {
                 "the previous image {tag} has no save-artifacts script"
             )));
         }
-        let prev_root = self.cache.checkout(&base)?;
-        let prev_dir = Dir::open_ambient_dir(prev_root.path(), ambient_authority())
-            .context("opening the previous rootfs")?;
-        let placed = install_scripts(&prev_dir, self.destination, &resolved)?;
-        let program = placed
-            .get(&ScriptName::SaveArtifacts)
-            .cloned()
-            .ok_or_else(|| anyhow!("save-artifacts vanished"))?;
+        // save-artifacts only reads the previous image: when its script is part of that image it
+        // runs on the cached rootfs itself, read-only, instead of on a private copy of it (the
+        // copy was most of an incremental build's overhead). A script from elsewhere must first
+        // be installed into the rootfs, which needs the copy.
+        let in_image = resolved
+            .get(ScriptName::SaveArtifacts)
+            .and_then(|s| match &s.location {
+                ScriptLocation::InImage(p) => Some(p.clone()),
+                _ => None,
+            });
+        let (prev_root, program) = match in_image {
+            Some(program) => (PrevRoot::Shared(base.path().to_path_buf()), program),
+            None => {
+                let root = self.cache.checkout(&base)?;
+                let dir = Dir::open_ambient_dir(root.path(), ambient_authority())
+                    .context("opening the previous rootfs")?;
+                let placed = install_scripts(&dir, self.destination, &resolved)?;
+                let program = placed
+                    .get(&ScriptName::SaveArtifacts)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("save-artifacts vanished"))?;
+                (PrevRoot::Private(root), program)
+            }
+        };
         let tar_path = self.staging.join("artifacts.tar");
         let tar = std::fs::File::create(&tar_path)
             .with_context(|| format!("creating {}", tar_path.display()))?;
         let limit = self.req.budget.disk.bytes();
         let mut hook = Hook::new(prev_root.path(), program);
+        hook.read_only_rootfs = matches!(prev_root, PrevRoot::Shared(_));
         hook.env = self.env.to_vec();
         hook.budget = self.req.budget.clone();
         hook.reproducible = self.req.source_date_epoch;
@@ -1536,6 +1553,23 @@ impl Incremental<'_> {
         )
         .context("unpacking the artifacts of save-artifacts")?;
         Ok(Ok(out))
+    }
+}
+
+/// The previous image's rootfs as save-artifacts sees it.
+enum PrevRoot {
+    /// The cached base itself, mounted read-only.
+    Shared(PathBuf),
+    /// A private copy (removed when dropped), with scripts installed into it.
+    Private(layer::BuildRoot),
+}
+
+impl PrevRoot {
+    fn path(&self) -> &Path {
+        match self {
+            PrevRoot::Shared(p) => p,
+            PrevRoot::Private(r) => r.path(),
+        }
     }
 }
 

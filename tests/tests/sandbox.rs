@@ -505,6 +505,27 @@ fn mounts_are_visible_and_read_only_ones_stay_read_only() {
     assert_eq!(rec.stdout(), ["chmod /data/f 777 = 63"]);
 }
 
+/// A read-only rootfs (save-artifacts on a shared cached rootfs) refuses writes and chmod.
+#[test]
+fn read_only_rootfs_refuses_writes_and_chmod() {
+    let w = World::new();
+    let tool = w.rootfs().join("tmp/tool");
+    std::fs::write(&tool, "x").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut h = w.hook("/bin/chmodder.wasm", &["/tmp/tool", "777"]);
+    h.read_only_rootfs = true;
+    let (r, rec) = run(h);
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert_eq!(rec.stdout(), ["chmod /tmp/tool 777 = 63"]);
+    assert_eq!(std::fs::metadata(&tool).unwrap().mode() & 0o7777, 0o644);
+    let mut h = w.hook("/bin/disk_fill.wasm", &[]);
+    h.read_only_rootfs = true;
+    let (r, _) = run(h);
+    // The guest panics on the refused create: a trap or a non-zero exit, never a file.
+    assert!(r.map(|o| o.exit_code != 0).unwrap_or(true), "the write must fail");
+    assert!(!w.rootfs().join("fill").exists());
+}
+
 /// Not a test: the measurement behind benches/hook-overhead.sh (run with `--ignored --nocapture`).
 #[test]
 #[ignore]

@@ -135,7 +135,20 @@ impl RootfsCache {
             .prefix(".tmp-")
             .tempdir_in(self.dir.join("rootfs"))
             .context("creating a temporary rootfs")?;
-        for l in layers {
+        // Start from the longest prefix of the stack already unpacked: copying it costs less than
+        // decompressing, verifying and unpacking its layers again. The typical case is an
+        // incremental build, whose previous image is the builder plus one layer.
+        let mut start = 0;
+        for k in (1..layers.len()).rev() {
+            let prefix = self.dir.join("rootfs").join(Self::chain_id(&layers[..k]).hex());
+            if prefix.is_dir() {
+                copy_tree(&prefix, tmp.path(), Path::new(""), &mut HashMap::new(), &mut HashMap::new())
+                    .with_context(|| format!("copying the cached rootfs {}", prefix.display()))?;
+                start = k;
+                break;
+            }
+        }
+        for l in &layers[start..] {
             let opts = UnpackOptions {
                 limits: self.limits.clone(),
                 rewrite_absolute_symlinks: true,

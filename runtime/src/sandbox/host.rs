@@ -51,7 +51,7 @@ pub(crate) fn resolve(ctx: &RunCtx, guest: &str) -> std::io::Result<(Dir, PathBu
     }
     let (host, skip, ro) = match best {
         Some((n, m)) => (&m.host, n, m.read_only),
-        None => (&ctx.rootfs, 0, false),
+        None => (&ctx.rootfs, 0, ctx.rootfs_read_only),
     };
     let dir = Dir::open_ambient_dir(host, ambient_authority())?;
     let rel: PathBuf = if parts.len() == skip { PathBuf::from(".") } else { parts[skip..].iter().collect() };

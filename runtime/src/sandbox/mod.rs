@@ -67,6 +67,9 @@ pub struct Hook {
     pub budget: Budget,
     /// `Some(SOURCE_DATE_EPOCH)`: fixed clocks and seeded randomness.
     pub reproducible: Option<u64>,
+    /// The rootfs is preopened read-only (and `ws2i.chmod` refuses it): a hook that only
+    /// reads, like save-artifacts, can then run on a shared cached rootfs without a copy.
+    pub read_only_rootfs: bool,
 }
 
 impl Hook {
@@ -82,6 +85,7 @@ impl Hook {
             stdout: Stdout::Log,
             budget: Budget::default(),
             reproducible: None,
+            read_only_rootfs: false,
         }
     }
 }
@@ -195,7 +199,8 @@ fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::Sender<Event>) -> R
         truncated: AtomicBool::new(false),
         events,
     });
-    let mut roots = vec![hook.rootfs.clone()];
+    // Only writable trees can grow; walking a read-only rootfs would be wasted work.
+    let mut roots = if hook.read_only_rootfs { Vec::new() } else { vec![hook.rootfs.clone()] };
     roots.extend(hook.mounts.iter().filter(|m| !m.read_only).map(|m| m.host.clone()));
     let state = RunState::new(hook.budget.clone());
     let ctx = Arc::new(RunCtx {
@@ -203,6 +208,7 @@ fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::Sender<Event>) -> R
         state: state.clone(),
         log: log.clone(),
         rootfs: hook.rootfs.clone(),
+        rootfs_read_only: hook.read_only_rootfs,
         mounts: hook.mounts.clone(),
         reproducible: hook.reproducible,
         cache_uses: Mutex::new(Vec::new()),

@@ -23,6 +23,7 @@ pub(crate) struct RunCtx {
     pub state: Arc<RunState>,
     pub log: Arc<LogBudget>,
     pub rootfs: PathBuf,
+    pub rootfs_read_only: bool,
     pub mounts: Vec<Mount>,
     pub reproducible: Option<u64>,
     pub cache_uses: Mutex<Vec<CacheUse>>,
@@ -123,7 +124,8 @@ fn deterministic_bytes(seed: u64) -> Vec<u8> {
 fn wasi_builder(ctx: &RunCtx, inv: &Invocation, stderr: Sink) -> Result<WasiCtxBuilder, SandboxError> {
     let mut b = WasiCtxBuilder::new();
     let setup = |what: &str, e: wasmtime::Error| SandboxError::Setup(format!("{what}: {e:#}"));
-    b.preopened_dir(&ctx.rootfs, "/", FsPerms::ReadWrite).map_err(|e| setup(&format!("cannot open rootfs {}", ctx.rootfs.display()), e))?;
+    let root_perms = if ctx.rootfs_read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+    b.preopened_dir(&ctx.rootfs, "/", root_perms).map_err(|e| setup(&format!("cannot open rootfs {}", ctx.rootfs.display()), e))?;
     for m in &ctx.mounts {
         let perms = if m.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
         b.preopened_dir(&m.host, &m.guest, perms).map_err(|e| setup(&format!("cannot open mount {}", m.host.display()), e))?;
