@@ -219,8 +219,9 @@ pub struct BuildResult {
     pub layer_size: u64,
     /// Entries in the new layer.
     pub changes: usize,
-    /// Guest path of the run script (`Cmd`).
-    pub cmd: String,
+    /// What the image runs: the run script's guest path, or a scratch runtime image's declared
+    /// entrypoint (`io.ws2i.runtime.entrypoint`).
+    pub command: Vec<String>,
     pub labels: BTreeMap<String, String>,
     /// ws2i's steps with their wall time, in order.
     pub steps: Vec<StepTime>,
@@ -560,7 +561,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
     })?;
     let metadata_labels = read_image_metadata(&root_dir)?;
 
-    let (from, commit_base, mut commit_root, run_path, exclude) = match &req.runtime_image {
+    let (from, commit_base, mut commit_root, launch, exclude) = match &req.runtime_image {
         Some(runtime_ref) => {
             let runtime = steps.run("Resolving runtime image", || {
                 if runtime_ref == slim::SCRATCH {
@@ -579,9 +580,9 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
                 builder_labels: &builder_labels,
                 assembled: &root_dir,
             };
-            let (rt_base, rt_root, run_path) =
+            let (rt_base, rt_root, launch) =
                 steps.run("Assembling the runtime image", || stage.run(&runtime))?;
-            (runtime, rt_base, rt_root, run_path, Vec::new())
+            (runtime, rt_base, rt_root, launch, Vec::new())
         }
         None => {
             let run_path = placed
@@ -613,7 +614,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
                     }
                 }
             }
-            (builder.clone(), base.clone(), root, run_path, exclude)
+            (builder.clone(), base.clone(), root, Launch::RunHook(run_path), exclude)
         }
     };
     // Checked before anything is stored: the result's labels as ImageBuilder will merge them
@@ -659,10 +660,10 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
             media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
             created_by: format!("ws2i build: {assemble}"),
         })?;
-        match slim::launch(&run_path) {
-            Some(entrypoint) => b.set("Entrypoint", entrypoint),
+        match &launch {
+            Launch::Entrypoint(argv) => b.set("Entrypoint", serde_json::json!(argv)),
             // A wasm run hook makes a wasm image (platform, Entrypoint, variant): docs/images.md.
-            None => b.command(&run_path, crate::image::entry_kind(commit_root.path(), &run_path)),
+            Launch::RunHook(p) => b.command(p, crate::image::entry_kind(commit_root.path(), p)),
         };
         let labels = output_labels(req, &fetched.info);
         for (k, v) in labels.iter().chain(&metadata_labels) {
@@ -713,7 +714,7 @@ fn build_image(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bu
         layer_digest: packed.digest,
         layer_size: packed.size,
         changes,
-        cmd: run_path,
+        command: launch.argv(),
         labels,
         steps: steps.done,
         warnings,
@@ -1212,7 +1213,7 @@ impl RuntimeStage<'_> {
     fn run(
         &self,
         runtime: &ResolvedImage,
-    ) -> Result<(crate::layer::BaseRootfs, crate::layer::BuildRoot, String), BuildError> {
+    ) -> Result<(crate::layer::BaseRootfs, crate::layer::BuildRoot, Launch), BuildError> {
         let artifacts = self.artifacts()?;
         let base = self.cache.base(&layer_sources(self.store, runtime)?)?;
         let root = self.cache.checkout(&base)?;
@@ -1233,7 +1234,8 @@ impl RuntimeStage<'_> {
             copy_artifact(self.assembled, a, &dir, &workdir)?;
         }
         if self.req.runtime_image.as_deref() == Some(slim::SCRATCH) {
-            return Ok((base, root, slim::entrypoint(self.builder_labels)?));
+            let argv = slim::entrypoint(self.builder_labels)?;
+            return Ok((base, root, Launch::Entrypoint(argv)));
         }
         let labels: HashMap<String, String> = runtime.config.labels().into_iter().collect();
         let env: Vec<(String, String)> = runtime.config.env_pairs();
@@ -1280,22 +1282,37 @@ impl RuntimeStage<'_> {
             .get(&ScriptName::Run)
             .cloned()
             .ok_or_else(|| anyhow!("no run script in the runtime image"))?;
-        Ok((base, root, run))
+        Ok((base, root, Launch::RunHook(run)))
+    }
+}
+
+/// What the result runs.
+enum Launch {
+    /// The S2I run script (guest path); a wasm one makes a wasm image.
+    RunHook(String),
+    /// A native entrypoint declared by the builder, for a scratch runtime image.
+    Entrypoint(Vec<String>),
+}
+
+impl Launch {
+    fn argv(&self) -> Vec<String> {
+        match self {
+            Launch::RunHook(p) => vec![p.clone()],
+            Launch::Entrypoint(argv) => argv.clone(),
+        }
     }
 }
 
 /// `--runtime-image scratch`: an empty runtime image made on the spot (nothing pulled), for a
 /// builder whose artifact is a native executable (the Go builder). Its platform is the one
 /// assemble reports with the `io.ws2i.platform` label, its `Entrypoint` the builder's
-/// `io.ws2i.runtime.entrypoint` label (a JSON array). The run path travels through the build as
-/// `ENTRYPOINT_MARK` + that JSON, so the rest of the pipeline stays as it is.
+/// `io.ws2i.runtime.entrypoint` label (a JSON array).
 mod slim {
     use super::*;
 
     pub const SCRATCH: &str = "scratch";
     pub const PLATFORM_LABEL: &str = "io.ws2i.platform";
     pub const ENTRYPOINT_LABEL: &str = "io.ws2i.runtime.entrypoint";
-    const ENTRYPOINT_MARK: &str = "entrypoint:";
 
     pub fn scratch_image(
         store: &Store,
@@ -1320,7 +1337,7 @@ mod slim {
         })
     }
 
-    pub fn entrypoint(builder_labels: &HashMap<String, String>) -> Result<String, BuildError> {
+    pub fn entrypoint(builder_labels: &HashMap<String, String>) -> Result<Vec<String>, BuildError> {
         let v = label_value(builder_labels, &[ENTRYPOINT_LABEL]).ok_or_else(|| {
             anyhow!("--runtime-image scratch needs the builder's {ENTRYPOINT_LABEL} label (a JSON array, e.g. [\"/app\"])")
         })?;
@@ -1328,25 +1345,18 @@ mod slim {
             .ok()
             .filter(|a: &Vec<String>| !a.is_empty())
             .ok_or_else(|| anyhow!("the builder's {ENTRYPOINT_LABEL} label {v:?} is not a non-empty JSON array of strings"))?;
-        Ok(format!("{ENTRYPOINT_MARK}{}", serde_json::json!(argv)))
-    }
-
-    /// The `Entrypoint` of a run path made by [`entrypoint`].
-    pub fn launch(run_path: &str) -> Option<serde_json::Value> {
-        serde_json::from_str(run_path.strip_prefix(ENTRYPOINT_MARK)?).ok()
+        Ok(argv)
     }
 
     #[cfg(test)]
     #[test]
     fn entrypoint_label_rules() {
         let labels = |v: &str| HashMap::from([(ENTRYPOINT_LABEL.to_string(), v.to_string())]);
-        let run = entrypoint(&labels(r#"["/app", "--flag"]"#)).unwrap();
-        assert_eq!(launch(&run), Some(serde_json::json!(["/app", "--flag"])));
+        assert_eq!(entrypoint(&labels(r#"["/app", "--flag"]"#)).unwrap(), ["/app", "--flag"]);
         for bad in ["", "/app", "[]", "[1]", r#"{"a":1}"#] {
             assert!(entrypoint(&labels(bad)).is_err(), "{bad:?}");
         }
         assert!(entrypoint(&HashMap::new()).is_err());
-        assert_eq!(launch("/usr/libexec/s2i/run"), None);
     }
 }
 

@@ -182,7 +182,7 @@ fn env_precedence_and_json_output() {
     let j: serde_json::Value =
         serde_json::from_str(stdout(&out).trim()).expect("stdout is only the JSON summary");
     assert_eq!(j["image"], "app:env");
-    assert_eq!(j["cmd"], "/usr/libexec/s2i/run");
+    assert_eq!(j["command"], serde_json::json!(["/usr/libexec/s2i/run"]));
     assert!(j["digest"].as_str().unwrap().starts_with("sha256:"));
 }
 
