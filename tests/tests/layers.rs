@@ -533,6 +533,38 @@ fn unchanged_checkout_diffs_empty() {
     assert!(changes.is_empty(), "{:?}", changes.as_slice());
 }
 
+#[test]
+fn a_stack_starts_from_its_cached_prefix_and_leaves_it_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = RootfsCache::new(tmp.path()).unwrap();
+    let src = |t: Vec<u8>| {
+        LayerSource::new(Digest::of(&t), Compression::None, move || {
+            Ok(Box::new(io::Cursor::new(t.clone())) as Box<dyn Read>)
+        })
+    };
+    let l1 = tar_of(|b| {
+        file(b, "keep", b"same");
+        file(b, "change", b"old");
+        file(b, "gone", b"x");
+    });
+    let l2 = tar_of(|b| {
+        file(b, "change", b"new");
+        file(b, ".wh.gone", b"");
+    });
+    let one = cache.base(&[src(l1.clone())]).unwrap();
+    let two = cache.base(&[src(l1), src(l2)]).unwrap();
+    let (p1, p2) = (one.path(), two.path());
+    assert_eq!(fs::read(p1.join("change")).unwrap(), b"old", "the prefix is not written through");
+    assert!(p1.join("gone").exists(), "a whiteout above does not reach the prefix");
+    assert_eq!(fs::read(p2.join("change")).unwrap(), b"new");
+    assert!(!p2.join("gone").exists());
+    assert_eq!(
+        fs::metadata(p1.join("keep")).unwrap().ino(),
+        fs::metadata(p2.join("keep")).unwrap().ino(),
+        "unchanged files are shared with the prefix, not copied"
+    );
+}
+
 // ---------- measurements (run by benches/layers.sh; never timed in CI) ----------
 
 /// Prints a table of checkout strategies and pack throughput on a generated
