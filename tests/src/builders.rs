@@ -44,9 +44,20 @@ pub fn make_builder_with(home: &Path, name: &str, hooks: &[&str], tweak: &dyn Fn
     fs::create_dir_all(t.path().join("tmp")).unwrap();
     fs::set_permissions(t.path().join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
     tweak(t.path());
+    commit_tree(home, name, t.path(), "test builder", &mut |b| {
+        b.label("io.openshift.s2i.scripts-url", "image:///usr/libexec/s2i")
+            .label("io.k8s.description", "the ws2i test builder")
+            .env("PATH", "/usr/bin")
+            .env("FROM_IMAGE", "image");
+    });
+}
+
+/// Stores `tree` as a one-layer image `name` (host platform) in the store at `home`,
+/// with `configure` applied to its config.
+pub fn commit_tree(home: &Path, name: &str, tree: &Path, created_by: &str, configure: &mut dyn FnMut(&mut ImageBuilder)) {
     let store = Store::open(home).unwrap();
     let mut blob = tempfile::tempfile().unwrap();
-    let packed = pack_dir(t.path(), &PackOptions::default(), &mut blob).unwrap();
+    let packed = pack_dir(tree, &PackOptions::default(), &mut blob).unwrap();
     blob.seek(SeekFrom::Start(0)).unwrap();
     store.put_blob(&mut blob, Some(&packed.digest)).unwrap();
     let mut b = ImageBuilder::scratch(&Platform::host_default());
@@ -55,15 +66,10 @@ pub fn make_builder_with(home: &Path, name: &str, hooks: &[&str], tweak: &dyn Fn
         digest: packed.digest.clone(),
         size: packed.size,
         media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
-        created_by: "test builder".into(),
+        created_by: created_by.into(),
     })
     .unwrap();
-    b.label("io.openshift.s2i.scripts-url", "image:///usr/libexec/s2i")
-        .label("io.k8s.description", "the ws2i test builder")
-        .env("PATH", "/usr/bin")
-        .env("FROM_IMAGE", "image");
+    configure(&mut b);
     let (cfg, m) = b.finish().unwrap();
-    store
-        .commit_image(&cfg, &m, &name.parse().unwrap())
-        .unwrap();
+    store.commit_image(&cfg, &m, &name.parse().unwrap()).unwrap();
 }

@@ -3,7 +3,7 @@
 //! http-hello wasi:http component served over loopback.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,9 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ws2i::image::{ImageBuilder, NewLayer, Platform};
-use ws2i::layer::{pack_dir, MediaTypeFlavor, PackOptions};
-use ws2i::store::Store;
 use ws2i_tests::builders::{make_builder, shared_cache};
 use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, ws2i};
 
@@ -51,25 +48,11 @@ impl World {
             fs::set_permissions(&to, fs::Permissions::from_mode(0o755)).unwrap();
         }
         fs::create_dir_all(t.path().join("tmp")).unwrap();
-        let store = Store::open(self.home()).unwrap();
-        let mut blob = tempfile::tempfile().unwrap();
-        let packed = pack_dir(t.path(), &PackOptions::default(), &mut blob).unwrap();
-        blob.seek(SeekFrom::Start(0)).unwrap();
-        store.put_blob(&mut blob, Some(&packed.digest)).unwrap();
-        let mut b = ImageBuilder::scratch(&Platform::host_default());
-        b.add_layer(NewLayer {
-            diff_id: packed.diff_id.clone(),
-            digest: packed.digest.clone(),
-            size: packed.size,
-            media_type: packed.compression.media_type(MediaTypeFlavor::Oci).into(),
-            created_by: "run test".into(),
-        })
-        .unwrap();
-        for (k, v) in set {
-            b.set(k, v.clone());
-        }
-        let (cfg, m) = b.finish().unwrap();
-        store.commit_image(&cfg, &m, &name.parse().unwrap()).unwrap();
+        ws2i_tests::builders::commit_tree(&self.home(), name, t.path(), "run test", &mut |b| {
+            for (k, v) in set {
+                b.set(k, v.clone());
+            }
+        });
     }
 
     fn env_dump_image(&self, name: &str) {

@@ -1,12 +1,11 @@
 //! `ws2i exec ROOTFS_DIR HOOK [ARGS…]`: run one hook against a directory with the build sandbox.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::sandbox::{self, Hook, LogSink, Mount, Sandbox, SandboxConfig, Stream};
+use crate::sandbox::{self, Hook, Mount, Sandbox, SandboxConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct ExecArgs {
@@ -56,25 +55,6 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
     }
 }
 
-/// Hook output goes where the hook wrote it; ws2i's own notices go to stderr.
-struct Console {
-    quiet: bool,
-}
-
-impl LogSink for Console {
-    fn line(&self, stream: Stream, line: &str) {
-        let _ = match stream {
-            Stream::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
-            Stream::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
-        };
-    }
-    fn notice(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: {msg}");
-        }
-    }
-}
-
 pub fn run(g: &super::Global, a: ExecArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::new(SandboxConfig { cache_dir: sandbox::default_cache_dir() })?;
     let rootfs = a.rootfs.canonicalize().with_context(|| format!("rootfs {}", a.rootfs.display()))?;
@@ -85,7 +65,7 @@ pub fn run(g: &super::Global, a: ExecArgs) -> anyhow::Result<ExitCode> {
     hook.mounts = a.mounts;
     hook.budget = a.budget.budget();
     hook.reproducible = a.source_date_epoch.or(a.reproducible.then_some(0));
-    let outcome = sandbox.run(hook, &Console { quiet: g.quiet }).with_context(|| format!("exec {}", a.hook))?;
+    let outcome = sandbox.run(hook, &super::Passthrough { quiet: g.quiet }).with_context(|| format!("exec {}", a.hook))?;
     let s = &outcome.stats;
     if g.loglevel >= 1 {
         eprintln!(

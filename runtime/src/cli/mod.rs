@@ -111,6 +111,27 @@ impl crate::sandbox::LogSink for Console {
     }
 }
 
+/// For commands whose output is a hook's (exec, run, usage): the hook's stdout is ws2i's
+/// stdout and its stderr stays on stderr; ws2i's own notices go to stderr unless `--quiet`.
+pub(crate) struct Passthrough {
+    pub quiet: bool,
+}
+
+impl crate::sandbox::LogSink for Passthrough {
+    fn line(&self, stream: crate::sandbox::Stream, line: &str) {
+        use std::io::Write;
+        let _ = match stream {
+            crate::sandbox::Stream::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
+            crate::sandbox::Stream::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
+        };
+    }
+    fn notice(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("ws2i: {msg}");
+        }
+    }
+}
+
 impl crate::build::BuildLog for Console {
     fn step(&self, what: &str) {
         if !self.quiet {

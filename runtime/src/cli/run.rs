@@ -1,12 +1,11 @@
 //! `ws2i run IMAGE [-- ARGS…]`: run an image's WebAssembly command, or serve it with `-p`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use super::Global;
 use crate::run::{self, Publish, RunLog, RunRequest};
-use crate::sandbox::{self, LogSink, Stream};
+use crate::sandbox;
 use crate::store::Store;
 
 #[derive(clap::Args, Debug)]
@@ -34,26 +33,7 @@ pub(crate) fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The module's stdout is the command's stdout, its stderr stays on stderr.
-pub(crate) struct Passthrough {
-    pub quiet: bool,
-}
-
-impl LogSink for Passthrough {
-    fn line(&self, stream: Stream, line: &str) {
-        let _ = match stream {
-            Stream::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
-            Stream::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
-        };
-    }
-    fn notice(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: {msg}");
-        }
-    }
-}
-
-impl RunLog for Passthrough {
+impl RunLog for super::Passthrough {
     fn serving(&self, image: &str, addr: SocketAddr) {
         // Always printed: scripts and tests wait for this line.
         eprintln!("Serving {image} on http://{addr}");
@@ -75,6 +55,6 @@ pub(crate) fn request(image: String, args: Option<Vec<String>>, env: Vec<(String
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
     let args = (!a.args.is_empty()).then_some(a.args);
     let req = request(a.image, args, a.env, a.publish, a.budget.budget())?;
-    let code = run::run_image(&req, &Passthrough { quiet: g.quiet })?;
+    let code = run::run_image(&req, &super::Passthrough { quiet: g.quiet })?;
     Ok(ExitCode::from((code & 0xff) as u8))
 }

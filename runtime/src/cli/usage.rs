@@ -1,12 +1,11 @@
 //! `ws2i usage BUILDER`: print how to use a builder (its usage hook's output).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use super::Global;
-use crate::sandbox::{self, LogSink, Stream};
+use crate::sandbox;
 use crate::store::Store;
 use crate::usage::{self, UsageRequest};
 
@@ -24,20 +23,6 @@ pub struct UsageArgs {
 }
 
 /// The hook's stdout is the command's stdout; its stderr stays on stderr.
-struct Passthrough;
-
-impl LogSink for Passthrough {
-    fn line(&self, stream: Stream, line: &str) {
-        let _ = match stream {
-            Stream::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
-            Stream::Stderr => writeln!(std::io::stderr().lock(), "{line}"),
-        };
-    }
-    fn notice(&self, msg: &str) {
-        eprintln!("ws2i: {msg}");
-    }
-}
-
 pub fn run(g: &Global, a: UsageArgs) -> Result<ExitCode> {
     let req = UsageRequest {
         builder: a.builder,
@@ -49,6 +34,6 @@ pub fn run(g: &Global, a: UsageArgs) -> Result<ExitCode> {
         registry: a.pull.registry()?,
         progress: crate::progress::enabled(g.quiet),
     };
-    let code = usage::usage(&req, &Passthrough)?;
+    let code = usage::usage(&req, &super::Passthrough { quiet: g.quiet })?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }

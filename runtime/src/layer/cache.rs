@@ -145,7 +145,7 @@ impl RootfsCache {
         for k in (1..layers.len()).rev() {
             let prefix = self.dir.join("rootfs").join(Self::chain_id(&layers[..k]).hex());
             if prefix.is_dir() {
-                link_tree(&prefix, tmp.path(), Path::new(""))
+                replicate(&prefix, tmp.path(), Path::new(""), &mut Files::Link)
                     .with_context(|| format!("linking the cached rootfs {}", prefix.display()))?;
                 start = k;
                 break;
@@ -184,7 +184,8 @@ impl RootfsCache {
         let path = dir.path().to_path_buf();
         let mut stamps = HashMap::new();
         let mut inodes = HashMap::new();
-        copy_tree(base.path(), &path, Path::new(""), &mut stamps, &mut inodes)
+        let mut files = Files::Copy { stamps: &mut stamps, inodes: &mut inodes };
+        replicate(base.path(), &path, Path::new(""), &mut files)
             .with_context(|| format!("checking out {}", base.path().display()))?;
         let m = fs::metadata(base.path())?;
         fs::set_permissions(&path, fs::Permissions::from_mode(m.mode() & 0o7777))?;
@@ -192,39 +193,18 @@ impl RootfsCache {
     }
 }
 
-/// `src_root` recreated under `dst_root` with its regular files hardlinked (directories and
-/// symlinks are new). Only for trees nobody writes into: see [`RootfsCache::base`].
-fn link_tree(src_root: &Path, dst_root: &Path, rel: &Path) -> io::Result<()> {
-    let mut dirs = Vec::new();
-    for e in fs::read_dir(src_root.join(rel))? {
-        let e = e?;
-        let p = rel.join(e.file_name());
-        let (src, dst) = (src_root.join(&p), dst_root.join(&p));
-        let m = fs::symlink_metadata(&src)?;
-        let ft = m.file_type();
-        if ft.is_dir() {
-            fs::create_dir(&dst)?;
-            dirs.push((p, m));
-        } else if ft.is_symlink() {
-            symlink(fs::read_link(&src)?, &dst)?;
-        } else if ft.is_file() {
-            fs::hard_link(&src, &dst)?;
-        }
-    }
-    for (p, m) in dirs {
-        link_tree(src_root, dst_root, &p)?;
-        fs::set_permissions(dst_root.join(&p), fs::Permissions::from_mode(m.mode() & 0o7777))?;
-    }
-    Ok(())
+/// How [`replicate`] places a regular file.
+enum Files<'a> {
+    /// A private copy (checkouts): hardlinks inside the tree stay hardlinks, and each copy's
+    /// stamp is recorded for `diff`.
+    Copy { stamps: &'a mut HashMap<PathBuf, FileStamp>, inodes: &'a mut HashMap<u64, PathBuf> },
+    /// A hardlink to the source: only for trees nobody writes into (see [`RootfsCache::base`]).
+    Link,
 }
 
-fn copy_tree(
-    src_root: &Path,
-    dst_root: &Path,
-    rel: &Path,
-    stamps: &mut HashMap<PathBuf, FileStamp>,
-    inodes: &mut HashMap<u64, PathBuf>,
-) -> io::Result<()> {
+/// `src_root/rel` recreated under `dst_root`: new directories (modes kept) and symlinks,
+/// regular files as `files` says.
+fn replicate(src_root: &Path, dst_root: &Path, rel: &Path, files: &mut Files) -> io::Result<()> {
     let mut dirs = Vec::new();
     for e in fs::read_dir(src_root.join(rel))? {
         let e = e?;
@@ -238,25 +218,30 @@ fn copy_tree(
         } else if ft.is_symlink() {
             symlink(fs::read_link(&src)?, &dst)?;
         } else if ft.is_file() {
-            if m.nlink() > 1 {
-                if let Some(first) = inodes.get(&m.ino()) {
-                    fs::hard_link(dst_root.join(first), &dst)?;
-                    stamps.insert(p, FileStamp::of(&fs::symlink_metadata(&dst)?));
-                    continue;
+            match files {
+                Files::Link => fs::hard_link(&src, &dst)?,
+                Files::Copy { stamps, inodes } => {
+                    if m.nlink() > 1 {
+                        if let Some(first) = inodes.get(&m.ino()) {
+                            fs::hard_link(dst_root.join(first), &dst)?;
+                            stamps.insert(p, FileStamp::of(&fs::symlink_metadata(&dst)?));
+                            continue;
+                        }
+                        inodes.insert(m.ino(), p.clone());
+                    }
+                    let mut from = fs::File::open(&src)?;
+                    let to = fs::File::create_new(&dst)?;
+                    // std's copy uses copy_file_range on Linux: no user-space round trip.
+                    io::copy(&mut from, &mut &to)?;
+                    to.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                    to.set_modified(m.modified()?)?;
+                    stamps.insert(p, FileStamp::of(&to.metadata()?));
                 }
-                inodes.insert(m.ino(), p.clone());
             }
-            let mut from = fs::File::open(&src)?;
-            let to = fs::File::create_new(&dst)?;
-            // std's copy uses copy_file_range on Linux: no user-space round trip.
-            io::copy(&mut from, &mut &to)?;
-            to.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
-            to.set_modified(m.modified()?)?;
-            stamps.insert(p, FileStamp::of(&to.metadata()?));
         }
     }
     for (p, m) in dirs {
-        copy_tree(src_root, dst_root, &p, stamps, inodes)?;
+        replicate(src_root, dst_root, &p, files)?;
         fs::set_permissions(dst_root.join(&p), fs::Permissions::from_mode(m.mode() & 0o7777))?;
     }
     Ok(())
