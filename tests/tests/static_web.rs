@@ -391,6 +391,35 @@ fn hello_site_is_built_and_served() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "port {port} still accepts connections"
     );
+
+    // Pushed to a registry, it stays a single wasip2/wasm manifest that other wasm runtimes
+    // (runwasi, crun's wasm handler) recognise.
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let dest = format!("docker://{}/sites/hello-site:v1", reg.host());
+    run_ok(w.ws2i().args(["push", "hello-site", &dest]));
+    let skopeo_json = |args: &[&str]| -> serde_json::Value {
+        let out = run_ok(
+            Command::new("skopeo")
+                .args(["inspect", "--tls-verify=false"])
+                .args(args)
+                .arg(&dest),
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let raw = skopeo_json(&["--raw"]);
+    assert_eq!(raw["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{raw}");
+    assert_eq!(raw["annotations"]["module.wasm.image/variant"], "compat-smart", "{raw}");
+    let cfg = skopeo_json(&["--config"]);
+    assert_eq!(
+        (cfg["os"].as_str(), cfg["architecture"].as_str()),
+        (Some("wasip2"), Some("wasm")),
+        "{cfg}"
+    );
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/usr/libexec/s2i/run.wasm"]),
+        "{cfg}"
+    );
 }
 
 /// A site of 1000 small pages with distinct content.
