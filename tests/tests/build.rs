@@ -58,10 +58,13 @@ impl World {
     fn has_image(&self, name: &str) -> bool {
         self.store().resolve(&name.parse().unwrap()).is_ok()
     }
+    /// `ws2i build ARGS` must fail with `expect` in its stderr.
+    fn build_fails(&self, args: &[&str], expect: &str) -> std::process::Output {
+        let out = run_fail(&mut self.build(args));
+        assert!(stderr(&out).contains(expect), "{}", describe(&out));
+        out
+    }
 }
-
-
-
 
 fn skopeo_inspect_config(home: &Path, name: &str) -> serde_json::Value {
     let out = run(Command::new("skopeo")
@@ -70,7 +73,6 @@ fn skopeo_inspect_config(home: &Path, name: &str) -> serde_json::Value {
     assert!(out.status.success(), "skopeo inspect: {}", describe(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
-
 
 #[test]
 fn local_dir_build_has_labels_cmd_and_files() {
@@ -102,7 +104,10 @@ fn local_dir_build_has_labels_cmd_and_files() {
     let c = &cfg["config"];
     // The run hook is a core module: a wasip1/wasm image whose Entrypoint is the hook.
     assert_eq!(c["Entrypoint"], serde_json::json!(["/usr/libexec/s2i/run"]));
-    assert_eq!((cfg["os"].as_str(), cfg["architecture"].as_str()), (Some("wasip1"), Some("wasm")));
+    assert_eq!(
+        (cfg["os"].as_str(), cfg["architecture"].as_str()),
+        (Some("wasip1"), Some("wasm"))
+    );
     let labels = &c["Labels"];
     assert_eq!(labels["io.openshift.s2i.build.image"], BUILDER);
     assert_eq!(
@@ -235,35 +240,27 @@ fn failing_assemble_gives_its_exit_code_and_no_image() {
 fn bad_inputs_are_clear_errors_without_an_image() {
     let w = World::new();
     let missing = w.dir.path().join("nope");
-    let out = run_fail(&mut w.build(&[missing.to_str().unwrap(), BUILDER, "app:x"]));
-    assert!(
-        stderr(&out).contains("does not exist"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[missing.to_str().unwrap(), BUILDER, "app:x"],
+        "does not exist",
     );
 
-    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), "no/such-builder", "app:x"]));
-    assert!(
-        stderr(&out).contains("builder image no/such-builder not found"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[w.src().to_str().unwrap(), "no/such-builder", "app:x"],
+        "builder image no/such-builder not found",
     );
 
     w.write_src(".s2i/environment", "A=1\nthis line is wrong\n");
-    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), BUILDER, "app:x"]));
-    assert!(
-        stderr(&out).contains(".s2i/environment:2: malformed line"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[w.src().to_str().unwrap(), BUILDER, "app:x"],
+        ".s2i/environment:2: malformed line",
     );
 
     w.write_src(".s2i/environment", "A=1\n");
     make_builder(&w.home(), "no-assemble:latest", &["run"]);
-    let out = run_fail(&mut w.build(&[w.src().to_str().unwrap(), "no-assemble", "app:x"]));
-    assert!(
-        stderr(&out).contains("no assemble script found"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[w.src().to_str().unwrap(), "no-assemble", "app:x"],
+        "no assemble script found",
     );
 
     w.write_src(".s2i/bin/assemble", "#!/bin/sh\necho native\n");
@@ -276,27 +273,27 @@ fn bad_inputs_are_clear_errors_without_an_image() {
     );
     fs::remove_file(w.src().join(".s2i/bin/assemble")).unwrap();
 
-    let out = run_fail(&mut w.build(&[
-        w.src().to_str().unwrap(),
-        BUILDER,
-        "app:x",
-        "--as-dockerfile",
-        "Dockerfile",
-    ]));
-    assert!(
-        stderr(&out).contains("--as-dockerfile is not supported"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[
+            w.src().to_str().unwrap(),
+            BUILDER,
+            "app:x",
+            "--as-dockerfile",
+            "Dockerfile",
+        ],
+        "--as-dockerfile is not supported",
     );
 
-    let out = run_fail(&mut w.build(&[
-        w.src().to_str().unwrap(),
-        BUILDER,
-        "app:x",
-        "--pull-policy",
+    w.build_fails(
+        &[
+            w.src().to_str().unwrap(),
+            BUILDER,
+            "app:x",
+            "--pull-policy",
+            "sometimes",
+        ],
         "sometimes",
-    ]));
-    assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
+    );
     assert!(!w.has_image("app:x"));
 }
 
@@ -486,11 +483,9 @@ fn git_source_with_ref_and_context_dir_gets_commit_labels() {
         "{}",
         describe(&out)
     );
-    let out = run_fail(&mut w.build(&[&url, BUILDER, "app:bad", "--ref", "nope"]));
-    assert!(
-        stderr(&out).contains("no branch, tag or commit named \"nope\""),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[&url, BUILDER, "app:bad", "--ref", "nope"],
+        "no branch, tag or commit named \"nope\"",
     );
     let missing = format!("file://{}/missing.git", w.dir.path().display());
     let out = run_fail(&mut w.build(&[&missing, BUILDER, "app:bad"]));
@@ -614,45 +609,39 @@ fn runtime_image_gets_only_the_artifacts() {
         "the runtime image, not the builder"
     );
 
-    let out = run_fail(&mut w.build(&[
-        src.to_str().unwrap(),
-        BUILDER,
-        "app:slim2",
-        "--runtime-image",
-        "runtime",
-        "-a",
-        "/opt/app-root/src/missing.bin",
-    ]));
-    assert!(
-        stderr(&out).contains("runtime artifact /opt/app-root/src/missing.bin does not exist"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[
+            src.to_str().unwrap(),
+            BUILDER,
+            "app:slim2",
+            "--runtime-image",
+            "runtime",
+            "-a",
+            "/opt/app-root/src/missing.bin",
+        ],
+        "runtime artifact /opt/app-root/src/missing.bin does not exist",
     );
-    let out = run_fail(&mut w.build(&[
-        src.to_str().unwrap(),
-        BUILDER,
-        "app:slim2",
-        "--runtime-image",
-        "runtime",
-        "-a",
-        "rel:x",
-    ]));
-    assert!(
-        stderr(&out).contains("must be an absolute path"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[
+            src.to_str().unwrap(),
+            BUILDER,
+            "app:slim2",
+            "--runtime-image",
+            "runtime",
+            "-a",
+            "rel:x",
+        ],
+        "must be an absolute path",
     );
-    let out = run_fail(&mut w.build(&[
-        src.to_str().unwrap(),
-        BUILDER,
-        "app:slim2",
-        "--runtime-image",
-        "runtime",
-    ]));
-    assert!(
-        stderr(&out).contains("--runtime-image needs artifacts"),
-        "{}",
-        describe(&out)
+    w.build_fails(
+        &[
+            src.to_str().unwrap(),
+            BUILDER,
+            "app:slim2",
+            "--runtime-image",
+            "runtime",
+        ],
+        "--runtime-image needs artifacts",
     );
     assert!(!w.has_image("app:slim2"));
 }
@@ -1097,16 +1086,14 @@ fn callback_url_gets_the_outcome_of_success_and_failure() {
         describe(&out)
     );
 
-    let out = run_fail(&mut w.build(&[
-        w.src().to_str().unwrap(),
-        BUILDER,
+    w.build_fails(
+        &[
+            w.src().to_str().unwrap(),
+            BUILDER,
+            "--callback-url",
+            "ftp://example/x",
+        ],
         "--callback-url",
-        "ftp://example/x",
-    ]));
-    assert!(
-        stderr(&out).contains("--callback-url"),
-        "{}",
-        describe(&out)
     );
 }
 
@@ -1144,13 +1131,20 @@ fn runtime_and_previous_images_have_their_own_pull_policies() {
     // --pull-policy is the builder's only: never there does not stop the runtime pull.
     run_ok(&mut extended("app:rt", &["--pull-policy", "never"]));
     assert!(other.has_image("app:rt"));
-    let out = run_fail(&mut extended("app:rt2", &["--runtime-pull-policy", "sometimes"]));
+    let out = run_fail(&mut extended(
+        "app:rt2",
+        &["--runtime-pull-policy", "sometimes"],
+    ));
     assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
 
     // The previous image of an incremental build pushed to the registry.
     let tag = format!("docker://{}/apps/inc:1", reg.host());
     let out = run_ok(&mut other.build(&[src, BUILDER, &tag, "--push", "--incremental"]));
-    assert!(stderr(&out).contains("clean build: previous image"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("clean build: previous image"),
+        "{}",
+        describe(&out)
+    );
     // A third store that has never seen it: never → a clean build saying why (upstream: the
     // previous image is optional), the default pulls it and restores its artifacts.
     let third = World::new();
@@ -1201,7 +1195,11 @@ fn labels_over_the_size_limit_are_refused_without_an_image() {
 /// The owners of the layer `ws2i build --output json` reports, by path.
 fn layer_owners(w: &World, out: &std::process::Output) -> Vec<(String, u64, u64)> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let hex = v["layer_digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let hex = v["layer_digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
     let blob = fs::File::open(w.home().join("blobs/sha256").join(hex)).unwrap();
     let mut a = tar::Archive::new(flate2::read::GzDecoder::new(blob));
     a.entries()
@@ -1224,14 +1222,23 @@ fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
     // A builder with users, an assemble-user label and a User, made without a daemon.
     let ctx = w.dir.path().join("ctx");
     fs::create_dir_all(&ctx).unwrap();
-    fs::write(ctx.join("passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/opt/app-root:/bin/false\n").unwrap();
+    fs::write(
+        ctx.join("passwd"),
+        "root:x:0:0::/root:/bin/sh\napp:x:1001:1002::/opt/app-root:/bin/false\n",
+    )
+    .unwrap();
     fs::write(ctx.join("group"), "root:x:0:\nweb:x:2000:app\n").unwrap();
     fs::write(
         ctx.join("Containerfile"),
         format!("FROM {BUILDER}\nCOPY passwd group /etc/\nLABEL io.openshift.s2i.assemble-user=app\nUSER 4242\n"),
     )
     .unwrap();
-    run_ok(ws2i().env("WS2I_HOME", w.home()).args(["bud", "-t", "users:1"]).arg(&ctx));
+    run_ok(
+        ws2i()
+            .env("WS2I_HOME", w.home())
+            .args(["bud", "-t", "users:1"])
+            .arg(&ctx),
+    );
     let src = w.src();
     let src = src.to_str().unwrap();
     let build_from = |builder: &str, tag: &str, extra: &[&str]| {
@@ -1255,7 +1262,10 @@ fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
     assert_eq!(owners_of(&out), vec![(1001, 1002)], "{}", describe(&out));
     let out = run_ok(&mut build("app:owned", &["--assemble-user", "app:web"]));
     assert_eq!(owners_of(&out), vec![(1001, 2000)]);
-    let out = run_ok(&mut build("app:owned", &["--assemble-user", "77:78", "--reproducible"]));
+    let out = run_ok(&mut build(
+        "app:owned",
+        &["--assemble-user", "77:78", "--reproducible"],
+    ));
     assert_eq!(owners_of(&out), vec![(77, 78)]);
     // s2i: the image's User is the builder's, not the assemble user.
     let cfg = skopeo_inspect_config(&w.home(), "app:owned");
@@ -1263,12 +1273,17 @@ fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
 
     let out = run_fail(&mut build("app:nouser", &["--assemble-user", "nobody"]));
     assert!(
-        stderr(&out).contains("assemble user \"nobody\": no such user in the builder's /etc/passwd"),
+        stderr(&out)
+            .contains("assemble user \"nobody\": no such user in the builder's /etc/passwd"),
         "{}",
         describe(&out)
     );
     let out = run_fail(&mut build("app:nouser", &["--assemble-user", "a:b:c"]));
-    assert!(stderr(&out).contains("expected USER[:GROUP]"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("expected USER[:GROUP]"),
+        "{}",
+        describe(&out)
+    );
     assert!(!w.has_image("app:nouser"));
 
     // Without the label, the builder's User (not in /etc/passwd: group 0); without either, 0:0.
@@ -1277,7 +1292,12 @@ fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
         "FROM users:1\nLABEL io.openshift.s2i.assemble-user=\"\"\n",
     )
     .unwrap();
-    run_ok(ws2i().env("WS2I_HOME", w.home()).args(["bud", "-t", "users:2"]).arg(&ctx));
+    run_ok(
+        ws2i()
+            .env("WS2I_HOME", w.home())
+            .args(["bud", "-t", "users:2"])
+            .arg(&ctx),
+    );
     let out = run_ok(&mut build_from("users:2", "app:u2", &[]));
     assert_eq!(owners_of(&out), vec![(4242, 0)], "{}", describe(&out));
     let out = run_ok(&mut build_from(BUILDER, "app:root", &[]));
@@ -1304,7 +1324,16 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
     };
 
     run_ok(&mut build(&[
-        "--use-config", src, BUILDER, "app:cfg", "-e", "A=1", "--label", "team=x", "-n", "Saved",
+        "--use-config",
+        src,
+        BUILDER,
+        "app:cfg",
+        "-e",
+        "A=1",
+        "--label",
+        "team=x",
+        "-n",
+        "Saved",
     ]));
     let f = saved();
     assert_eq!(f["source"], src);
@@ -1321,12 +1350,24 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
     assert_eq!(label("app:cfg", "io.k8s.display-name"), "Saved");
 
     // An explicit flag wins (all values of a repeatable one) and is saved back.
-    run_ok(&mut build(&["--use-config", "--label", "team=y", "--label", "tier=web"]));
+    run_ok(&mut build(&[
+        "--use-config",
+        "--label",
+        "team=y",
+        "--label",
+        "tier=web",
+    ]));
     assert_eq!(label("app:cfg", "team"), "y");
     assert_eq!(label("app:cfg", "tier"), "web");
     assert_eq!(label("app:cfg", "io.k8s.display-name"), "Saved");
     let f = saved();
-    assert_eq!((f["flags"]["label-0"].as_str(), f["flags"]["label-1"].as_str()), (Some("team=y"), Some("tier=web")));
+    assert_eq!(
+        (
+            f["flags"]["label-0"].as_str(),
+            f["flags"]["label-1"].as_str()
+        ),
+        (Some("team=y"), Some("tier=web"))
+    );
     assert_eq!(f["flags"]["env-0"], "A=1");
 
     // Positional arguments replace the saved ones.
@@ -1337,11 +1378,23 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
     // A malformed file, or a bad saved value, is an error before anything runs.
     fs::write(cwd.join(".s2ifile"), "{\"flags\": [1]}").unwrap();
     let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
-    assert!(stderr(&out).contains(".s2ifile: not a valid s2i config file"), "{}", describe(&out));
-    fs::write(cwd.join(".s2ifile"), r#"{"flags":{"pull-policy":"sometimes"}}"#).unwrap();
+    assert!(
+        stderr(&out).contains(".s2ifile: not a valid s2i config file"),
+        "{}",
+        describe(&out)
+    );
+    fs::write(
+        cwd.join(".s2ifile"),
+        r#"{"flags":{"pull-policy":"sometimes"}}"#,
+    )
+    .unwrap();
     let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
     let err = stderr(&out);
-    assert!(err.contains("restored from .s2ifile are invalid") && err.contains("sometimes"), "{}", describe(&out));
+    assert!(
+        err.contains("restored from .s2ifile are invalid") && err.contains("sometimes"),
+        "{}",
+        describe(&out)
+    );
     assert!(!w.has_image("app:bad"));
     // Without --use-config the file is not read.
     run_ok(&mut build(&[src, BUILDER, "app:plain"]));
@@ -1357,12 +1410,16 @@ fn scripts_url_image_scripts_url_and_destination() {
     let scripts = w.dir.path().join("scripts");
     fs::create_dir_all(&scripts).unwrap();
     fs::copy(&usage_wasm, scripts.join("assemble")).unwrap();
-    w.write_src(".s2i/bin/assemble", fs::read(guests::wasm("test-builder/assemble")).unwrap());
+    w.write_src(
+        ".s2i/bin/assemble",
+        fs::read(guests::wasm("test-builder/assemble")).unwrap(),
+    );
     let url = format!("file://{}", scripts.display());
     let out = run_ok(&mut w.build(&[src, BUILDER, "app:s", "-s", &url]));
     let err = stderr(&out);
     assert!(
-        err.contains("This is the ws2i test builder") && !err.contains("Installing application source"),
+        err.contains("This is the ws2i test builder")
+            && !err.contains("Installing application source"),
         "{}",
         describe(&out)
     );
@@ -1376,16 +1433,32 @@ fn scripts_url_image_scripts_url_and_destination() {
         fs::copy(&usage_c, alt.join("assemble")).unwrap();
         fs::copy(&run_c, alt.join("run")).unwrap();
     });
-    let out = run_fail(&mut w.build(&[src, "alt", "app:alt"]));
-    assert!(stderr(&out).contains("no assemble script found"), "{}", describe(&out));
-    let out = run_ok(&mut w.build(&[src, "alt", "app:alt", "--image-scripts-url", "image:///opt/alt"]));
-    assert!(stderr(&out).contains("This is the ws2i test builder"), "{}", describe(&out));
+    w.build_fails(&[src, "alt", "app:alt"], "no assemble script found");
+    let out = run_ok(&mut w.build(&[
+        src,
+        "alt",
+        "app:alt",
+        "--image-scripts-url",
+        "image:///opt/alt",
+    ]));
+    assert!(
+        stderr(&out).contains("This is the ws2i test builder"),
+        "{}",
+        describe(&out)
+    );
     let cfg = skopeo_inspect_config(&w.home(), "app:alt");
-    assert_eq!(cfg["config"]["Entrypoint"], serde_json::json!(["/opt/alt/run"]));
+    assert_eq!(
+        cfg["config"]["Entrypoint"],
+        serde_json::json!(["/opt/alt/run"])
+    );
 
     // --destination: the source is injected there (and left out of the image).
     let out = run_ok(&mut w.build(&[src, BUILDER, "app:d", "-d", "/work"]));
-    assert!(stderr(&out).contains("copied 2 files"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("copied 2 files"),
+        "{}",
+        describe(&out)
+    );
     let t = unpack(&w.home(), "app:d");
     let root = t.path().join("bundle/rootfs");
     assert!(root.join("opt/app-root/src/index.html").is_file());
@@ -1397,13 +1470,27 @@ fn save_temp_dir_compression_and_refused_combinations() {
     let w = World::new();
     let src = w.src();
     let src = src.to_str().unwrap();
-    let out = run_ok(&mut w.build(&[src, BUILDER, "app:z", "--compression", "zstd", "--save-temp-dir"]));
+    let out = run_ok(&mut w.build(&[
+        src,
+        BUILDER,
+        "app:z",
+        "--compression",
+        "zstd",
+        "--save-temp-dir",
+    ]));
     let err = stderr(&out);
     let kept = err
         .lines()
-        .find_map(|l| l.split_once("build rootfs kept at ").map(|(_, p)| PathBuf::from(p.trim())))
+        .find_map(|l| {
+            l.split_once("build rootfs kept at ")
+                .map(|(_, p)| PathBuf::from(p.trim()))
+        })
         .unwrap_or_else(|| panic!("no kept path: {}", describe(&out)));
-    assert!(kept.join("opt/app-root/src/index.html").is_file(), "{}", kept.display());
+    assert!(
+        kept.join("opt/app-root/src/index.html").is_file(),
+        "{}",
+        kept.display()
+    );
     fs::remove_dir_all(&kept).unwrap();
     let raw = run_ok(
         Command::new("skopeo")
@@ -1412,11 +1499,23 @@ fn save_temp_dir_compression_and_refused_combinations() {
     );
     let m: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
     let last = m["layers"].as_array().unwrap().last().unwrap().clone();
-    assert!(last["mediaType"].as_str().unwrap().ends_with("+zstd"), "{m}");
+    assert!(
+        last["mediaType"].as_str().unwrap().ends_with("+zstd"),
+        "{m}"
+    );
 
     make_builder(&w.home(), "runtime:latest", &["run"]);
     let refused: [(&[&str], &str); 6] = [
-        (&["--incremental", "--runtime-image", "runtime", "-a", "/opt/app-root/src/index.html"], "--incremental cannot be combined with --runtime-image"),
+        (
+            &[
+                "--incremental",
+                "--runtime-image",
+                "runtime",
+                "-a",
+                "/opt/app-root/src/index.html",
+            ],
+            "--incremental cannot be combined with --runtime-image",
+        ),
         (&["--compression", "lz4"], "lz4"),
         (&["--incremental-pull-policy", "maybe"], "maybe"),
         (&["--format", "oci2"], "oci2"),
