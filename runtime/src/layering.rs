@@ -3,7 +3,15 @@
 
 /// Lowest first. Modules of one rank do not use each other.
 const RANKS: &[&[&str]] = &[
-    &["contract", "digest", "units", "progress", "Digest", "Size", "HumanDuration"],
+    &[
+        "contract",
+        "digest",
+        "units",
+        "progress",
+        "Digest",
+        "Size",
+        "HumanDuration",
+    ],
     &["sandbox"],
     &["layer"],
     &["image"],
@@ -19,14 +27,23 @@ fn rank(module: &str) -> Option<usize> {
 
 /// Every module `text` names as `crate::NAME` or inside `crate::{A, B::c}`.
 fn named(text: &str) -> Vec<&str> {
-    let ident = |s: &str| -> usize { s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len()) };
+    let ident = |s: &str| -> usize {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
     let mut out = Vec::new();
     for (i, m) in text.match_indices("crate::") {
         let rest = &text[i + m.len()..];
         match rest.strip_prefix('{') {
             Some(group) => {
                 let group = &group[..group.find('}').unwrap_or(group.len())];
-                out.extend(group.split(',').map(str::trim).map(|p| &p[..ident(p)]).filter(|p| !p.is_empty()));
+                out.extend(
+                    group
+                        .split(',')
+                        .map(str::trim)
+                        .map(|p| &p[..ident(p)])
+                        .filter(|p| !p.is_empty()),
+                );
             }
             None => out.push(&rest[..ident(rest)]),
         }
@@ -50,7 +67,13 @@ fn lower_layers_never_name_higher_ones() {
                 continue;
             }
             let rel = path.strip_prefix(&src).unwrap();
-            let module = rel.iter().next().unwrap().to_string_lossy().trim_end_matches(".rs").to_string();
+            let module = rel
+                .iter()
+                .next()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string();
             let Some(own) = rank(&module) else { continue };
             let text = std::fs::read_to_string(&path).unwrap();
             for name in named(&text) {
@@ -58,18 +81,26 @@ fn lower_layers_never_name_higher_ones() {
                     Some(r) if r < own => {}
                     Some(_) if name == module => {}
                     Some(_) => wrong.push(format!("{} names crate::{name}", rel.display())),
-                    None => wrong.push(format!("{} names crate::{name}, a module not in RANKS", rel.display())),
+                    None => wrong.push(format!(
+                        "{} names crate::{name}, a module not in RANKS",
+                        rel.display()
+                    )),
                 }
             }
         }
     }
     wrong.sort();
     wrong.dedup();
-    assert!(wrong.is_empty(), "modules naming ones they may not use:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "modules naming ones they may not use:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
 fn names_are_found_in_paths_and_groups() {
-    let text = "use crate::image::Store;\nuse crate::{units::Size, Digest};\n// [`crate::s2i::build`]";
+    let text =
+        "use crate::image::Store;\nuse crate::{units::Size, Digest};\n// [`crate::s2i::build`]";
     assert_eq!(named(text), ["image", "units", "Digest", "s2i"]);
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::{Global, OutputFormat};
 use crate::image::auth::Credentials;
 use crate::image::{ManifestFormat, Platform};
-use crate::image::reference::{ImageRef, LocalRef, NameTag, RemoteTarget};
+use crate::image::reference::{ImageRef, LocalRef, NameTag};
 use crate::image::registry::RegistryOptions;
 use crate::image::store::Store;
 use crate::image::transport::{self, CopyOptions};
@@ -114,13 +114,7 @@ fn parse_local(s: &str) -> Result<LocalRef> {
 /// The local name a pulled image gets.
 fn local_name_for(src: &ImageRef) -> Result<NameTag> {
     match src {
-        ImageRef::Docker(d) => Ok(NameTag {
-            name: format!("{}/{}", d.registry, d.repository),
-            tag: match &d.target {
-                RemoteTarget::Tag(t) => t.clone(),
-                RemoteTarget::Digest(dg) => format!("sha256-{}", dg.hex()),
-            },
-        }),
+        ImageRef::Docker(d) => Ok(d.local_name()),
         ImageRef::OciDir { tag: Some(t), .. } | ImageRef::OciArchive { tag: Some(t), .. } => {
             t.parse::<NameTag>().with_context(|| {
                 format!("cannot name the pulled image after {t:?}; use `ws2i copy {src} NAME:TAG`")

@@ -43,4 +43,3 @@ pub trait ImageDestination {
     }
     fn commit(self: Box<Self>) -> Result<()>;
 }
-

@@ -176,6 +176,16 @@ pub struct DockerRef {
 }
 
 impl DockerRef {
+    /// The name the image is kept under in the local store once pulled: `HOST/REPO:TAG`
+    /// (s2i's normalised name), `HOST/REPO:sha256-HEX` for a digest.
+    pub fn local_name(&self) -> NameTag {
+        let tag = match &self.target {
+            RemoteTarget::Tag(t) => t.clone(),
+            RemoteTarget::Digest(dg) => format!("sha256-{}", dg.hex()),
+        };
+        NameTag { name: format!("{}/{}", self.registry, self.repository), tag }
+    }
+
     pub fn is_loopback(&self) -> bool {
         let host = self
             .registry

@@ -27,19 +27,33 @@ pub(crate) struct Assembled {
 
 pub(crate) fn run(ctx: &BuildCtx, base: &Base, rootfs: &Rootfs) -> Result<Assembled, BuildError> {
     let host_inputs = attach_host_inputs(ctx.req, &rootfs.dir)?;
-    let program = rootfs.placed.get(&ScriptName::Assemble).cloned().ok_or_else(|| anyhow!("no assemble script"))?;
+    let program = rootfs
+        .placed
+        .get(&ScriptName::Assemble)
+        .cloned()
+        .ok_or_else(|| anyhow!("no assemble script"))?;
     let mut hook = Hook::new(rootfs.root.path(), program.clone());
     hook.env = rootfs.env.clone();
     hook.cwd = format!("{}/src", base.destination);
     hook.mounts = host_inputs.mounts;
     hook.budget = ctx.req.budget.clone();
     hook.reproducible = ctx.req.source_date_epoch;
-    let outcome = ctx.sandbox.run(hook, ctx.log).map_err(|e: SandboxError| anyhow!(e)).context("running assemble")?;
+    let outcome = ctx
+        .sandbox
+        .run(hook, ctx.log)
+        .map_err(|e: SandboxError| anyhow!(e))
+        .context("running assemble")?;
     if outcome.exit_code != 0 {
-        return Err(BuildError::AssembleFailed { exit_code: outcome.exit_code });
+        return Err(BuildError::AssembleFailed {
+            exit_code: outcome.exit_code,
+        });
     }
     let metadata = read_image_metadata(&rootfs.dir)?;
-    Ok(Assembled { program, metadata, host_exclude: host_inputs.exclude })
+    Ok(Assembled {
+        program,
+        metadata,
+        host_exclude: host_inputs.exclude,
+    })
 }
 
 /// How the `--inject`/`--volume` inputs reach assemble, and what the diff must leave out.
@@ -120,4 +134,3 @@ fn attach_host_inputs(req: &BuildRequest, root: &Dir) -> Result<HostInputs, Buil
     }
     Ok(out)
 }
-

@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::image::registry::RegistryOptions;
 use crate::image::transport::{self, CopyOptions};
-use crate::image::{DockerRef, ImageRef, LocalRef, NameTag, Platform, RemoteTarget, ResolvedImage, Store};
+use crate::image::{DockerRef, ImageRef, LocalRef, Platform, ResolvedImage, Store};
 use crate::layer::BaseRootfs;
 use crate::s2i::assemble_user::AssembleUser;
 use crate::s2i::request::guest_dir;
@@ -54,13 +54,25 @@ impl Builder {
             ctx.req
                 .destination
                 .clone()
-                .or_else(|| label_value(&self.labels, &["io.openshift.s2i.destination", "io.s2i.destination"]))
                 .or_else(|| {
-                    self.env.iter().find(|(k, v)| k == "STI_LOCATION" && !v.is_empty()).map(|(_, v)| v.clone())
+                    label_value(
+                        &self.labels,
+                        &["io.openshift.s2i.destination", "io.s2i.destination"],
+                    )
+                })
+                .or_else(|| {
+                    self.env
+                        .iter()
+                        .find(|(k, v)| k == "STI_LOCATION" && !v.is_empty())
+                        .map(|(_, v)| v.clone())
                 })
                 .unwrap_or_else(|| DEFAULT_DESTINATION.into()),
         )?;
-        Ok(Base { rootfs, destination, owner })
+        Ok(Base {
+            rootfs,
+            destination,
+            owner,
+        })
     }
 }
 
@@ -98,17 +110,6 @@ pub(crate) fn label_value(labels: &HashMap<String, String>, keys: &[&str]) -> Op
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     })
-}
-
-/// The local name a remote builder is stored under: `HOST/REPO:TAG` (s2i's normalised name).
-pub(crate) fn local_name(d: &DockerRef) -> Result<NameTag> {
-    let tag = match &d.target {
-        RemoteTarget::Tag(t) => t.clone(),
-        RemoteTarget::Digest(dg) => format!("sha256-{}", dg.hex()),
-    };
-    format!("{}/{}:{tag}", d.registry, d.repository)
-        .parse::<NameTag>()
-        .map_err(|e| anyhow!(e))
 }
 
 fn resolve_builder(req: &BuildRequest, store: &Store) -> Result<ResolvedImage, BuildError> {
@@ -195,14 +196,14 @@ pub fn resolve_image(
     }
 }
 
-/// A registry image in the local store (under [`local_name`]), pulled per `pull.policy`.
+/// A registry image in the local store (under [`DockerRef::local_name`]), pulled per `pull.policy`.
 /// `Err`: why it is not there, for the caller to word.
 pub(crate) fn pull_remote(
     store: &Store,
     d: &DockerRef,
     pull: &Pull<'_>,
 ) -> Result<ResolvedImage, String> {
-    let name = local_name(d).map_err(|e| format!("{e:#}"))?;
+    let name = d.local_name();
     let local = LocalRef::Tagged(name.clone());
     let have = store.resolve(&local).ok();
     match (pull.policy, have) {
@@ -221,12 +222,13 @@ pub(crate) fn pull_remote(
                 progress: pull.progress,
                 mount_from: Vec::new(),
             };
-            transport::copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts)
-                .map_err(|e| format!("{e:#}"))?;
+            transport::copy(
+                &ImageRef::Docker(d.clone()),
+                &ImageRef::Local(local.clone()),
+                &opts,
+            )
+            .map_err(|e| format!("{e:#}"))?;
             store.resolve(&local).map_err(|e| format!("{e:#}"))
         }
     }
 }
-
-
-

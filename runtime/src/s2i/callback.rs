@@ -64,4 +64,3 @@ fn post_callback(url: &reqwest::Url, body: &serde_json::Value) -> Result<()> {
         Ok(())
     })
 }
-

@@ -56,13 +56,24 @@ pub(crate) fn builder_tree(
     assembled: &Assembled,
 ) -> Result<Tree, BuildError> {
     let destination = &base.destination;
-    let run_path = rootfs.placed.get(&ScriptName::Run).cloned().ok_or_else(|| anyhow!("no run script"))?;
-    let mut exclude = vec![format!("{destination}/src"), format!("{destination}/artifacts")];
+    let run_path = rootfs
+        .placed
+        .get(&ScriptName::Run)
+        .cloned()
+        .ok_or_else(|| anyhow!("no run script"))?;
+    let mut exclude = vec![
+        format!("{destination}/src"),
+        format!("{destination}/artifacts"),
+    ];
     exclude.extend(assembled.host_exclude.iter().cloned());
     let base_has_dir = Dir::open_ambient_dir(base.rootfs.path(), ambient_authority())
         .map(|d| d.exists(IMAGE_METADATA_DIR.trim_start_matches('/')))
         .unwrap_or(false);
-    exclude.push(if base_has_dir { IMAGE_METADATA.to_string() } else { IMAGE_METADATA_DIR.to_string() });
+    exclude.push(if base_has_dir {
+        IMAGE_METADATA.to_string()
+    } else {
+        IMAGE_METADATA_DIR.to_string()
+    });
     if is_in_image(resolved, &run_path) {
         exclude.push(format!("{destination}/scripts"));
     } else {
@@ -72,7 +83,13 @@ pub(crate) fn builder_tree(
             }
         }
     }
-    Ok(Tree { from: builder.clone(), base: base.rootfs.clone(), root: rootfs.root, launch: Launch::RunHook(run_path), exclude })
+    Ok(Tree {
+        from: builder.clone(),
+        base: base.rootfs.clone(),
+        root: rootfs.root,
+        launch: Launch::RunHook(run_path),
+        exclude,
+    })
 }
 
 /// The new layer, stored.
@@ -82,10 +99,15 @@ pub(crate) struct Committed {
     pub changes: usize,
 }
 
-pub(crate) fn commit(ctx: &BuildCtx, tree: &Tree, owner: (u32, u32)) -> Result<Committed, BuildError> {
+pub(crate) fn commit(
+    ctx: &BuildCtx,
+    tree: &Tree,
+    owner: (u32, u32),
+) -> Result<Committed, BuildError> {
     let req = ctx.req;
     let exclude: Vec<&str> = tree.exclude.iter().map(String::as_str).collect();
-    let changes = layer::diff(&tree.base, &tree.root, &exclude).context("comparing the build with the builder")?;
+    let changes = layer::diff(&tree.base, &tree.root, &exclude)
+        .context("comparing the build with the builder")?;
     let opts = PackOptions {
         compression: req.compression,
         source_date_epoch: req.source_date_epoch.unwrap_or(0),
@@ -94,9 +116,16 @@ pub(crate) fn commit(ctx: &BuildCtx, tree: &Tree, owner: (u32, u32)) -> Result<C
         gid: owner.1,
         ..PackOptions::default()
     };
-    let mut tmp = tempfile::tempfile_in(ctx.store.root()).context("creating a temporary layer file")?;
+    let mut tmp =
+        tempfile::tempfile_in(ctx.store.root()).context("creating a temporary layer file")?;
     let packed = layer::pack(&changes, &opts, &mut tmp).context("packing the layer")?;
-    tmp.seek(SeekFrom::Start(0)).context("rereading the layer")?;
-    ctx.store.put_blob(&mut tmp, Some(&packed.digest)).context("storing the layer")?;
-    Ok(Committed { packed, changes: changes.as_slice().len() })
+    tmp.seek(SeekFrom::Start(0))
+        .context("rereading the layer")?;
+    ctx.store
+        .put_blob(&mut tmp, Some(&packed.digest))
+        .context("storing the layer")?;
+    Ok(Committed {
+        packed,
+        changes: changes.as_slice().len(),
+    })
 }

@@ -27,7 +27,12 @@ pub(crate) fn restore(
     rootfs: &Rootfs,
     destination: &str,
 ) -> Result<Result<(), String>, BuildError> {
-    let inc = Incremental { ctx, env: &rootfs.env, destination, fetched: source };
+    let inc = Incremental {
+        ctx,
+        env: &rootfs.env,
+        destination,
+        fetched: source,
+    };
     match inc.save_artifacts()? {
         Ok(dir) => {
             inject_source(&rootfs.dir, destination, &dir, "artifacts")?;
@@ -212,4 +217,3 @@ impl<W: std::io::Write> std::io::Write for LimitedWriter<W> {
         self.inner.flush()
     }
 }
-

@@ -22,7 +22,10 @@ pub(crate) fn for_result(
     from: &ResolvedImage,
     metadata: &[(String, String)],
 ) -> Result<Vec<(String, String)>, BuildError> {
-    let ours: Vec<(String, String)> = output_labels(req, info).into_iter().chain(metadata.iter().cloned()).collect();
+    let ours: Vec<(String, String)> = output_labels(req, info)
+        .into_iter()
+        .chain(metadata.iter().cloned())
+        .collect();
     // As ImageBuilder will merge them: the base image's, then ours (later wins).
     let mut merged = from.config.labels();
     merged.extend(ours.iter().cloned());
@@ -160,7 +163,6 @@ fn output_labels(req: &BuildRequest, info: &source::SourceInfo) -> Vec<(String, 
     l
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +204,9 @@ mod tests {
                 if *total == MAX_LABELS_SIZE + 6 + 101 && largest[0].0 == "k" && largest[1].0 == "b"),
             "{msg}"
         );
-        assert!(msg.contains("limit of 10240 bytes") && msg.contains("k (10240 bytes)"), "{msg}");
+        assert!(
+            msg.contains("limit of 10240 bytes") && msg.contains("k (10240 bytes)"),
+            "{msg}"
+        );
     }
 }

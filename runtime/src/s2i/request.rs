@@ -9,10 +9,9 @@ use anyhow::{anyhow, Context, Result};
 use crate::contract::envfile::{EnvFileKind, EnvVar};
 use crate::image::registry::RegistryOptions;
 use crate::image::{ImageRef, NameTag, RemoteTarget};
-use crate::s2i::builder::local_name;
-use crate::s2i::labels::MAX_LABELS_SIZE;
 use crate::layer::Compression;
 use crate::s2i::assemble_user::AssembleUser;
+use crate::s2i::labels::MAX_LABELS_SIZE;
 use crate::sandbox::Budget;
 use crate::source::SourceSpec;
 use crate::Digest;
@@ -117,7 +116,7 @@ pub fn parse_tag(
         if matches!(d.target, RemoteTarget::Digest(_)) {
             anyhow::bail!("TAG {tag:?}: a pushed result needs a tag, not a digest");
         }
-        return Ok((local_name(&d)?, Some(PushTarget { dest: d, format })));
+        return Ok((d.local_name(), Some(PushTarget { dest: d, format })));
     }
     if push {
         anyhow::bail!("--push needs TAG docker://HOST/REPO[:TAG], got {tag:?}");
@@ -137,7 +136,9 @@ impl BuildRequest {
         if self.incremental && self.runtime_image.is_some() {
             // The previous image of an extended build is the runtime image plus artifacts: it
             // has no builder toolchain to run save-artifacts against (upstream refuses it too).
-            return Err(BuildError::Unsupported("--incremental cannot be combined with --runtime-image".into()));
+            return Err(BuildError::Unsupported(
+                "--incremental cannot be combined with --runtime-image".into(),
+            ));
         }
         if self.push.is_some() && self.tag.is_none() {
             return Err(anyhow!("--push needs a TAG").into());
@@ -340,9 +341,11 @@ pub(crate) fn guest_dir(d: String) -> Result<String, BuildError> {
 
 /// Reads an `--environment-file` for [`BuildRequest::env_file`].
 pub fn read_env_file(path: &Path) -> Result<Vec<EnvVar>> {
-    Ok(crate::contract::envfile::read_env_file(path, EnvFileKind::Cli)?)
+    Ok(crate::contract::envfile::read_env_file(
+        path,
+        EnvFileKind::Cli,
+    )?)
 }
-
 
 #[cfg(test)]
 mod tests {

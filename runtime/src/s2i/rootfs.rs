@@ -35,21 +35,34 @@ pub(crate) fn prepare(
     resolved: &ResolvedScripts,
 ) -> Result<Rootfs, BuildError> {
     let root = ctx.cache.checkout(&base.rootfs)?;
-    let dir = Dir::open_ambient_dir(root.path(), ambient_authority()).context("opening the build root")?;
+    let dir = Dir::open_ambient_dir(root.path(), ambient_authority())
+        .context("opening the build root")?;
     inject_source(&dir, &base.destination, &source.dir, "src")?;
     let placed = scripts::install(&dir, &base.destination, resolved)?;
     let merged = BuildEnv {
-        image: builder.env.iter().filter_map(|(k, v)| EnvVar::new(k.clone(), v.clone()).ok()).collect(),
+        image: builder
+            .env
+            .iter()
+            .filter_map(|(k, v)| EnvVar::new(k.clone(), v.clone()).ok())
+            .collect(),
         source_file: source.environment.clone(),
         cli_file: ctx.req.env_file.clone(),
         cli_args: ctx.req.env.clone(),
     }
     .resolve();
-    let mut env: Vec<(String, String)> = merged.iter().map(|e| (e.key().to_string(), e.value().to_string())).collect();
+    let mut env: Vec<(String, String)> = merged
+        .iter()
+        .map(|e| (e.key().to_string(), e.value().to_string()))
+        .collect();
     if !env.iter().any(|(k, _)| k == "DESTINATION") {
         env.push(("DESTINATION".into(), base.destination.clone()));
     }
-    Ok(Rootfs { root, dir, placed, env })
+    Ok(Rootfs {
+        root,
+        dir,
+        placed,
+        env,
+    })
 }
 
 /// Puts the source at `<destination>/src` in the build root, through cap-std (the builder's own
@@ -87,4 +100,3 @@ pub(crate) fn join_rel(destination: &str, sub: &str) -> String {
         format!("{d}/{sub}")
     }
 }
-

@@ -12,6 +12,7 @@ use cap_std::fs::Dir;
 
 use crate::contract::ScriptName;
 use crate::image::{ImageBuilder, Platform, ResolvedImage, Store};
+use crate::layer::RootfsCache;
 use crate::layer::{BaseRootfs, BuildRoot};
 use crate::s2i::assemble::Assembled;
 use crate::s2i::builder::{label_value, resolve_runtime, Builder};
@@ -19,15 +20,18 @@ use crate::s2i::commit::{Launch, Tree};
 use crate::s2i::request::guest_dir;
 use crate::s2i::rootfs::{join_rel, Rootfs};
 use crate::s2i::scripts::{self, ImageDir, ScriptSources};
-use crate::s2i::{BuildCtx, BuildError, BuildRequest, BuildLog, RuntimeArtifact};
+use crate::s2i::{BuildCtx, BuildError, BuildLog, BuildRequest, RuntimeArtifact};
 use crate::sandbox::{Hook, Sandbox};
-use crate::layer::RootfsCache;
 use crate::source;
 use crate::Digest;
 
 pub(crate) use slim::SCRATCH;
 
-pub(crate) fn resolve(ctx: &BuildCtx, reference: &str, assembled: &Assembled) -> Result<ResolvedImage, BuildError> {
+pub(crate) fn resolve(
+    ctx: &BuildCtx,
+    reference: &str,
+    assembled: &Assembled,
+) -> Result<ResolvedImage, BuildError> {
     if reference == slim::SCRATCH {
         slim::scratch_image(&ctx.store, &assembled.metadata)
     } else {
@@ -35,7 +39,12 @@ pub(crate) fn resolve(ctx: &BuildCtx, reference: &str, assembled: &Assembled) ->
     }
 }
 
-pub(crate) fn assemble(ctx: &BuildCtx, runtime: ResolvedImage, builder: &Builder, rootfs: &Rootfs) -> Result<Tree, BuildError> {
+pub(crate) fn assemble(
+    ctx: &BuildCtx,
+    runtime: ResolvedImage,
+    builder: &Builder,
+    rootfs: &Rootfs,
+) -> Result<Tree, BuildError> {
     let stage = RuntimeStage {
         req: ctx.req,
         store: &ctx.store,
@@ -47,7 +56,13 @@ pub(crate) fn assemble(ctx: &BuildCtx, runtime: ResolvedImage, builder: &Builder
         assembled: &rootfs.dir,
     };
     let (base, root, launch) = stage.run(&runtime)?;
-    Ok(Tree { from: runtime, base, root, launch, exclude: Vec::new() })
+    Ok(Tree {
+        from: runtime,
+        base,
+        root,
+        launch,
+        exclude: Vec::new(),
+    })
 }
 
 /// The second stage of an extended build: artifacts out of the assembled builder into a
@@ -87,10 +102,7 @@ impl RuntimeStage<'_> {
         Ok(list)
     }
 
-    fn run(
-        &self,
-        runtime: &ResolvedImage,
-    ) -> Result<(BaseRootfs, BuildRoot, Launch), BuildError> {
+    fn run(&self, runtime: &ResolvedImage) -> Result<(BaseRootfs, BuildRoot, Launch), BuildError> {
         let artifacts = self.artifacts()?;
         let base = self.cache.base(&self.store.image_layers(runtime)?)?;
         let root = self.cache.checkout(&base)?;
@@ -209,7 +221,10 @@ mod slim {
     #[test]
     fn entrypoint_label_rules() {
         let labels = |v: &str| HashMap::from([(ENTRYPOINT_LABEL.to_string(), v.to_string())]);
-        assert_eq!(entrypoint(&labels(r#"["/app", "--flag"]"#)).unwrap(), ["/app", "--flag"]);
+        assert_eq!(
+            entrypoint(&labels(r#"["/app", "--flag"]"#)).unwrap(),
+            ["/app", "--flag"]
+        );
         for bad in ["", "/app", "[]", "[1]", r#"{"a":1}"#] {
             assert!(entrypoint(&labels(bad)).is_err(), "{bad:?}");
         }
@@ -280,4 +295,3 @@ fn copy_artifact(
     }
     Ok(())
 }
-

@@ -26,7 +26,11 @@ pub(crate) struct Steps<'a> {
 
 impl<'a> Steps<'a> {
     pub(crate) fn new(log: &'a dyn BuildLog) -> Self {
-        Steps { log, done: Vec::new(), warnings: RefCell::new(Vec::new()) }
+        Steps {
+            log,
+            done: Vec::new(),
+            warnings: RefCell::new(Vec::new()),
+        }
     }
 
     /// Logs a warning and keeps it for the result.
@@ -58,7 +62,6 @@ impl<'a> Steps<'a> {
         Ok(r)
     }
 }
-
 
 /// The log the CLI prints, and the simplest one to embed: hook output as written and ws2i's
 /// steps (`ws2i: ==> STEP`, `ws2i: <== STEP (0.12s)`) on stderr; `quiet` keeps only warnings.

@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 
 use crate::image::transport::{self, CopyOptions};
-use crate::image::{media, Descriptor, ImageBuilder, ImageConfig, ImageRef, LocalRef, Manifest, NameTag, Platform, Store};
+use crate::image::{
+    media, Descriptor, ImageBuilder, ImageConfig, ImageRef, LocalRef, Manifest, NameTag, Platform,
+    Store,
+};
 use crate::layer::MediaTypeFlavor;
 use crate::s2i::commit::{Committed, Launch, Tree};
 use crate::s2i::runtime::SCRATCH;
@@ -56,7 +59,10 @@ pub(crate) fn write(
         b.annotation("org.opencontainers.image.revision", &c.id);
     }
     if req.runtime_image.as_deref() != Some(SCRATCH) {
-        b.annotation("org.opencontainers.image.base.digest", &from.manifest_digest.to_string());
+        b.annotation(
+            "org.opencontainers.image.base.digest",
+            &from.manifest_digest.to_string(),
+        );
     }
     let (config_bytes, manifest) = b.finish()?;
     let (config_bytes, manifest) = match req.source_date_epoch {
@@ -71,12 +77,20 @@ pub(crate) fn write(
         }
     };
     let all = ImageConfig::parse(&config_bytes)?.labels();
-    Ok(Written { digest, config_digest: manifest.config.digest.clone(), labels: all })
+    Ok(Written {
+        digest,
+        config_digest: manifest.config.digest.clone(),
+        labels: all,
+    })
 }
 
 /// `--push`: the stored result to its `docker://` TAG ([`BuildRequest::check`] made sure there is one).
 pub(crate) fn push(ctx: &BuildCtx, target: &PushTarget) -> Result<Pushed, BuildError> {
-    let tag = ctx.req.tag.as_ref().ok_or_else(|| anyhow::anyhow!("--push needs a TAG"))?;
+    let tag = ctx
+        .req
+        .tag
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--push needs a TAG"))?;
     push_result(ctx.req, &ctx.store, tag, target)
 }
 
@@ -138,4 +152,3 @@ fn fix_created(
     manifest.config = Descriptor::new(media::OCI_CONFIG, Digest::of(&bytes), bytes.len() as u64);
     Ok((bytes, manifest))
 }
-

@@ -50,4 +50,3 @@ impl From<SandboxError> for RunError {
         RunError::Refused(e)
     }
 }
-
