@@ -251,6 +251,7 @@ fn example_chain_builds_in_order_then_a_commit_cascades_and_a_rollback_runs_the_
         );
     }
     let app1 = &b[1];
+    assert_eq!((s(&app1["apiVersion"]), s(&app1["kind"])), ("build.openshift.io/v1", "Build"), "OKD's shape");
     assert_eq!(
         app1["spec"]["strategy"]["sourceStrategy"]["from"]["kind"], "DockerImage",
         "frozen: {app1:#}"

@@ -526,7 +526,7 @@ pub struct BuildConfigStatus {
     pub image_change_triggers: Vec<ImageChangeTriggerStatus>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildConfig {
     #[serde(default = "build_api")]
@@ -539,6 +539,19 @@ pub struct BuildConfig {
     pub spec: BuildConfigSpec,
     #[serde(default)]
     pub status: BuildConfigStatus,
+}
+
+/// apiVersion and kind filled in, as on the wire.
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig {
+            api_version: build_api(),
+            kind: bc_kind(),
+            metadata: Default::default(),
+            spec: Default::default(),
+            status: Default::default(),
+        }
+    }
 }
 
 fn build_api() -> String {
@@ -703,7 +716,7 @@ pub struct BuildStatus {
     pub log_snippet: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Build {
     #[serde(default = "build_api")]
@@ -716,6 +729,19 @@ pub struct Build {
     pub spec: BuildSpec,
     #[serde(default)]
     pub status: BuildStatus,
+}
+
+/// apiVersion and kind filled in, as on the wire.
+impl Default for Build {
+    fn default() -> Self {
+        Build {
+            api_version: build_api(),
+            kind: build_kind(),
+            metadata: Default::default(),
+            spec: Default::default(),
+            status: Default::default(),
+        }
+    }
 }
 
 /// Labels and annotations OKD puts on every Build (`consts.go`).
@@ -840,7 +866,7 @@ pub struct ImageStreamStatus {
     pub tags: Vec<NamedTagEventList>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageStream {
     #[serde(default = "image_api")]
@@ -854,6 +880,19 @@ pub struct ImageStream {
     /// Owned by ws2i: ignored on input, filled from the database on output.
     #[serde(default)]
     pub status: ImageStreamStatus,
+}
+
+/// apiVersion and kind filled in, as on the wire.
+impl Default for ImageStream {
+    fn default() -> Self {
+        ImageStream {
+            api_version: image_api(),
+            kind: is_kind(),
+            metadata: Default::default(),
+            spec: Default::default(),
+            status: Default::default(),
+        }
+    }
 }
 
 impl ImageStream {
@@ -935,6 +974,14 @@ mod tests {
         assert!(BuildPhase::Cancelled.is_terminal() && BuildPhase::Cancelled.is_failure());
         assert!(!BuildPhase::Running.is_terminal());
         assert!(BuildPhase::Complete.is_terminal() && !BuildPhase::Complete.is_failure());
+    }
+
+    #[test]
+    fn new_objects_carry_their_api_version_and_kind() {
+        let b = serde_json::to_value(Build::default()).unwrap();
+        assert_eq!((b["apiVersion"].as_str(), b["kind"].as_str()), (Some(BUILD_API), Some("Build")));
+        let is = serde_json::to_value(ImageStream::default()).unwrap();
+        assert_eq!((is["apiVersion"].as_str(), is["kind"].as_str()), (Some(IMAGE_API), Some("ImageStream")));
     }
 
     #[test]
