@@ -154,22 +154,12 @@ pub fn load_str(text: &str, origin: &str) -> Result<Loaded, LoadError> {
                     let at = format!("{here}: items[{j}]");
                     let h: Head = serde_yaml::from_value(item.clone())
                         .map_err(|e| invalid(&at, format!("not a Kubernetes object: {e}")))?;
-                    let obj = typed(
-                        &at,
-                        &h,
-                        |_| serde_yaml::from_value::<BcOrIs>(item.clone()),
-                        &h.kind,
-                    )?;
+                    let obj = typed(&at, &h, || serde_yaml::from_value::<BcOrIs>(item))?;
                     push(&mut out, &at, obj)?;
                 }
             }
             _ => {
-                let obj = typed(
-                    &here,
-                    &head,
-                    |_| BcOrIs::deserialize_kind(doc, &head.kind),
-                    &head.kind,
-                )?;
+                let obj = typed(&here, &head, || BcOrIs::deserialize_kind(doc, &head.kind))?;
                 push(&mut out, &here, obj)?;
             }
         }
@@ -237,13 +227,14 @@ fn check_api(here: &str, head: &Head, allowed: &[&str]) -> Result<(), LoadError>
     ))
 }
 
+/// Checks kind and apiVersion, then deserializes with `de`. Also returns whether the object came
+/// through an API group (not legacy `v1`).
 fn typed(
     here: &str,
     head: &Head,
-    de: impl FnOnce(()) -> Result<BcOrIs, serde_yaml::Error>,
-    kind: &str,
+    de: impl FnOnce() -> Result<BcOrIs, serde_yaml::Error>,
 ) -> Result<(BcOrIs, bool), LoadError> {
-    let allowed: &[&str] = match kind {
+    let allowed: &[&str] = match head.kind.as_str() {
         "BuildConfig" => &[BUILD_API, "v1"],
         "ImageStream" => &[IMAGE_API, "v1"],
         "" => return Err(invalid(here, format!("no kind: ws2i reads {KINDS}"))),
@@ -255,7 +246,7 @@ fn typed(
         }
     };
     check_api(here, head, allowed)?;
-    let obj = de(()).map_err(|e| LoadError::Syntax {
+    let obj = de().map_err(|e| LoadError::Syntax {
         origin: here.into(),
         message: e.to_string(),
     })?;
