@@ -557,7 +557,7 @@ impl<'a> Pipeline<'a> {
             controller::record_image(tx, &store, &ns, ds, dt, &digest)?;
             Ok((msg, controller::fire_image_triggers(tx, &ns, &me)?))
         })?;
-        self.events.event(&msg);
+
         self.watch_created(&created);
         let report = self.settle()?;
         Ok((msg, report))

@@ -979,9 +979,15 @@ mod tests {
     #[test]
     fn new_objects_carry_their_api_version_and_kind() {
         let b = serde_json::to_value(Build::default()).unwrap();
-        assert_eq!((b["apiVersion"].as_str(), b["kind"].as_str()), (Some(BUILD_API), Some("Build")));
+        assert_eq!(
+            (b["apiVersion"].as_str(), b["kind"].as_str()),
+            (Some(BUILD_API), Some("Build"))
+        );
         let is = serde_json::to_value(ImageStream::default()).unwrap();
-        assert_eq!((is["apiVersion"].as_str(), is["kind"].as_str()), (Some(IMAGE_API), Some("ImageStream")));
+        assert_eq!(
+            (is["apiVersion"].as_str(), is["kind"].as_str()),
+            (Some(IMAGE_API), Some("ImageStream"))
+        );
     }
 
     #[test]
