@@ -7,6 +7,8 @@
 //! (docs/architecture.md has the picture, and `tests::layering` checks it):
 //!
 //! - [`cli`]: argument parsing and printing, one library call per command;
+//! - [`pipeline`]: OKD's BuildConfig, ImageStream and Build objects and triggers, run locally
+//!   (above `s2i`, `containerfile` and `image`);
 //! - [`s2i`] (`ws2i build`, `usage`, `rebuild`, `create`), [`containerfile`] (`ws2i bud`),
 //!   [`run`] (`ws2i run`);
 //! - [`source`]: a source (dir or git) staged safely; [`image`]: references, manifests, the
@@ -21,6 +23,7 @@ pub mod contract;
 pub mod digest;
 pub mod image;
 pub mod layer;
+pub mod pipeline;
 pub mod progress;
 pub mod run;
 pub mod s2i;

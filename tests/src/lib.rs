@@ -2,6 +2,7 @@
 //! real guest hooks, a real registry.
 
 pub mod builders;
+pub mod git;
 pub mod guests;
 pub mod registry;
 

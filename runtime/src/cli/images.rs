@@ -92,15 +92,27 @@ pub enum ImageCommand {
         #[command(flatten)]
         flags: TransportFlags,
     },
-    /// Give a local image another NAME[:TAG].
-    Tag { src: String, new: String },
+    /// Give a local image another NAME[:TAG]; on an image stream (docs/pipelines.md), make SRC
+    /// (IS:TAG, IS@sha256:…, a store image) the current image of stream tag DST.
+    Tag {
+        src: String,
+        new: String,
+        /// DST tracks SRC (same stream).
+        #[arg(long)]
+        alias: bool,
+        #[command(flatten)]
+        ns: super::pipeline::NsArg,
+    },
     /// Remove local image tags (blobs are freed by `prune`).
     Rmi {
         #[arg(required = true)]
         refs: Vec<String>,
     },
-    /// Delete blobs no tagged image uses.
-    Prune,
+    /// Delete blobs no tagged image uses; `prune builds|images` prunes pipeline history.
+    Prune {
+        #[command(subcommand)]
+        pipeline: Option<super::pipeline::PruneWhat>,
+    },
 }
 
 fn parse_ref(s: &str) -> Result<ImageRef> {
@@ -236,7 +248,10 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
                 }
             }
         }
-        ImageCommand::Tag { src, new } => {
+        ImageCommand::Tag { src, new, alias, ns } => {
+            if let Some(code) = super::pipeline::stream_tag(g, &src, &new, alias, &ns)? {
+                return Ok(code);
+            }
             let store = Store::open(Store::default_root()?)?;
             let r = store.resolve(&parse_local(&src)?)?;
             let nt: NameTag = new.parse()?;
@@ -251,7 +266,8 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
                 say(format!("untagged {l}"));
             }
         }
-        ImageCommand::Prune => {
+        ImageCommand::Prune { pipeline: Some(what) } => return super::pipeline::prune(g, what),
+        ImageCommand::Prune { pipeline: None } => {
             let (n, bytes) = Store::open(Store::default_root()?)?.prune()?;
             if json {
                 println!("{}", serde_json::json!({"blobs": n, "bytes": bytes}));

@@ -11,6 +11,7 @@ mod create;
 mod build;
 mod exec;
 mod images;
+mod pipeline;
 mod rebuild;
 mod run;
 mod usage;
@@ -62,6 +63,8 @@ pub enum Command {
     Usage(usage::UsageArgs),
     #[command(flatten)]
     Images(images::ImageCommand),
+    #[command(flatten)]
+    Pipeline(pipeline::PipelineCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&cli.global, args),
         Command::Usage(args) => usage::run(&cli.global, args),
         Command::Images(cmd) => images::run(&cli.global, cmd),
+        Command::Pipeline(cmd) => pipeline::run(&cli.global, cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,3 @@
+module example.com/gohelloworld
+
+go 1.22
