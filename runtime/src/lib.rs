@@ -21,6 +21,7 @@ pub mod containerfile;
 pub mod create;
 pub mod digest;
 pub mod envfile;
+pub mod generate;
 pub mod image;
 pub mod layer;
 pub mod progress;

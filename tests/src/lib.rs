@@ -4,6 +4,7 @@
 pub mod builders;
 pub mod guests;
 pub mod registry;
+pub mod schemas;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
