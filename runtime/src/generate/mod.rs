@@ -227,11 +227,11 @@ mod tests {
 
     #[test]
     fn names_come_from_the_pushed_repository() {
-        let req = request("https://example.com/a.git", "docker://r:5000/b:1", "docker://r:5000/team/My_App:2");
+        let req = request("https://example.com/a.git", "docker://r:5000/b:1", "docker://r:5000/team/my_app.v2:2");
         let step = BuildStep::from_request(&req, vec![], None, "i").unwrap();
-        assert_eq!(step.name, "my-app");
+        assert_eq!(step.name, "my-app-v2");
         assert_eq!(step.builder.to_string(), "r:5000/b:1");
-        assert_eq!(step.output.to_string(), "r:5000/team/My_App:2");
+        assert_eq!(step.output.to_string(), "r:5000/team/my_app.v2:2");
         assert!(BuildStep::from_request(&req, vec![], Some("Bad"), "i").is_err());
         assert_eq!(BuildStep::from_request(&req, vec![], Some("ok-1"), "i").unwrap().name, "ok-1");
     }
