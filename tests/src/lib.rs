@@ -3,6 +3,7 @@
 
 pub mod builders;
 pub mod guests;
+pub mod podman;
 pub mod registry;
 pub mod schemas;
 
