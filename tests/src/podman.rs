@@ -25,7 +25,8 @@ events_logger = "none"
 runtime = "runc"
 "#;
 
-const REGISTRIES_CONF: &str = "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n";
+const REGISTRIES_CONF: &str =
+    "unqualified-search-registries = []\nshort-name-mode = \"disabled\"\n";
 
 impl Podman {
     /// A podman with fresh storage, checked to run a container: the static `probe` binary
@@ -35,9 +36,14 @@ impl Podman {
         match version {
             Ok(o) if o.status.success() => {}
             Ok(o) => panic!("podman does not work here:\n{}", describe(&o)),
-            Err(e) => panic!("podman is not installed ({e}): run `WS2I_SETUP_PODMAN=1 scripts/setup`"),
+            Err(e) => {
+                panic!("podman is not installed ({e}): run `WS2I_SETUP_PODMAN=1 scripts/setup`")
+            }
         }
-        let dir = tempfile::Builder::new().prefix("ws2i-podman-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ws2i-podman-")
+            .tempdir()
+            .unwrap();
         std::fs::write(dir.path().join("containers.conf"), CONTAINERS_CONF).unwrap();
         std::fs::write(dir.path().join("registries.conf"), REGISTRIES_CONF).unwrap();
         let p = Podman { dir };
@@ -45,11 +51,32 @@ impl Podman {
         std::fs::create_dir_all(&rootfs).unwrap();
         std::fs::copy(probe, rootfs.join("probe")).unwrap();
         let tar = p.dir.path().join("probe.tar");
-        crate::run_ok(Command::new("tar").arg("-C").arg(&rootfs).args(["-cf"]).arg(&tar).arg("."));
-        p.ok(p.cmd().arg("import").arg(&tar).arg("localhost/ws2i-test/probe:1"));
+        crate::run_ok(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .args(["-cf"])
+                .arg(&tar)
+                .arg("."),
+        );
+        p.ok(p
+            .cmd()
+            .arg("import")
+            .arg(&tar)
+            .arg("localhost/ws2i-test/probe:1"));
         let out = run(p.cmd().args([
-            "run", "--rm", "--network", "none", "--user", "1000:1000", "--read-only", "--cap-drop", "all",
-            "localhost/ws2i-test/probe:1", "/probe", "--version",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "1000:1000",
+            "--read-only",
+            "--cap-drop",
+            "all",
+            "localhost/ws2i-test/probe:1",
+            "/probe",
+            "--version",
         ]));
         assert!(
             out.status.success(),

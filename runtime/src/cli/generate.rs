@@ -34,7 +34,9 @@ impl EngineCommand {
         match self {
             EngineCommand::Job(a) => (Engine::Job, "job", a),
             EngineCommand::TektonTask(a) => (Engine::TektonTask, "tekton-task", a),
-            EngineCommand::ShipwrightStrategy(a) => (Engine::ShipwrightStrategy, "shipwright-strategy", a),
+            EngineCommand::ShipwrightStrategy(a) => {
+                (Engine::ShipwrightStrategy, "shipwright-strategy", a)
+            }
         }
     }
 }
@@ -108,9 +110,11 @@ fn typed_build_flags(sub: &str) -> Result<Vec<String>> {
             flags.push(format!("--{long}"));
         } else if let Some(raw) = m.get_raw(id) {
             for v in raw {
-                let v = v
-                    .to_str()
-                    .ok_or_else(|| anyhow::anyhow!("--{long}: the value is not UTF-8, which a manifest cannot hold"))?;
+                let v = v.to_str().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--{long}: the value is not UTF-8, which a manifest cannot hold"
+                    )
+                })?;
                 flags.push(format!("--{long}={v}"));
             }
         }

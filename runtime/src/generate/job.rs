@@ -20,11 +20,19 @@ pub(super) fn job(step: &BuildStep) -> Value {
             SOURCE_DIR.to_string()
         }
     };
-    let extra = ["--output=json".to_string()].into_iter().chain(step.source_flags()).chain(step.flags.iter().cloned());
-    let args: Vec<String> = pod::build_args(&source, &step.builder.to_string(), &step.output.to_string(), extra)
-        .iter()
-        .map(|a| escape(a))
-        .collect();
+    let extra = ["--output=json".to_string()]
+        .into_iter()
+        .chain(step.source_flags())
+        .chain(step.flags.iter().cloned());
+    let args: Vec<String> = pod::build_args(
+        &source,
+        &step.builder.to_string(),
+        &step.output.to_string(),
+        extra,
+    )
+    .iter()
+    .map(|a| escape(a))
+    .collect();
     json!({
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -74,7 +74,10 @@ pub enum GenerateError {
     #[error("--runtime-image {0:?} must be scratch or docker://HOST/REPO[:TAG]: the step's store starts empty")]
     LocalRuntimeImage(String),
     #[error("{flag} names host paths, which a pod does not have; {instead}")]
-    HostPaths { flag: &'static str, instead: &'static str },
+    HostPaths {
+        flag: &'static str,
+        instead: &'static str,
+    },
     #[error("SOURCE {0:?} is a file:// URL, a path of this machine: give the directory itself")]
     FileUrl(String),
     #[error("--name {0:?} is not a DNS label (lowercase letters, digits and '-', at most 52)")]
@@ -94,8 +97,14 @@ impl BuildStep {
         name: Option<&str>,
         image: &str,
     ) -> Result<BuildStep, GenerateError> {
-        let builder = docker_ref(&req.builder).ok_or_else(|| GenerateError::LocalBuilder(req.builder.clone()))?;
-        let output = req.push.as_ref().ok_or(GenerateError::NotPushed)?.dest.clone();
+        let builder = docker_ref(&req.builder)
+            .ok_or_else(|| GenerateError::LocalBuilder(req.builder.clone()))?;
+        let output = req
+            .push
+            .as_ref()
+            .ok_or(GenerateError::NotPushed)?
+            .dest
+            .clone();
         if let Some(r) = &req.runtime_image {
             if r != "scratch" && docker_ref(r).is_none() {
                 return Err(GenerateError::LocalRuntimeImage(r.clone()));
@@ -103,21 +112,34 @@ impl BuildStep {
         }
         let paths = |flag, instead| GenerateError::HostPaths { flag, instead };
         if !req.injections.is_empty() {
-            return Err(paths("--inject", "mount a Secret and read it from the source instead"));
+            return Err(paths(
+                "--inject",
+                "mount a Secret and read it from the source instead",
+            ));
         }
         if !req.volumes.is_empty() {
             return Err(paths("--volume", "the step's cache is its emptyDir"));
         }
         if !req.env_file.is_empty() {
-            return Err(paths("--environment-file", "give the variables with -e NAME=VALUE"));
+            return Err(paths(
+                "--environment-file",
+                "give the variables with -e NAME=VALUE",
+            ));
         }
         if req.keep_temp {
-            return Err(paths("--save-temp-dir", "a pod's temporary files go with it"));
+            return Err(paths(
+                "--save-temp-dir",
+                "a pod's temporary files go with it",
+            ));
         }
         let source = match &req.source.location {
-            SourceLocation::Git(u) if u.starts_with("file://") => return Err(GenerateError::FileUrl(u.clone())),
+            SourceLocation::Git(u) if u.starts_with("file://") => {
+                return Err(GenerateError::FileUrl(u.clone()))
+            }
             SourceLocation::Git(u) => StepSource::Git(u.clone()),
-            SourceLocation::Local(p) => StepSource::Local(std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            SourceLocation::Local(p) => {
+                StepSource::Local(std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            }
         };
         let name = match name {
             Some(n) if is_dns_label(n) => n.to_string(),
@@ -129,7 +151,11 @@ impl BuildStep {
             image: image.to_string(),
             source,
             git_ref: req.source.git_ref.clone(),
-            context_dir: req.source.context_dir.as_ref().map(|p| p.display().to_string()),
+            context_dir: req
+                .source
+                .context_dir
+                .as_ref()
+                .map(|p| p.display().to_string()),
             builder,
             output,
             flags,
@@ -173,7 +199,8 @@ fn docker_ref(s: &str) -> Option<DockerRef> {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_NAME
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -184,7 +211,13 @@ fn default_name(output: &DockerRef) -> String {
     let last = output.repository.rsplit('/').next().unwrap_or_default();
     let mut name: String = last
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     name.truncate(MAX_NAME);
     let name = name.trim_matches('-').to_string();
@@ -227,26 +260,45 @@ mod tests {
 
     #[test]
     fn names_come_from_the_pushed_repository() {
-        let req = request("https://example.com/a.git", "docker://r:5000/b:1", "docker://r:5000/team/my_app.v2:2");
+        let req = request(
+            "https://example.com/a.git",
+            "docker://r:5000/b:1",
+            "docker://r:5000/team/my_app.v2:2",
+        );
         let step = BuildStep::from_request(&req, vec![], None, "i").unwrap();
         assert_eq!(step.name, "my-app-v2");
         assert_eq!(step.builder.to_string(), "r:5000/b:1");
         assert_eq!(step.output.to_string(), "r:5000/team/my_app.v2:2");
         assert!(BuildStep::from_request(&req, vec![], Some("Bad"), "i").is_err());
-        assert_eq!(BuildStep::from_request(&req, vec![], Some("ok-1"), "i").unwrap().name, "ok-1");
+        assert_eq!(
+            BuildStep::from_request(&req, vec![], Some("ok-1"), "i")
+                .unwrap()
+                .name,
+            "ok-1"
+        );
     }
 
     #[test]
     fn what_a_pod_cannot_reach_is_refused() {
-        let local_builder = request("https://example.com/a.git", "ws2i/test-builder", "docker://r/a");
+        let local_builder = request(
+            "https://example.com/a.git",
+            "ws2i/test-builder",
+            "docker://r/a",
+        );
         assert!(matches!(
             BuildStep::from_request(&local_builder, vec![], None, "i"),
             Err(GenerateError::LocalBuilder(_))
         ));
         let not_pushed = request("https://example.com/a.git", "docker://r/b", "app");
-        assert_eq!(BuildStep::from_request(&not_pushed, vec![], None, "i").unwrap_err(), GenerateError::NotPushed);
+        assert_eq!(
+            BuildStep::from_request(&not_pushed, vec![], None, "i").unwrap_err(),
+            GenerateError::NotPushed
+        );
         let file_url = request("file:///src/app", "docker://r/b", "docker://r/a");
-        assert!(matches!(BuildStep::from_request(&file_url, vec![], None, "i"), Err(GenerateError::FileUrl(_))));
+        assert!(matches!(
+            BuildStep::from_request(&file_url, vec![], None, "i"),
+            Err(GenerateError::FileUrl(_))
+        ));
         let mut runtime = request("./app", "docker://r/b", "docker://r/a");
         runtime.runtime_image = Some("ws2i/base".into());
         assert!(BuildStep::from_request(&runtime, vec![], None, "i").is_err());

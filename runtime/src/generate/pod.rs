@@ -64,7 +64,12 @@ pub(super) fn env() -> Vec<Value> {
 }
 
 /// `ws2i build SOURCE docker://BUILDER docker://OUTPUT --push EXTRA…`.
-pub(super) fn build_args(source: &str, builder: &str, output: &str, extra: impl IntoIterator<Item = String>) -> Vec<String> {
+pub(super) fn build_args(
+    source: &str,
+    builder: &str,
+    output: &str,
+    extra: impl IntoIterator<Item = String>,
+) -> Vec<String> {
     let mut args = vec![
         "build".to_string(),
         source.to_string(),

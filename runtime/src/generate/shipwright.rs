@@ -61,7 +61,9 @@ pub(super) fn build(step: &BuildStep) -> Value {
             json!({"type": "Git", "git": git})
         }
         // `shp build upload NAME DIR` streams the directory into the build's pod.
-        StepSource::Local(_) => json!({"type": "Local", "local": {"name": "local-source", "timeout": "10m"}}),
+        StepSource::Local(_) => {
+            json!({"type": "Local", "local": {"name": "local-source", "timeout": "10m"}})
+        }
     };
     if let Some(c) = &step.context_dir {
         source["contextDir"] = json!(c);

@@ -59,7 +59,11 @@ pub(super) fn task_run(step: &BuildStep) -> Value {
             json!({"name": "source", "persistentVolumeClaim": {"claimName": format!("{}-source", step.name)}}),
         ),
     };
-    let flags: Vec<String> = step.source_flags().into_iter().chain(step.flags.iter().cloned()).collect();
+    let flags: Vec<String> = step
+        .source_flags()
+        .into_iter()
+        .chain(step.flags.iter().cloned())
+        .collect();
     json!({
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
