@@ -3,40 +3,34 @@
 //! filesystem. This crate is the library a CI system can embed; the `ws2i`
 //! binary is a thin shell over it (see `cli`).
 //!
-//! One module per concept:
-//! - [`sandbox`]: run one hook in wasmtime with budgets (memory, time, disk, log, spawns).
-//! - [`layer`]: unpack hostile layers safely, diff a rootfs against its base, pack layers reproducibly.
-//! - [`reference`], [`image`], [`store`], [`registry`], [`transport`]: image references, manifests and
-//!   configs, the embedded local store, registries, and file transports.
-//! - [`containerfile`]: the Containerfile subset of `ws2i bud`: parse, plan, execute on a backend.
-//! - [`bud`]: `ws2i bud`, the containerfile plan executed on the store, layers and sandbox.
-//! - [`cli`]: argument parsing and output, nothing else.
+//! One folder per concept, in layers; a module uses only those below it
+//! (docs/architecture.md has the picture, and `tests::layering` checks it):
+//!
+//! - [`cli`]: argument parsing and printing, one library call per command;
+//! - [`s2i`] (`ws2i build`, `usage`, `rebuild`, `create`), [`containerfile`] (`ws2i bud`),
+//!   [`run`] (`ws2i run`), [`generate`] (`ws2i generate`: a build as an engine's manifests);
+//! - [`source`]: a source (dir or git) staged safely; [`image`]: references, manifests, the
+//!   local store, registries, transports;
+//! - [`layer`]: unpack, diff and pack layers; [`sandbox`]: run one hook in wasmtime with budgets;
+//! - vocabulary every layer may use: [`contract`] (hook names, environment files), [`Digest`],
+//!   [`units`], [`progress`].
 
-pub mod assemble_user;
-pub mod auth;
-pub mod bud;
-pub mod build;
 pub mod cli;
 pub mod containerfile;
-pub mod create;
+pub mod contract;
 pub mod digest;
-pub mod envfile;
 pub mod generate;
 pub mod image;
 pub mod layer;
 pub mod progress;
-pub mod rebuild;
-pub mod s2ifile;
-pub mod reference;
-pub mod registry;
 pub mod run;
+pub mod s2i;
 pub mod sandbox;
-pub mod scripts;
 pub mod source;
-pub mod store;
-pub mod transport;
-pub mod usage;
 pub mod units;
 
 pub use digest::Digest;
 pub use units::{HumanDuration, Size};
+
+#[cfg(test)]
+mod layering;

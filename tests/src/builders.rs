@@ -9,7 +9,7 @@ use std::process::Output;
 
 use ws2i::image::{ImageBuilder, NewLayer, Platform};
 use ws2i::layer::{pack_dir, MediaTypeFlavor, PackOptions};
-use ws2i::store::Store;
+use ws2i::image::store::Store;
 
 use crate::{guests, stdout, workspace_root};
 

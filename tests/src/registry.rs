@@ -152,7 +152,7 @@ impl Drop for Registry {
 pub mod fixtures {
     use anyhow::Result;
     use ws2i::image::{media, ImageBuilder, NewLayer, Platform};
-    use ws2i::store::Store;
+    use ws2i::image::store::Store;
     use ws2i::Digest;
 
     /// Returns (manifest digest, layer digest).

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use ws2i::store::Store;
+use ws2i::image::store::Store;
 use ws2i_tests::registry::fixtures::make_image;
 use ws2i_tests::registry::Registry;
 

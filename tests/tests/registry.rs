@@ -2,12 +2,12 @@
 
 use std::process::Command;
 
-use ws2i::auth::Credentials;
+use ws2i::image::auth::Credentials;
 use ws2i::image::ManifestFormat;
-use ws2i::reference::ImageRef;
-use ws2i::registry::RegistryOptions;
-use ws2i::store::Store;
-use ws2i::transport::{copy, copy_report, inspect, CopyOptions};
+use ws2i::image::reference::ImageRef;
+use ws2i::image::registry::RegistryOptions;
+use ws2i::image::store::Store;
+use ws2i::image::transport::{copy, copy_report, inspect, CopyOptions};
 use ws2i_tests::registry::fixtures::make_image;
 use ws2i_tests::registry::Registry;
 

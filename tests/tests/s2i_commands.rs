@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ws2i::store::Store;
+use ws2i::image::store::Store;
 use ws2i_tests::builders::{digest_line, make_builder, shared_cache};
 use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, workspace_root, ws2i};
 

@@ -3,9 +3,9 @@
 use std::process::Command;
 
 use ws2i::image::ManifestFormat;
-use ws2i::reference::ImageRef;
-use ws2i::store::Store;
-use ws2i::transport::{copy, inspect, CopyOptions};
+use ws2i::image::reference::ImageRef;
+use ws2i::image::store::Store;
+use ws2i::image::transport::{copy, inspect, CopyOptions};
 use ws2i_tests::registry::fixtures::make_image;
 
 fn opts(store: &Store, format: Option<ManifestFormat>) -> CopyOptions {

@@ -8,11 +8,11 @@ use anyhow::{Context, Result};
 
 use super::images::TransportFlags;
 use super::{Global, OutputFormat};
-use crate::bud::{self, BudOptions};
+use crate::containerfile::bud::{self, BudOptions};
 use crate::containerfile::BuildOptions;
-use crate::reference::ImageRef;
+use crate::image::reference::ImageRef;
 
-use crate::store::Store;
+use crate::image::store::Store;
 
 #[derive(clap::Args, Debug)]
 pub struct BudArgs {

@@ -1,4 +1,4 @@
-//! `ws2i build SOURCE BUILDER [TAG]`: flags with s2i's names, then `ws2i::build::build`.
+//! `ws2i build SOURCE BUILDER [TAG]`: flags with s2i's names, then `ws2i::s2i::build`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,16 +7,16 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
 use super::{Console, Global, OutputFormat};
-use crate::auth::Credentials;
-use crate::build::{self, BuildError, BuildRequest, PullPolicy};
-use crate::envfile::parse_env_arg;
+use crate::image::auth::Credentials;
+use crate::s2i::{self, BuildError, BuildRequest, PullPolicy};
+use crate::contract::envfile::parse_env_arg;
 use crate::image::ManifestFormat;
 use crate::layer::Compression;
-use crate::registry::RegistryOptions;
-use crate::s2ifile::S2iFile;
+use crate::image::registry::RegistryOptions;
+use crate::s2i::s2ifile::S2iFile;
 use crate::sandbox;
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
-use crate::store::Store;
+use crate::image::store::Store;
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullPolicyArg {
@@ -178,7 +178,7 @@ pub struct BuildArgs {
     /// Owner (USER[:GROUP], names from the builder's /etc/passwd) of the files assemble writes
     /// (default: the builder's io.openshift.s2i.assemble-user label, else its User).
     #[arg(long = "assemble-user", value_name = "USER[:GROUP]")]
-    pub assemble_user: Option<crate::assemble_user::AssembleUser>,
+    pub assemble_user: Option<crate::s2i::assemble_user::AssembleUser>,
     /// Restore SOURCE, BUILDER, TAG and flags from ./.s2ifile (else ./.stifile) under those given
     /// here, and save the result there once the arguments are valid.
     #[arg(long = "use-config")]
@@ -216,7 +216,7 @@ pub(super) fn request(a: &BuildArgs) -> Result<BuildRequest> {
     let mut req = BuildRequest::new(spec, builder.clone(), Store::default_root()?, cache);
     match a.tag.as_deref() {
         Some(t) => {
-            let (tag, push) = build::parse_tag(t, a.push, a.format)?;
+            let (tag, push) = s2i::parse_tag(t, a.push, a.format)?;
             req.tag = Some(tag);
             req.push = push;
         }
@@ -231,7 +231,7 @@ pub(super) fn request(a: &BuildArgs) -> Result<BuildRequest> {
     req.image_scripts_url = a.image_scripts_url.clone();
     req.destination = a.destination.clone();
     if let Some(f) = &a.environment_file {
-        req.env_file = build::read_env_file(f)?;
+        req.env_file = s2i::read_env_file(f)?;
     }
     req.env = a
         .env
@@ -259,20 +259,20 @@ pub(super) fn request(a: &BuildArgs) -> Result<BuildRequest> {
     req.runtime_artifacts = a
         .runtime_artifacts
         .iter()
-        .map(|s| build::RuntimeArtifact::parse(s))
+        .map(|s| s2i::RuntimeArtifact::parse(s))
         .collect::<Result<_>>()?;
     req.injections = a
         .inject
         .iter()
-        .map(|s| build::HostMount::parse("--inject", s))
+        .map(|s| s2i::HostMount::parse("--inject", s))
         .collect::<Result<_>>()?;
     req.volumes = a
         .volume
         .iter()
-        .map(|s| build::HostMount::parse("--volume", s))
+        .map(|s| s2i::HostMount::parse("--volume", s))
         .collect::<Result<_>>()?;
     if let Some(u) = &a.callback_url {
-        build::parse_callback_url(u)?;
+        s2i::parse_callback_url(u)?;
     }
     req.callback_url = a.callback_url.clone();
     req.assemble_user = a.assemble_user.clone();
@@ -405,7 +405,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     }
     req.progress = crate::progress::enabled(g.quiet);
     let console = Console { quiet: g.quiet };
-    let result = match build::build(&req, &console) {
+    let result = match s2i::build(&req, &console) {
         Ok(r) => r,
         Err(
             e @ (BuildError::AssembleFailed { exit_code }

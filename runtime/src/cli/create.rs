@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::{Global, OutputFormat};
-use crate::create::{self, BuilderName};
+use crate::s2i::create::{self, BuilderName};
 
 #[derive(clap::Args, Debug)]
 pub struct CreateArgs {

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use super::{Global, OutputFormat};
-use crate::auth::Credentials;
+use crate::image::auth::Credentials;
 use crate::image::{ManifestFormat, Platform};
-use crate::reference::{ImageRef, LocalRef, NameTag, RemoteTarget};
-use crate::registry::RegistryOptions;
-use crate::store::Store;
-use crate::transport::{self, CopyOptions};
+use crate::image::reference::{ImageRef, LocalRef, NameTag, RemoteTarget};
+use crate::image::registry::RegistryOptions;
+use crate::image::store::Store;
+use crate::image::transport::{self, CopyOptions};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct TransportFlags {

@@ -95,25 +95,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The log of commands whose stdout carries only their result: hook output goes
-/// to stderr as written, ws2i's own steps are marked and timed, and `--quiet`
-/// keeps only warnings.
-pub(crate) struct Console {
-    pub quiet: bool,
-}
-
-impl crate::sandbox::LogSink for Console {
-    fn line(&self, _stream: crate::sandbox::Stream, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
-        }
-    }
-    fn notice(&self, msg: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: {msg}");
-        }
-    }
-}
+/// The log of commands whose stdout carries only their result (the library's [`StderrLog`]).
+pub(crate) use crate::s2i::StderrLog as Console;
 
 /// For commands whose output is a hook's (exec, run, usage): the hook's stdout is ws2i's
 /// stdout and its stderr stays on stderr; ws2i's own notices go to stderr unless `--quiet`.
@@ -133,22 +116,6 @@ impl crate::sandbox::LogSink for Passthrough {
         if !self.quiet {
             eprintln!("ws2i: {msg}");
         }
-    }
-}
-
-impl crate::build::BuildLog for Console {
-    fn step(&self, what: &str) {
-        if !self.quiet {
-            eprintln!("ws2i: ==> {what}");
-        }
-    }
-    fn step_done(&self, what: &str, took: std::time::Duration) {
-        if !self.quiet {
-            eprintln!("ws2i: <== {what} ({:.2}s)", took.as_secs_f64());
-        }
-    }
-    fn warning(&self, msg: &str) {
-        eprintln!("ws2i: warning: {msg}");
     }
 }
 

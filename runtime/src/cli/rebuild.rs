@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::{Global, OutputFormat};
-use crate::build::{self, BuildError};
-use crate::reference::NameTag;
+use crate::s2i::{self, BuildError};
+use crate::image::reference::NameTag;
 use crate::sandbox;
-use crate::store::Store;
+use crate::image::store::Store;
 
 #[derive(clap::Args, Debug)]
 pub struct RebuildArgs {
@@ -40,11 +40,11 @@ pub fn run(g: &Global, a: RebuildArgs) -> Result<ExitCode> {
         })
         .transpose()?;
     let mut req =
-        crate::rebuild::rebuild_request(&store, &a.image, tag, sandbox::default_cache_dir())?;
+        crate::s2i::rebuild::rebuild_request(&store, &a.image, tag, sandbox::default_cache_dir())?;
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
     req.budget = a.budget.budget();
     req.progress = crate::progress::enabled(g.quiet);
-    let result = match build::build(&req, &super::Console { quiet: g.quiet }) {
+    let result = match s2i::build(&req, &super::Console { quiet: g.quiet }) {
         Ok(r) => r,
         Err(
             e @ (BuildError::AssembleFailed { exit_code }

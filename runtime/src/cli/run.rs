@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use super::Global;
 use crate::run::{self, Publish, RunLog, RunRequest};
 use crate::sandbox;
-use crate::store::Store;
+use crate::image::store::Store;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {

@@ -6,8 +6,8 @@ use anyhow::Result;
 
 use super::Global;
 use crate::sandbox;
-use crate::store::Store;
-use crate::usage::{self, UsageRequest};
+use crate::image::store::Store;
+use crate::s2i::usage::{self, UsageRequest};
 
 #[derive(clap::Args, Debug)]
 pub struct UsageArgs {

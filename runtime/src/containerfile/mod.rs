@@ -11,6 +11,7 @@
 //! 3. [`execute`]: drives a [`BudBackend`] (the store/layer/sandbox in
 //!    production, [`DirBackend`] in tests) through the plan.
 
+pub mod bud;
 mod eval;
 mod exec;
 mod expand;

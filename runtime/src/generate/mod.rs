@@ -19,8 +19,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::build::BuildRequest;
-use crate::reference::DockerRef;
+use crate::s2i::BuildRequest;
+use crate::image::DockerRef;
 use crate::source::SourceLocation;
 
 /// The engine a manifest is for.
@@ -190,8 +190,8 @@ impl BuildStep {
 
 /// `docker://HOST/REPO[:TAG|@DIGEST]` without its scheme, else `None`.
 fn docker_ref(s: &str) -> Option<DockerRef> {
-    match s.parse::<crate::reference::ImageRef>() {
-        Ok(crate::reference::ImageRef::Docker(d)) if s.starts_with("docker://") => Some(d),
+    match s.parse::<crate::image::ImageRef>() {
+        Ok(crate::image::ImageRef::Docker(d)) if s.starts_with("docker://") => Some(d),
         _ => None,
     }
 }
@@ -252,7 +252,7 @@ mod tests {
     fn request(source: &str, builder: &str, tag: &str) -> BuildRequest {
         let spec = SourceSpec::new(SourceLocation::parse(source).unwrap());
         let mut req = BuildRequest::new(spec, builder, "/s".into(), "/c".into());
-        let (t, push) = crate::build::parse_tag(tag, tag.starts_with("docker://"), None).unwrap();
+        let (t, push) = crate::s2i::parse_tag(tag, tag.starts_with("docker://"), None).unwrap();
         req.tag = Some(t);
         req.push = push;
         req

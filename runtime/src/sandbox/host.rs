@@ -11,7 +11,17 @@ use wasmtime::{Caller, Extern, Linker};
 
 use super::error::{BudgetKind, SandboxError};
 use super::log::{Event, Sink, Stream};
-use super::run::{run_one, Invocation, P1State, RunCtx, RunError};
+use super::ctx::{Invocation, RunCtx, RunError};
+
+/// What the host imports need from the store they are linked into. The runner implements it, so
+/// `ws2i.spawn` can start a child without this module knowing how modules are run.
+pub(crate) trait HostState: Send + 'static {
+    fn ctx(&self) -> &Arc<RunCtx>;
+    /// How deep in `ws2i.spawn` calls this store runs (the hook itself is 0).
+    fn depth(&self) -> u32;
+    /// Run a spawned child to completion; `Ok` carries its exit code.
+    fn run_child(ctx: &Arc<RunCtx>, inv: Invocation) -> Result<i32, RunError>;
+}
 
 // wasi_snapshot_preview1 errno values.
 const ERRNO_SUCCESS: i32 = 0;
@@ -71,24 +81,24 @@ pub(crate) fn read_guest_file(ctx: &RunCtx, program: &str) -> Result<Vec<u8>, Sa
     dir.read(&rel).map_err(|e| SandboxError::io(format!("cannot read hook {program}"), e))
 }
 
-fn memory(caller: &mut Caller<'_, P1State>) -> Option<wasmtime::Memory> {
+fn memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Some(m),
         _ => None,
     }
 }
 
-fn read_bytes(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Option<Vec<u8>> {
+fn read_bytes<T>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<Vec<u8>> {
     let mem = memory(caller)?;
     let (ptr, len) = (usize::try_from(ptr as u32).ok()?, usize::try_from(len as u32).ok()?);
     mem.data(&*caller).get(ptr..ptr.checked_add(len)?).map(<[u8]>::to_vec)
 }
 
-fn read_str(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Option<String> {
+fn read_str<T>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<String> {
     String::from_utf8(read_bytes(caller, ptr, len)?).ok()
 }
 
-fn read_list(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Option<Vec<String>> {
+fn read_list<T>(caller: &mut Caller<'_, T>, ptr: i32, len: i32) -> Option<Vec<String>> {
     if len == 0 {
         return Some(Vec::new());
     }
@@ -97,11 +107,11 @@ fn read_list(caller: &mut Caller<'_, P1State>, ptr: i32, len: i32) -> Option<Vec
     body.split(|&b| b == 0).map(|s| String::from_utf8(s.to_vec()).ok()).collect()
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<P1State>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: HostState>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(
         "ws2i",
         "spawn",
-        |mut caller: Caller<'_, P1State>,
+        |mut caller: Caller<'_, T>,
          prog: i32,
          prog_len: i32,
          argv: i32,
@@ -129,8 +139,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<P1State>) -> wasmtime::Result<()
             if program.is_empty() || !program.starts_with('/') {
                 return Ok(ERRNO_INVAL);
             }
-            let ctx = caller.data().ctx.clone();
-            let depth = caller.data().depth + 1;
+            let ctx = caller.data().ctx().clone();
+            let depth = caller.data().depth() + 1;
             let budget = &ctx.state.budget;
             if depth > budget.spawn_depth {
                 return Err(wasmtime::Error::new(budget.exceeded(BudgetKind::SpawnDepth)));
@@ -148,7 +158,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<P1State>) -> wasmtime::Result<()
                 }
             };
             let inv = Invocation { program, args: argv, env, cwd, stdout, depth };
-            let code = match run_one(&ctx, inv) {
+            let code = match T::run_child(&ctx, inv) {
                 Ok(code) => code,
                 Err(RunError::Budget(b)) => return Err(wasmtime::Error::new(b)),
                 Err(RunError::Trap(msg)) => {
@@ -170,14 +180,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<P1State>) -> wasmtime::Result<()
             }
         },
     )?;
-    linker.func_wrap("ws2i", "chmod", |mut caller: Caller<'_, P1State>, ptr: i32, len: i32, mode: i32| -> wasmtime::Result<i32> {
+    linker.func_wrap("ws2i", "chmod", |mut caller: Caller<'_, T>, ptr: i32, len: i32, mode: i32| -> wasmtime::Result<i32> {
         let Some(path) = read_str(&mut caller, ptr, len) else { return Ok(ERRNO_INVAL) };
-        Ok(chmod(&caller.data().ctx, &path, mode as u32))
+        Ok(chmod(caller.data().ctx(), &path, mode as u32))
     })?;
     // docs/hooks.md "mode": the read half of chmod (WASI p1 filestat has no mode).
-    linker.func_wrap("ws2i", "mode", |mut caller: Caller<'_, P1State>, ptr: i32, len: i32, out: i32| -> wasmtime::Result<i32> {
+    linker.func_wrap("ws2i", "mode", |mut caller: Caller<'_, T>, ptr: i32, len: i32, out: i32| -> wasmtime::Result<i32> {
         let Some(path) = read_str(&mut caller, ptr, len) else { return Ok(ERRNO_INVAL) };
-        let bits = match mode(&caller.data().ctx, &path) {
+        let bits = match mode(caller.data().ctx(), &path) {
             Ok(bits) => bits,
             Err(errno) => return Ok(errno),
         };

@@ -6,6 +6,7 @@
 //! a nested module on the same thread); the caller's thread receives the log lines meanwhile.
 
 mod budget;
+mod ctx;
 mod detect;
 mod engine;
 mod error;
@@ -31,7 +32,7 @@ pub use log::{LogSink, Stream};
 use budget::RunState;
 use engine::Engines;
 use log::{Event, LogBudget, Sink};
-use run::{Invocation, RunCtx, RunError};
+use ctx::{Invocation, RunCtx, RunError};
 
 /// An extra directory the hook sees (`--inject`, `--volume`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,8 @@
 //! Running one module (core or component) in a fresh store: WASI context, limits, epoch checks.
 //! A spawned child goes through the same path with the parent's shared `RunCtx`.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::{Linker, ResourceLimiter, Store, UpdateDeadline};
@@ -11,50 +10,12 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::budget::RunState;
+use super::ctx::{Invocation, RunCtx, RunError};
 use super::detect::{detect, WasmKind};
-use super::engine::{CacheUse, Compiled, Engines};
+use super::engine::Compiled;
 use super::error::{BudgetExceeded, BudgetKind, SandboxError};
-use super::log::{LogBudget, Sink, Stream};
-use super::{host, Mount};
-
-/// Everything a hook and its spawned children share.
-pub(crate) struct RunCtx {
-    pub engines: Arc<Engines>,
-    pub state: Arc<RunState>,
-    pub log: Arc<LogBudget>,
-    pub rootfs: PathBuf,
-    pub rootfs_read_only: bool,
-    pub mounts: Vec<Mount>,
-    pub reproducible: Option<u64>,
-    pub cache_uses: Mutex<Vec<CacheUse>>,
-    pub spawned: AtomicU32,
-}
-
-/// One program to run: what `Hook` says, or what a `ws2i.spawn` call says.
-pub(crate) struct Invocation {
-    pub program: String,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub cwd: String,
-    pub stdout: Sink,
-    pub depth: u32,
-}
-
-/// Why a module did not produce an exit code.
-pub(crate) enum RunError {
-    /// Refused before it ran (not found, not wasm, does not compile, bad setup).
-    Refused(SandboxError),
-    /// It ran and was stopped by a fatal budget.
-    Budget(BudgetExceeded),
-    /// It ran and trapped.
-    Trap(String),
-}
-
-impl From<SandboxError> for RunError {
-    fn from(e: SandboxError) -> Self {
-        RunError::Refused(e)
-    }
-}
+use super::host::{self, HostState};
+use super::log::{Sink, Stream};
 
 pub(crate) struct MemLimiter {
     limit: u64,
@@ -77,8 +38,20 @@ impl ResourceLimiter for MemLimiter {
 pub(crate) struct P1State {
     wasi: WasiP1Ctx,
     limits: MemLimiter,
-    pub ctx: Arc<RunCtx>,
-    pub depth: u32,
+    ctx: Arc<RunCtx>,
+    depth: u32,
+}
+
+impl HostState for P1State {
+    fn ctx(&self) -> &Arc<RunCtx> {
+        &self.ctx
+    }
+    fn depth(&self) -> u32 {
+        self.depth
+    }
+    fn run_child(ctx: &Arc<RunCtx>, inv: Invocation) -> Result<i32, RunError> {
+        run_one(ctx, inv)
+    }
 }
 
 struct P2State {

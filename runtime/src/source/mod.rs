@@ -30,8 +30,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use regex::Regex;
 
-use crate::envfile::{self, EnvError, EnvFileKind, EnvVar};
-use crate::scripts::ScriptName;
+use crate::contract::envfile::{self, EnvError, EnvFileKind, EnvVar};
+use crate::contract::ScriptName;
 
 /// s2i's default `--exclude`.
 pub const DEFAULT_EXCLUDE: &str = r"(^|/)\.git(/|$)";

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::BuildRequest;
-use crate::reference::{LocalRef, NameTag};
+use crate::s2i::BuildRequest;
+use crate::image::reference::{LocalRef, NameTag};
 use crate::source::{SourceLocation, SourceSpec};
-use crate::store::Store;
+use crate::image::store::Store;
 
 const BUILD_IMAGE: &str = "io.openshift.s2i.build.image";
 const SOURCE_LOCATION: &str = "io.openshift.s2i.build.source-location";
@@ -45,7 +45,7 @@ pub fn rebuild_request(
     let r: LocalRef =
         image
             .parse()
-            .map_err(|e: crate::reference::RefError| RebuildError::NotFound {
+            .map_err(|e: crate::image::reference::RefError| RebuildError::NotFound {
                 image: image.into(),
                 reason: e.to_string(),
             })?;

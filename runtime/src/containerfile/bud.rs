@@ -29,11 +29,12 @@ use crate::layer::{
     self, BaseRootfs, BuildRoot, Compression, MediaTypeFlavor, PackOptions,
     RootfsCache,
 };
-use crate::reference::{ImageRef, LocalRef};
-use crate::registry::RegistryOptions;
+use crate::image::reference::{ImageRef, LocalRef};
+use crate::image::registry::RegistryOptions;
 use crate::sandbox::{self, Budget, Hook, LogSink, Sandbox, SandboxConfig};
-use crate::store::Store;
-use crate::transport::{self, CopyOptions, ImageDestination};
+use crate::image::store::Store;
+use crate::image::transport::{self, CopyOptions};
+use crate::image::ImageDestination;
 use crate::Digest;
 
 /// Everything `ws2i bud` takes besides the Containerfile and the context.

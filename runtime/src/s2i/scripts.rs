@@ -24,41 +24,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The S2I script names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ScriptName {
-    Assemble,
-    Run,
-    SaveArtifacts,
-    Usage,
-    AssembleRuntime,
-}
+use anyhow::Context as _;
 
-impl ScriptName {
-    pub const ALL: [ScriptName; 5] =
-        [Self::Assemble, Self::Run, Self::SaveArtifacts, Self::Usage, Self::AssembleRuntime];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Assemble => "assemble",
-            Self::Run => "run",
-            Self::SaveArtifacts => "save-artifacts",
-            Self::Usage => "usage",
-            Self::AssembleRuntime => "assemble-runtime",
-        }
-    }
-    /// File names under which the script is looked up, in order.
-    pub fn file_names(self) -> [String; 2] {
-        [self.as_str().to_string(), format!("{}.wasm", self.as_str())]
-    }
-    pub fn from_file_name(name: &str) -> Option<Self> {
-        let base = name.strip_suffix(".wasm").unwrap_or(name);
-        Self::ALL.into_iter().find(|s| s.as_str() == base)
+pub use crate::contract::ScriptName;
+
+/// An image's unpacked rootfs seen through cap-std, so that an image symlink cannot point a
+/// script check outside it.
+pub struct ImageDir(cap_std::fs::Dir);
+
+impl ImageDir {
+    pub fn open(rootfs: &Path) -> std::io::Result<Self> {
+        Ok(ImageDir(cap_std::fs::Dir::open_ambient_dir(rootfs, cap_std::ambient_authority())?))
     }
 }
 
-impl std::fmt::Display for ScriptName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+impl ImageFs for ImageDir {
+    fn exists(&self, guest_path: &str) -> bool {
+        let rel = guest_path.trim_start_matches('/');
+        !rel.is_empty() && self.0.metadata(rel).is_ok_and(|m| m.is_file())
     }
 }
 
@@ -344,6 +327,75 @@ fn save(dir: &Path, file_name: &str, data: &[u8], url: &str) -> Result<PathBuf, 
     let dest = dir.join(file_name);
     tmp.persist(&dest).map_err(|e| err(e.error))?;
     Ok(dest)
+}
+
+/// Stage "Resolving scripts": the build's scripts against the builder's rootfs
+/// (`--scripts-url`, the source's `.s2i/bin`, `--image-scripts-url` or the builder's label).
+/// An extended build's builder needs no `run`: the runtime image's is the result's command.
+pub(crate) fn for_build(
+    ctx: &crate::s2i::BuildCtx,
+    builder: &crate::s2i::builder::Builder,
+    base: &crate::s2i::builder::Base,
+    source: &crate::source::FetchedSource,
+) -> Result<ResolvedScripts, crate::s2i::BuildError> {
+    use anyhow::Context as _;
+    let required: &[ScriptName] =
+        if ctx.req.runtime_image.is_some() { &[ScriptName::Assemble] } else { &UPSTREAM_REQUIRED };
+    let image_url = ctx.req.image_scripts_url.clone().or_else(|| image_scripts_url(&builder.labels, &builder.env));
+    let fs = ImageDir::open(base.rootfs.path()).context("opening the builder rootfs")?;
+    let src = ScriptSources {
+        scripts_url: ctx.req.scripts_url.as_deref(),
+        source_scripts: &source.scripts,
+        image_url: image_url.as_deref(),
+        image: &fs,
+        download_dir: &ctx.staging.path().join("downloads"),
+        limits: DownloadLimits::default(),
+    };
+    Ok(resolve_blocking(&src, required).context("resolving S2I scripts")?)
+}
+
+/// Installs every non-image script at `<destination>/scripts/<name>` (temp name, then rename)
+/// and returns each script's guest path.
+pub(crate) fn install(
+    root: &cap_std::fs::Dir,
+    destination: &str,
+    resolved: &ResolvedScripts,
+) -> Result<BTreeMap<ScriptName, String>, crate::s2i::BuildError> {
+    let mut placed = BTreeMap::new();
+    for (name, script) in &resolved.scripts {
+        let host = match &script.location {
+            ScriptLocation::InImage(p) => {
+                placed.insert(*name, p.clone());
+                continue;
+            }
+            ScriptLocation::Downloaded(p) | ScriptLocation::FromSource(p) => p,
+        };
+        let scripts_rel = crate::s2i::rootfs::join_rel(destination, "scripts");
+        root.create_dir_all(&scripts_rel)
+            .with_context(|| format!("creating {destination}/scripts"))?;
+        let file = format!("{scripts_rel}/{}", name.as_str());
+        let bytes =
+            std::fs::read(host).with_context(|| format!("reading script {}", host.display()))?;
+        let tmp = format!("{file}.ws2i-tmp");
+        root.write(&tmp, &bytes)
+            .with_context(|| format!("writing {destination}/scripts/{name}"))?;
+        root.set_permissions(
+            &tmp,
+            cap_std::fs::Permissions::from_std(std::os::unix::fs::PermissionsExt::from_mode(0o755)),
+        )
+        .context("setting script permissions")?;
+        root.rename(&tmp, root, &file)
+            .context("installing a script")?;
+        placed.insert(*name, format!("/{file}"));
+    }
+    Ok(placed)
+}
+
+pub(crate) fn is_in_image(resolved: &ResolvedScripts, guest: &str) -> bool {
+    resolved
+        .scripts
+        .values()
+        .any(|s| matches!(&s.location, ScriptLocation::InImage(p) if p == guest))
 }
 
 #[cfg(test)]

@@ -19,11 +19,11 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
-use crate::auth::{self, Credentials};
+use crate::image::auth::{self, Credentials};
 use crate::digest::HashingWriter;
 use crate::image::{self, media, Descriptor};
-use crate::reference::{DockerRef, RemoteTarget};
-use crate::transport::{ImageDestination, ImageSource};
+use crate::image::reference::{DockerRef, RemoteTarget};
+use crate::image::endpoint::{ImageDestination, ImageSource};
 use crate::Digest;
 
 #[derive(Debug, Clone, Default)]

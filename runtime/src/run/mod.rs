@@ -20,9 +20,9 @@ use cap_std::fs::Dir;
 
 use crate::image::ImageConfig;
 use crate::layer::RootfsCache;
-use crate::reference::LocalRef;
+use crate::image::reference::LocalRef;
 use crate::sandbox::{Budget, Hook, HttpServe, LogSink, ProgramKind, Sandbox, SandboxConfig, SandboxError};
-use crate::store::Store;
+use crate::image::store::Store;
 
 /// `-p [HOST_IP:]HOST_PORT:PORT`: where a served image listens. `HOST_PORT` 0 picks a free port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,13 +183,13 @@ pub fn podman_hint(image: &str, publish: Option<&Publish>, args: Option<&[String
 pub fn run_image(req: &RunRequest, log: &dyn RunLog) -> Result<i32, RunError> {
     let not_found = |reason: String| RunError::ImageNotFound { image: req.image.clone(), reason };
     let store = Store::open(&req.store_root).context("opening the local image store")?;
-    let r: LocalRef = req.image.parse().map_err(|e: crate::reference::RefError| not_found(e.to_string()))?;
+    let r: LocalRef = req.image.parse().map_err(|e: crate::image::reference::RefError| not_found(e.to_string()))?;
     let img = store.resolve(&r).map_err(|e| not_found(format!("{e:#}")))?;
     let image = r.to_string();
 
     std::fs::create_dir_all(&req.cache_dir).with_context(|| format!("creating {}", req.cache_dir.display()))?;
     let cache = RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
-    let base = cache.base(&crate::usage::image_layers(&store, &img)?).context("unpacking the image's layers")?;
+    let base = cache.base(&store.image_layers(&img)?).context("unpacking the image's layers")?;
     let cmd = command(&img.config, req.args.as_deref(), &req.env, base.path())
         .ok_or_else(|| RunError::NoCommand { image: image.clone() })?;
 

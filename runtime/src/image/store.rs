@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use crate::digest::HashingWriter;
 use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME};
 use crate::layer::{Compression, LayerSource};
-use crate::reference::{LocalRef, NameTag};
+use crate::image::reference::{LocalRef, NameTag};
 use crate::Digest;
 
 #[derive(Debug, thiserror::Error)]
@@ -389,6 +389,11 @@ impl Store {
     }
 
     /// The layers of a stored image, bottom first, as the rootfs cache reads them.
+    /// The layers of a stored image, for [`crate::layer::RootfsCache::base`].
+    pub fn image_layers(&self, img: &ResolvedImage) -> Result<Vec<LayerSource>> {
+        self.layer_sources(&img.manifest, &img.config.rootfs.diff_ids)
+    }
+
     pub fn layer_sources(&self, manifest: &Manifest, diff_ids: &[Digest]) -> Result<Vec<LayerSource>> {
         if diff_ids.len() != manifest.layers.len() {
             bail!("image is inconsistent: {} layers but {} diff_ids", manifest.layers.len(), diff_ids.len());

@@ -1,6 +1,6 @@
 //! `ws2i usage BUILDER`: runs the builder's `usage` hook, as `s2i usage` does.
 //!
-//! The builder is resolved as `ws2i build` does ([`crate::build::resolve_image`]): a local store
+//! The builder is resolved as `ws2i build` does ([`crate::s2i::resolve_image`]): a local store
 //! reference, or `docker://…` pulled into the store per `--pull-policy`; its scripts are resolved like a build's, minus the source: `--scripts-url`, then the
 //! builder's scripts-url label, then `image:///usr/libexec/s2i`. The hook runs in the sandbox on a
 //! private checkout of the builder's rootfs, so whatever it writes is thrown away.
@@ -12,12 +12,12 @@ use anyhow::{anyhow, Context, Result};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use crate::layer::{LayerSource, RootfsCache};
-use crate::build::{resolve_image, Pull, PullPolicy};
-use crate::registry::RegistryOptions;
+use crate::layer::RootfsCache;
+use crate::s2i::{resolve_image, Pull, PullPolicy};
+use crate::image::registry::RegistryOptions;
 use crate::sandbox::{Budget, Hook, LogSink, Sandbox, SandboxConfig};
-use crate::scripts::{self, ImageFs, ScriptLocation, ScriptName, ScriptSources};
-use crate::store::{ResolvedImage, Store};
+use crate::s2i::scripts::{self, ImageDir, ScriptLocation, ScriptName, ScriptSources};
+use crate::image::store::Store;
 
 /// One `ws2i usage` run.
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
     let cache =
         RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
     let base = cache
-        .base(&image_layers(&store, &img)?)
+        .base(&store.image_layers(&img)?)
         .context("unpacking the builder's layers")?;
 
     let labels: HashMap<String, String> = img.config.labels().into_iter().collect();
@@ -78,10 +78,7 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
         .prefix("ws2i-usage-")
         .tempdir()
         .context("creating a download dir")?;
-    let fs = RootFs(
-        Dir::open_ambient_dir(base.path(), ambient_authority())
-            .context("opening the builder rootfs")?,
-    );
+    let fs = ImageDir::open(base.path()).context("opening the builder rootfs")?;
     let no_source = Default::default();
     let src = ScriptSources {
         scripts_url: req.scripts_url.as_deref(),
@@ -133,17 +130,3 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
 }
 
 
-/// The layers of a stored image, for [`RootfsCache::base`].
-pub fn image_layers(store: &Store, img: &ResolvedImage) -> Result<Vec<LayerSource>> {
-    store.layer_sources(&img.manifest, &img.config.rootfs.diff_ids)
-}
-
-/// The builder rootfs seen through cap-std, so an image symlink cannot point a check outside it.
-struct RootFs(Dir);
-
-impl ImageFs for RootFs {
-    fn exists(&self, guest_path: &str) -> bool {
-        let rel = guest_path.trim_start_matches('/');
-        !rel.is_empty() && self.0.metadata(rel).is_ok_and(|m| m.is_file())
-    }
-}
