@@ -10,7 +10,7 @@
 //! - [`pipeline`]: OKD's BuildConfig, ImageStream and Build objects and triggers, run locally
 //!   (above `s2i`, `containerfile` and `image`);
 //! - [`s2i`] (`ws2i build`, `usage`, `rebuild`, `create`), [`containerfile`] (`ws2i bud`),
-//!   [`run`] (`ws2i run`);
+//!   [`run`] (`ws2i run`), [`generate`] (`ws2i generate`: a build as an engine's manifests);
 //! - [`source`]: a source (dir or git) staged safely; [`image`]: references, manifests, the
 //!   local store, registries, transports;
 //! - [`layer`]: unpack, diff and pack layers; [`sandbox`]: run one hook in wasmtime with budgets;
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod containerfile;
 pub mod contract;
 pub mod digest;
+pub mod generate;
 pub mod image;
 pub mod layer;
 pub mod pipeline;

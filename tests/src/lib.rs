@@ -4,7 +4,9 @@
 pub mod builders;
 pub mod git;
 pub mod guests;
+pub mod podman;
 pub mod registry;
+pub mod schemas;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,47 +1,19 @@
 //! examples/kubernetes against the Kubernetes JSON schemas vendored in tests/fixtures/kubernetes
-//! (strict: unknown fields are errors), and consistent with each other.
+//! (strict: unknown fields are errors, see ws2i_tests::schemas), and consistent with each other.
 
-use std::fs;
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use serde_json::Value;
+use ws2i_tests::schemas::{errors, yaml_dir};
 use ws2i_tests::workspace_root;
 
 fn examples() -> PathBuf {
     workspace_root().join("examples/kubernetes")
 }
 
-/// The schema for a manifest's apiVersion/kind.
-fn validator(doc: &Value) -> jsonschema::Validator {
-    let file = match (doc["apiVersion"].as_str(), doc["kind"].as_str()) {
-        (Some("node.k8s.io/v1"), Some("RuntimeClass")) => "runtimeclass-node-v1.json",
-        (Some("apps/v1"), Some("Deployment")) => "deployment-apps-v1.json",
-        (Some("v1"), Some("Service")) => "service-v1.json",
-        other => panic!("no vendored schema for {other:?}"),
-    };
-    let path = workspace_root().join("tests/fixtures/kubernetes").join(file);
-    let schema: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn errors(doc: &Value) -> Vec<String> {
-    validator(doc).iter_errors(doc).map(|e| format!("{}: {e}", e.instance_path())).collect()
-}
-
 /// Every YAML document of every file in examples/kubernetes.
 fn manifests() -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    let mut files: Vec<_> = fs::read_dir(examples()).unwrap().flatten().map(|e| e.path()).collect();
-    files.sort();
-    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml" || e == "yml")) {
-        let text = fs::read_to_string(f).unwrap();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-            out.push((f.file_name().unwrap().to_string_lossy().into_owned(), v));
-        }
-    }
-    out
+    yaml_dir(&examples())
 }
 
 fn find<'a>(docs: &'a [(String, Value)], kind: &str) -> &'a Value {
@@ -51,7 +23,7 @@ fn find<'a>(docs: &'a [(String, Value)], kind: &str) -> &'a Value {
 #[test]
 fn example_manifests_match_the_kubernetes_schemas() {
     let docs = manifests();
-    assert_eq!(docs.len(), 3, "RuntimeClass, Deployment, Service");
+    assert_eq!(docs.len(), 4, "RuntimeClass, Deployment, Service, the build Job");
     for (file, doc) in &docs {
         let errs = errors(doc);
         assert!(errs.is_empty(), "{file}: {errs:#?}");

@@ -186,12 +186,12 @@ pub struct BuildArgs {
     /// POST {"success":bool,"labels":{…}} to this http(s) URL when the build ends, failed or not.
     #[arg(long = "callback-url", value_name = "URL")]
     pub callback_url: Option<String>,
+    /// Write the result's digest (the pushed one with --push) to FILE, e.g. a Tekton result.
+    #[arg(long = "digest-file", value_name = "FILE")]
+    pub digest_file: Option<PathBuf>,
 }
 
-
-
-
-fn request(a: &BuildArgs) -> Result<BuildRequest> {
+pub(super) fn request(a: &BuildArgs) -> Result<BuildRequest> {
     if a.as_dockerfile.is_some() {
         bail!(
             "--as-dockerfile is not supported: ws2i runs the builder's hooks as WebAssembly in its own sandbox, \
@@ -420,6 +420,10 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context("build failed")),
     };
+    if let Some(path) = &a.digest_file {
+        let digest = result.pushed.as_ref().map_or(&result.digest, |p| &p.digest);
+        std::fs::write(path, digest.to_string()).with_context(|| format!("writing --digest-file {}", path.display()))?;
+    }
     let name = result.image.clone().unwrap_or_else(|| "(untagged)".into());
     match g.output {
         OutputFormat::Json => println!("{}", serde_json::to_string(&result)?),

@@ -10,6 +10,7 @@ mod budget;
 mod create;
 mod build;
 mod exec;
+mod generate;
 mod images;
 mod pipeline;
 mod rebuild;
@@ -49,6 +50,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Build an image from SOURCE with a builder image, the S2I way (hooks run as WebAssembly).
     Build(Box<build::BuildArgs>),
+    /// Print the manifest that runs a build on Kubernetes, Tekton or Shipwright, unprivileged.
+    Generate(generate::GenerateArgs),
     /// Run one hook against a rootfs directory with the build sandbox and budgets.
     Exec(exec::ExecArgs),
     /// Build an image from a Containerfile (no daemon, no native RUN).
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(&cli.global, *args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Generate(args) => generate::run(&cli.global, args),
         Command::Bud(args) => bud::run(&cli.global, args),
         Command::Create(args) => create::run(&cli.global, args),
         Command::Rebuild(args) => rebuild::run(&cli.global, args),
