@@ -53,6 +53,11 @@ impl Layout {
     pub fn config(&self) -> PathBuf {
         self.etc.join("config")
     }
+
+    /// The [`CompressionPolicy::tag`] the site was compressed with (for save-artifacts).
+    pub fn compression_tag(&self) -> PathBuf {
+        self.etc.join("compression")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +67,8 @@ pub struct Options {
     pub precompress: bool,
     /// The Markdown page template (`{{title}}`, `{{content}}`).
     pub template: String,
+    /// How hard to compress (`WEB_GZIP_LEVEL`, `WEB_BROTLI_QUALITY`).
+    pub compression: CompressionPolicy,
 }
 
 impl Default for Options {
@@ -70,7 +77,69 @@ impl Default for Options {
             config: Config::default(),
             precompress: true,
             template: markdown::DEFAULT_TEMPLATE.into(),
+            compression: CompressionPolicy::default(),
         }
+    }
+}
+
+/// How hard assemble compresses (docs/builders/static-web.md, "Compression policy").
+///
+/// gzip level 6 (zlib's own default; level 9 saves under 1% more on text for several times
+/// the time). Brotli's quality falls with the file's size, because its cost per byte rises
+/// steeply with quality (11 is ~50x slower than 5 for ~5% smaller output): small files get
+/// most of the ratio for little time, and a big bundle cannot stall the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionPolicy {
+    /// 1-9.
+    pub gzip_level: u32,
+    /// 0-11 for every file, or `None` for the by-size default.
+    pub brotli_quality: Option<u32>,
+}
+
+impl Default for CompressionPolicy {
+    fn default() -> Self {
+        CompressionPolicy { gzip_level: 6, brotli_quality: None }
+    }
+}
+
+impl CompressionPolicy {
+    /// Brotli's quality for a file of `size` bytes.
+    pub fn brotli_quality_for(&self, size: usize) -> u32 {
+        self.brotli_quality.unwrap_or(match size {
+            0..=65_536 => 7,
+            65_537..=1_048_576 => 6,
+            _ => 5,
+        })
+    }
+
+    /// `WEB_GZIP_LEVEL` and `WEB_BROTLI_QUALITY` (empty or unset: the default); also the
+    /// keys whose values were refused.
+    pub fn from_vars(gzip: Option<&str>, brotli: Option<&str>) -> (Self, Vec<String>) {
+        let mut p = CompressionPolicy::default();
+        let mut rejected = Vec::new();
+        let num = |v: Option<&str>, max: u32| -> Option<Result<u32, ()>> {
+            let v = v.map(str::trim).filter(|v| !v.is_empty())?;
+            Some(v.parse().ok().filter(|n| *n <= max).ok_or(()))
+        };
+        match num(gzip, 9) {
+            Some(Ok(n)) if n >= 1 => p.gzip_level = n,
+            Some(_) => rejected.push("WEB_GZIP_LEVEL".to_string()),
+            None => {}
+        }
+        match num(brotli, 11) {
+            Some(Ok(n)) => p.brotli_quality = Some(n),
+            Some(Err(())) => rejected.push("WEB_BROTLI_QUALITY".to_string()),
+            None => {}
+        }
+        (p, rejected)
+    }
+
+    /// The name of the artifacts directory for outputs made with this policy
+    /// (`v2-gz6-brsize`): a previous build's variants are reused only if they were made
+    /// with the same settings.
+    pub fn tag(&self) -> String {
+        let br = self.brotli_quality.map_or("size".to_string(), |q| q.to_string());
+        format!("{}-gz{}-br{br}", layout::ARTIFACTS_VERSION, self.gzip_level)
     }
 }
 
@@ -83,7 +152,6 @@ fn worth_it(compressed: usize, original: usize) -> bool {
     compressed * 10 <= original * 9
 }
 
-pub const BROTLI_QUALITY: u32 = 11;
 const BROTLI_WINDOW: u32 = 22;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -213,8 +281,9 @@ pub fn assemble(
     }
     let mut manifest = String::from(meta::MANIFEST_HEADER);
     let mut variants = Variants {
-        art: artifacts.map(|a| a.join(layout::ARTIFACTS_VERSION)),
+        art: artifacts.map(|a| a.join(opts.compression.tag())),
         done: HashMap::new(),
+        policy: opts.compression,
     };
     for (rel, from) in &entries {
         if let Some(dir) = rel.strip_suffix('/') {
@@ -302,6 +371,7 @@ pub fn assemble(
     }
     write_file(&layout.manifest(), manifest.as_bytes())?;
     write_file(&layout.config(), opts.config.to_file().as_bytes())?;
+    write_file(&layout.compression_tag(), opts.compression.tag().as_bytes())?;
     Ok(sum)
 }
 
@@ -312,6 +382,7 @@ struct Variants {
     art: Option<PathBuf>,
     /// (sha256, kind) → the variant and where it was written.
     done: HashMap<(String, &'static str), (Variant, PathBuf)>,
+    policy: CompressionPolicy,
 }
 
 impl Variants {
@@ -336,7 +407,7 @@ impl Variants {
         let got = match got {
             Some(v) => (v, false),
             None => {
-                let bytes = compress(content, enc)?;
+                let bytes = compress(content, enc, &self.policy)?;
                 if worth_it(bytes.len(), content.len()) {
                     write_new(&out, &bytes)?;
                     (Variant::Stored(bytes.len() as u64), true)
@@ -381,14 +452,14 @@ pub fn artifact_kind(enc: Encoding) -> &'static str {
     }
 }
 
-pub fn compress(content: &[u8], enc: Encoding) -> io::Result<Vec<u8>> {
+pub fn compress(content: &[u8], enc: Encoding, policy: &CompressionPolicy) -> io::Result<Vec<u8>> {
     match enc {
         Encoding::Identity => Ok(content.to_vec()),
         Encoding::Gzip => {
             // mtime 0 in the header: the same content gives the same bytes.
             let mut e = flate2::GzBuilder::new().mtime(0).write(
                 Vec::with_capacity(content.len() / 2),
-                flate2::Compression::best(),
+                flate2::Compression::new(policy.gzip_level),
             );
             e.write_all(content)?;
             e.finish()
@@ -396,8 +467,8 @@ pub fn compress(content: &[u8], enc: Encoding) -> io::Result<Vec<u8>> {
         Encoding::Brotli => {
             let mut out = Vec::with_capacity(content.len() / 2);
             {
-                let mut w =
-                    brotli::CompressorWriter::new(&mut out, 4096, BROTLI_QUALITY, BROTLI_WINDOW);
+                let q = policy.brotli_quality_for(content.len());
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, q, BROTLI_WINDOW);
                 w.write_all(content)?;
                 w.flush()?;
             }
@@ -429,7 +500,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// `save-artifacts`: the compressed variants of the built site as a tar,
-/// keyed by content hash (`v1/gz/<sha256>`, `v1/br/<sha256>`; an empty
+/// keyed by content hash (`<policy>/gz/<sha256>`, `<policy>/br/<sha256>` where `<policy>` is the
+/// [`CompressionPolicy::tag`], e.g. `v2-gz6-brsize`; an empty
 /// `<sha256>.none` records that compressing was not worth it), each content
 /// once. Returns the number of entries written.
 pub fn write_artifacts<W: Write>(layout: &Layout, out: W) -> io::Result<(u64, W)> {
@@ -447,7 +519,12 @@ pub fn write_artifacts<W: Write>(layout: &Layout, out: W) -> io::Result<(u64, W)
         h.set_mtime(0);
         h
     };
-    let v = layout::ARTIFACTS_VERSION;
+    // The policy the site was compressed with names the directory (images from before
+    // there was a policy: v1, gzip 9 and brotli 11).
+    let v = match fs::read_to_string(layout.compression_tag()) {
+        Ok(t) if !t.trim().is_empty() && !t.contains(['/', '.']) => t.trim().to_string(),
+        _ => "v1".to_string(),
+    };
     for dir in [format!("{v}/"), format!("{v}/gz/"), format!("{v}/br/")] {
         tar.append_data(&mut header(0, tar::EntryType::Directory), dir, io::empty())?;
     }
@@ -673,6 +750,51 @@ mod tests {
         assert_eq!(first.files, second.files);
         let gz = fs::read(Layout::under(&root2).web.join("index.html.gz")).unwrap();
         assert_eq!(gz, fs::read(l.web.join("index.html.gz")).unwrap());
+    }
+
+    #[test]
+    fn the_compression_policy_reads_its_overrides_and_names_its_artifacts() {
+        let d = CompressionPolicy::default();
+        assert_eq!((d.gzip_level, d.brotli_quality), (6, None));
+        assert_eq!(
+            [1_000, 100_000, 5_000_000].map(|n| d.brotli_quality_for(n)),
+            [7, 6, 5]
+        );
+        assert_eq!(d.tag(), "v2-gz6-brsize");
+        let (p, bad) = CompressionPolicy::from_vars(Some("9"), Some(" 11 "));
+        assert!(bad.is_empty());
+        assert_eq!((p.brotli_quality_for(1), p.brotli_quality_for(5_000_000)), (11, 11));
+        assert_eq!(p.tag(), "v2-gz9-br11");
+        for (gz, br) in [("0", "12"), ("ten", "-1"), ("10", "x")] {
+            let (p, bad) = CompressionPolicy::from_vars(Some(gz), Some(br));
+            assert_eq!(p, d, "{gz} {br}");
+            assert_eq!(bad, ["WEB_GZIP_LEVEL", "WEB_BROTLI_QUALITY"]);
+        }
+        assert_eq!(CompressionPolicy::from_vars(Some(""), None), (d, vec![]));
+    }
+
+    #[test]
+    fn artifacts_made_with_another_policy_are_not_reused() {
+        let root = tmp("policy");
+        let src = sample_source(&root);
+        summary_of(&root, &src, None);
+        let l = Layout::under(&root);
+        assert_eq!(fs::read_to_string(l.compression_tag()).unwrap(), "v2-gz6-brsize");
+        let art = root.join("artifacts");
+        let (_, tar_bytes) = write_artifacts(&l, Vec::new()).unwrap();
+        tar::Archive::new(&tar_bytes[..]).unpack(&art).unwrap();
+        assert!(art.join("v2-gz6-brsize/gz").is_dir());
+        let opts = Options {
+            compression: CompressionPolicy::from_vars(Some("9"), Some("11")).0,
+            ..Options::default()
+        };
+        let root2 = tmp("policy2");
+        let sum = assemble(&src, &Layout::under(&root2), Some(&art), &opts, &mut |_| {}).unwrap();
+        assert_eq!((sum.compressed, sum.reused), (4, 1), "{sum:?}");
+        let br = fs::read(Layout::under(&root2).web.join("index.html.br")).unwrap();
+        let mut plain = Vec::new();
+        brotli::Decompressor::new(&br[..], 4096).read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, "<h1>hello</h1>".repeat(100).into_bytes());
     }
 
     #[test]

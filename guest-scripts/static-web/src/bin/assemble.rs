@@ -34,6 +34,14 @@ fn assemble() -> io::Result<()> {
             .as_str(),
         "0" | "false" | "no" | "off"
     );
+    let (policy, rejected) = site::CompressionPolicy::from_vars(
+        ws2i_sdk::env::var("WEB_GZIP_LEVEL").as_deref(),
+        ws2i_sdk::env::var("WEB_BROTLI_QUALITY").as_deref(),
+    );
+    for k in rejected {
+        warn!("ignoring {k}: not a valid level (WEB_GZIP_LEVEL 1-9, WEB_BROTLI_QUALITY 0-11)");
+    }
+    opts.compression = policy;
     if let Some(t) = template_path(&src)? {
         opts.template = std::fs::read_to_string(&t)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", t.display())))?;
