@@ -273,6 +273,123 @@ pub fn assemble(
     opts: &Options,
     warn: &mut dyn FnMut(String),
 ) -> io::Result<Summary> {
+    assemble_with(src, layout, artifacts, opts, warn, &mut compress_here)
+}
+
+/// One compression still to do: the file `src` (already in the web root) into `out`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub enc: Encoding,
+    /// gzip level or brotli quality.
+    pub level: u32,
+    pub src: PathBuf,
+    pub out: PathBuf,
+}
+
+/// Runs a batch of [`Job`]s, in any order or at once; one variant per job, in order.
+pub type Compressor<'a> = dyn FnMut(&[Job]) -> io::Result<Vec<Variant>> + 'a;
+
+/// Does one job: compresses `src` and writes `out` when it is worth it.
+pub fn run_job(job: &Job) -> io::Result<Variant> {
+    let content = fs::read(&job.src).map_err(|e| with_path(e, &job.src))?;
+    let bytes = compress_at(&content, job.enc, job.level)?;
+    if worth_it(bytes.len(), content.len()) {
+        write_new(&job.out, &bytes)?;
+        Ok(Variant::Stored(bytes.len() as u64))
+    } else {
+        Ok(Variant::Rejected)
+    }
+}
+
+/// The jobs one after the other, in this process.
+pub fn compress_here(jobs: &[Job]) -> io::Result<Vec<Variant>> {
+    jobs.iter().map(run_job).collect()
+}
+
+/// Jobs as a file a child process reads: `gz|br NUL level NUL src NUL out NUL` each.
+pub fn encode_jobs(jobs: &[Job]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for j in jobs {
+        for f in [
+            artifact_kind(j.enc).to_string(),
+            j.level.to_string(),
+            j.src.display().to_string(),
+            j.out.display().to_string(),
+        ] {
+            out.extend_from_slice(f.as_bytes());
+            out.push(0);
+        }
+    }
+    out
+}
+
+pub fn decode_jobs(bytes: &[u8]) -> Option<Vec<Job>> {
+    let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if body.is_empty() {
+        return Some(Vec::new());
+    }
+    let fields: Vec<&str> = body
+        .split(|&b| b == 0)
+        .map(|f| std::str::from_utf8(f).ok())
+        .collect::<Option<_>>()?;
+    fields
+        .chunks(4)
+        .map(|f| match f {
+            [enc, level, src, out] => Some(Job {
+                enc: match *enc {
+                    "gz" => Encoding::Gzip,
+                    "br" => Encoding::Brotli,
+                    _ => return None,
+                },
+                level: level.parse().ok()?,
+                src: src.into(),
+                out: out.into(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Variants as a child reports them: one line each, the size or `x`.
+pub fn encode_variants(vs: &[Variant]) -> String {
+    vs.iter()
+        .map(|v| match v {
+            Variant::Stored(n) => format!("{n}\n"),
+            _ => "x\n".to_string(),
+        })
+        .collect()
+}
+
+pub fn decode_variants(text: &str) -> Option<Vec<Variant>> {
+    text.lines()
+        .map(|l| match l {
+            "x" => Some(Variant::Rejected),
+            n => n.parse().ok().map(Variant::Stored),
+        })
+        .collect()
+}
+
+/// Where a file's variant will come from once the batch of jobs has run.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Known now; `true` if computed in this build.
+    Ready(Variant, bool),
+    /// The result of job `n`.
+    Job(usize),
+    /// The same content as job `n`: its output copied to this path.
+    CopyOf(usize, PathBuf),
+}
+
+/// [`assemble`] with the compressions done by `compress` (static-web's assemble runs them
+/// in child processes on every core).
+pub fn assemble_with(
+    src: &Path,
+    layout: &Layout,
+    artifacts: Option<&Path>,
+    opts: &Options,
+    warn: &mut dyn FnMut(String),
+    compress: &mut Compressor<'_>,
+) -> io::Result<Summary> {
     let mut sum = Summary::default();
     let entries = walk(src, warn, &mut sum.skipped)?;
     let files: std::collections::HashSet<&str> = entries.iter().map(|(r, _)| r.as_str()).collect();
@@ -284,7 +401,10 @@ pub fn assemble(
         art: artifacts.map(|a| a.join(opts.compression.tag())),
         done: HashMap::new(),
         policy: opts.compression,
+        jobs: Vec::new(),
     };
+    // Pass 1 copies and renders, deciding each variant or queueing its job; pass 2 records.
+    let mut records: Vec<(String, FileMeta, Option<[Slot; 2]>)> = Vec::new();
     for (rel, from) in &entries {
         if let Some(dir) = rel.strip_suffix('/') {
             for base in [&layout.web, &layout.meta] {
@@ -331,7 +451,7 @@ pub fn assemble(
         let dst = layout.web.join(&out_rel);
         write_new(&dst, &content)?;
 
-        let mut fm = FileMeta {
+        let fm = FileMeta {
             size: content.len() as u64,
             mtime,
             sha256,
@@ -339,17 +459,43 @@ pub fn assemble(
             brotli: Variant::NotTried,
             content_type,
         };
-        if opts.precompress
+        let slots = if opts.precompress
             && fm.size >= MIN_COMPRESS_SIZE
             && mime::is_compressible(&fm.content_type)
         {
+            Some([
+                variants.get(content.len(), &fm.sha256, Encoding::Gzip, &dst)?,
+                variants.get(content.len(), &fm.sha256, Encoding::Brotli, &dst)?,
+            ])
+        } else {
+            None
+        };
+        records.push((out_rel, fm, slots));
+    }
+    let done = compress(&variants.jobs)?;
+    if done.len() != variants.jobs.len() {
+        return Err(io::Error::other("the compressor lost some of its jobs"));
+    }
+    for (out_rel, mut fm, slots) in records {
+        if let Some(slots) = slots {
             let mut computed = false;
-            for enc in [Encoding::Gzip, Encoding::Brotli] {
-                let (variant, fresh) = variants.get(&content, &fm.sha256, enc, &dst)?;
+            for (i, slot) in slots.into_iter().enumerate() {
+                let (variant, fresh) = match slot {
+                    Slot::Ready(v, fresh) => (v, fresh),
+                    Slot::Job(n) => (done[n], true),
+                    Slot::CopyOf(n, out) => {
+                        if done[n].stored().is_some() {
+                            let first = &variants.jobs[n].out;
+                            fs::copy(first, &out).map_err(|e| with_path(e, &out))?;
+                        }
+                        (done[n], false)
+                    }
+                };
                 computed |= fresh;
-                match enc {
-                    Encoding::Gzip => fm.gzip = variant,
-                    _ => fm.brotli = variant,
+                if i == 0 {
+                    fm.gzip = variant;
+                } else {
+                    fm.brotli = variant;
                 }
             }
             if fm.has(Encoding::Gzip) || fm.has(Encoding::Brotli) {
@@ -380,44 +526,42 @@ pub fn assemble(
 struct Variants {
     /// `$DESTINATION/artifacts/v1`, in an incremental build.
     art: Option<PathBuf>,
-    /// (sha256, kind) → the variant and where it was written.
-    done: HashMap<(String, &'static str), (Variant, PathBuf)>,
+    /// (sha256, kind) → the variant (or its job) and where it was written.
+    done: HashMap<(String, &'static str), (Slot, PathBuf)>,
     policy: CompressionPolicy,
+    /// Compressions to run, for [`Slot::Job`].
+    jobs: Vec<Job>,
 }
 
 impl Variants {
-    /// One compressed variant of a file at `dst`; returns whether it was
-    /// computed (rather than reused).
-    fn get(
-        &mut self,
-        content: &[u8],
-        sha: &str,
-        enc: Encoding,
-        dst: &Path,
-    ) -> io::Result<(Variant, bool)> {
+    /// Where the compressed variant of the file at `dst` (`len` bytes) comes from.
+    fn get(&mut self, len: usize, sha: &str, enc: Encoding, dst: &Path) -> io::Result<Slot> {
         let kind = artifact_kind(enc);
         let out = PathBuf::from(format!("{}{}", dst.display(), enc.file_suffix()));
-        if let Some((v, first)) = self.done.get(&(sha.to_string(), kind)) {
-            if v.stored().is_some() {
-                fs::copy(first, &out).map_err(|e| with_path(e, &out))?;
-            }
-            return Ok((*v, false));
-        }
-        let got = self.reuse(sha, kind, &out)?;
-        let got = match got {
-            Some(v) => (v, false),
-            None => {
-                let bytes = compress(content, enc, &self.policy)?;
-                if worth_it(bytes.len(), content.len()) {
-                    write_new(&out, &bytes)?;
-                    (Variant::Stored(bytes.len() as u64), true)
-                } else {
-                    (Variant::Rejected, true)
+        if let Some((slot, first)) = self.done.get(&(sha.to_string(), kind)) {
+            return Ok(match slot {
+                Slot::Ready(v, _) => {
+                    if v.stored().is_some() {
+                        fs::copy(first, &out).map_err(|e| with_path(e, &out))?;
+                    }
+                    Slot::Ready(*v, false)
                 }
+                Slot::Job(n) | Slot::CopyOf(n, _) => Slot::CopyOf(*n, out),
+            });
+        }
+        let slot = match self.reuse(sha, kind, &out)? {
+            Some(v) => Slot::Ready(v, false),
+            None => {
+                let level = match enc {
+                    Encoding::Brotli => self.policy.brotli_quality_for(len),
+                    _ => self.policy.gzip_level,
+                };
+                self.jobs.push(Job { enc, level, src: dst.to_path_buf(), out: out.clone() });
+                Slot::Job(self.jobs.len() - 1)
             }
         };
-        self.done.insert((sha.to_string(), kind), (got.0, out));
-        Ok(got)
+        self.done.insert((sha.to_string(), kind), (slot.clone(), out));
+        Ok(slot)
     }
 
     /// The previous build's variant of this content, moved into place (the
@@ -453,13 +597,22 @@ pub fn artifact_kind(enc: Encoding) -> &'static str {
 }
 
 pub fn compress(content: &[u8], enc: Encoding, policy: &CompressionPolicy) -> io::Result<Vec<u8>> {
+    let level = match enc {
+        Encoding::Brotli => policy.brotli_quality_for(content.len()),
+        _ => policy.gzip_level,
+    };
+    compress_at(content, enc, level)
+}
+
+/// `content` compressed at `level` (gzip level or brotli quality).
+fn compress_at(content: &[u8], enc: Encoding, level: u32) -> io::Result<Vec<u8>> {
     match enc {
         Encoding::Identity => Ok(content.to_vec()),
         Encoding::Gzip => {
             // mtime 0 in the header: the same content gives the same bytes.
             let mut e = flate2::GzBuilder::new().mtime(0).write(
                 Vec::with_capacity(content.len() / 2),
-                flate2::Compression::new(policy.gzip_level),
+                flate2::Compression::new(level.clamp(1, 9)),
             );
             e.write_all(content)?;
             e.finish()
@@ -467,7 +620,7 @@ pub fn compress(content: &[u8], enc: Encoding, policy: &CompressionPolicy) -> io
         Encoding::Brotli => {
             let mut out = Vec::with_capacity(content.len() / 2);
             {
-                let q = policy.brotli_quality_for(content.len());
+                let q = level.min(11);
                 let mut w = brotli::CompressorWriter::new(&mut out, 4096, q, BROTLI_WINDOW);
                 w.write_all(content)?;
                 w.flush()?;
@@ -795,6 +948,50 @@ mod tests {
         let mut plain = Vec::new();
         brotli::Decompressor::new(&br[..], 4096).read_to_end(&mut plain).unwrap();
         assert_eq!(plain, "<h1>hello</h1>".repeat(100).into_bytes());
+    }
+
+    #[test]
+    fn jobs_and_results_cross_to_a_child_and_back() {
+        let jobs = vec![
+            Job { enc: Encoding::Gzip, level: 6, src: "/w/a b.css".into(), out: "/w/a b.css.gz".into() },
+            Job { enc: Encoding::Brotli, level: 11, src: "/w/x".into(), out: "/w/x.br".into() },
+        ];
+        assert_eq!(decode_jobs(&encode_jobs(&jobs)), Some(jobs));
+        assert_eq!(decode_jobs(b""), Some(vec![]));
+        assert_eq!(decode_jobs(b"zz\x006\0/a\0/b\0"), None);
+        assert_eq!(decode_jobs(b"gz\0six\0/a\0/b\0"), None);
+        assert_eq!(decode_jobs(b"gz\x006\0/a\0"), None);
+        let vs = [Variant::Stored(12), Variant::Rejected];
+        assert_eq!(decode_variants(&encode_variants(&vs)), Some(vs.to_vec()));
+        assert_eq!(decode_variants("12\nfoo\n"), None);
+    }
+
+    #[test]
+    fn a_compressor_given_the_jobs_gives_the_same_site_as_compressing_inline() {
+        let root = tmp("jobs");
+        let src = sample_source(&root);
+        let (inline, _) = summary_of(&root, &src, None);
+        let root2 = tmp("jobs2");
+        let mut batches = 0;
+        let mut reversed = |jobs: &[Job]| {
+            batches += 1;
+            // Out of order, as children on several cores would finish.
+            let mut vs: Vec<Variant> = jobs.iter().rev().map(|j| run_job(j).unwrap()).collect();
+            vs.reverse();
+            Ok(vs)
+        };
+        let l2 = Layout::under(&root2);
+        let sum = assemble_with(&src, &l2, None, &Options::default(), &mut |_| {}, &mut reversed).unwrap();
+        assert_eq!(batches, 1);
+        assert_eq!(sum, inline);
+        let l = Layout::under(&root);
+        for f in ["manifest.tsv"] {
+            assert_eq!(fs::read(l.etc.join(f)).unwrap(), fs::read(l2.etc.join(f)).unwrap());
+        }
+        assert_eq!(fs::read(l.web.join("copy.css.br")).unwrap(), fs::read(l2.web.join("copy.css.br")).unwrap());
+        let mut short = |_: &[Job]| Ok(vec![]);
+        let err = assemble_with(&src, &Layout::under(&tmp("jobs3")), None, &Options::default(), &mut |_| {}, &mut short);
+        assert!(err.unwrap_err().to_string().contains("lost some"));
     }
 
     #[test]
