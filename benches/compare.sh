@@ -60,10 +60,11 @@ secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 say() { echo "compare: $*" >&2; }
 rows=()
 # row WORK PEER_LABEL PEER_VALUE WS2I_VALUE KIND(time|rate) GOAL
+# (a value may carry a note after a space, e.g. "51234 (0.29ms)"; the ratio uses the number)
 row() {
-  local ratio
-  if [ "$5" = rate ]; then ratio=$(python3 -c "print(f'{float($4)/float($3):.2f}x nginx')")
-  else ratio=$(python3 -c "print(f'{float($4)/float($3):.2f}x')"); fi
+  local ratio p=${3%% *} w=${4%% *}
+  if [ "$5" = rate ]; then ratio=$(python3 -c "print(f'{float($w)/float($p):.2f}x nginx')")
+  else ratio=$(python3 -c "print(f'{float($w)/float($p):.2f}x')"); fi
   rows+=("| $1 | $2: $3 | $4 | $ratio | $6 |")
 }
 timeit() { local t0; t0=$(now); "$@" >/dev/null 2>"$WORK/last.err" || { cat "$WORK/last.err" >&2; return 1; }; secs "$t0" "$(now)"; }
