@@ -128,7 +128,8 @@ fn compress_in_parallel(jobs: &[Job]) -> io::Result<Vec<Variant>> {
         return site::compress_here(jobs);
     }
     // One assemble runs per rootfs; a leftover from an interrupted run is replaced.
-    let dir = std::env::temp_dir().join("static-web-compress");
+    // (std::env::temp_dir panics on WASI.)
+    let dir = PathBuf::from("/tmp/static-web-compress");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let result = (|| {
