@@ -299,7 +299,6 @@ fn an_image_labelled_read_only_is_served_from_the_cache_and_refuses_writes() {
     let (status, body) = server.get("/write/tmp/written.txt");
     assert_eq!(status, 500, "{body}");
     assert_eq!(server.get("/file/tmp/written.txt").0, 404);
-    assert_eq!(server.get("/file/app/hello.wasm").0, 200);
     // The pooled server still answers a trap and a runaway with 500/503 and goes on.
     assert_eq!(server.get("/trap").0, 500);
     assert_eq!(server.get("/loop").0, 503);
