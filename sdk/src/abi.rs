@@ -108,6 +108,7 @@ mod imports {
             out_len: i32,
             exit_code_ptr: i32,
         ) -> i32;
+        pub fn spawn_all(req_ptr: i32, req_len: i32, count: i32, results_ptr: i32) -> i32;
         pub fn chmod(path_ptr: i32, path_len: i32, mode: i32) -> i32;
         pub fn mode(path_ptr: i32, path_len: i32, mode_ptr: i32) -> i32;
     }
@@ -162,6 +163,55 @@ pub fn spawn(req: &SpawnRequest<'_>) -> io::Result<i32> {
     #[cfg(not(all(target_os = "wasi", target_env = "p1")))]
     {
         Err(unsupported("spawn", req.program))
+    }
+}
+
+/// The request of `ws2i.spawn_all`: each child's five fields (program, argv, env, cwd,
+/// stdout) in that order, each a little-endian u32 length and its bytes.
+pub fn encode_batch(children: &[SpawnRequest<'_>]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for c in children {
+        for f in [c.program, c.argv, c.env, c.cwd, c.stdout] {
+            let len = u32::try_from(f.len())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "spawn argument over 4 GiB"))?;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(f);
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `ws2i.spawn_all`: runs the children, as many at once as the build's job budget
+/// allows, and waits for all. The outer error means the batch itself was refused (malformed);
+/// each child's result is its exit code or why it could not be run.
+pub fn spawn_all(children: &[SpawnRequest<'_>]) -> io::Result<Vec<io::Result<i32>>> {
+    let req = encode_batch(children)?;
+    let count = i32::try_from(children.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many children"))?;
+    #[cfg(all(target_os = "wasi", target_env = "p1"))]
+    {
+        let (r, rl) = raw(&req);
+        // Two i32 per child: errno, exit code.
+        let mut results = vec![0i32; children.len() * 2];
+        // SAFETY: req is a live slice of the stated length; results holds 2*count i32s and
+        // outlives the call.
+        let rc = unsafe { imports::spawn_all(r, rl, count, results.as_mut_ptr() as i32) };
+        if rc != 0 {
+            return Err(errno_to_error("spawn_all", &format!("({count} children)"), rc as u32));
+        }
+        Ok(children
+            .iter()
+            .zip(results.chunks_exact(2))
+            .map(|(c, r)| match r[0] {
+                0 => Ok(r[1]),
+                n => Err(errno_to_error("spawn_all", &String::from_utf8_lossy(c.program), n as u32)),
+            })
+            .collect())
+    }
+    #[cfg(not(all(target_os = "wasi", target_env = "p1")))]
+    {
+        let _ = (req, count);
+        Err(unsupported("spawn_all", b"(batch)"))
     }
 }
 
@@ -278,5 +328,31 @@ mod tests {
             stdout: b"",
         };
         assert_eq!(spawn(&req).unwrap_err().kind(), io::ErrorKind::Unsupported);
+        assert_eq!(
+            spawn_all(&[req]).unwrap_err().kind(),
+            io::ErrorKind::Unsupported
+        );
+    }
+
+    #[test]
+    fn batches_are_length_prefixed_fields() {
+        let a = SpawnRequest {
+            program: b"/a",
+            argv: b"a\0",
+            env: b"",
+            cwd: b"/",
+            stdout: b"",
+        };
+        let b = SpawnRequest {
+            program: b"/bb",
+            ..a
+        };
+        let mut want = Vec::new();
+        for f in [&b"/a"[..], b"a\0", b"", b"/", b"", b"/bb", b"a\0", b"", b"/", b""] {
+            want.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            want.extend_from_slice(f);
+        }
+        assert_eq!(encode_batch(&[a, b]).unwrap(), want);
+        assert!(encode_batch(&[]).unwrap().is_empty());
     }
 }

@@ -142,15 +142,29 @@ impl Command {
     /// Runs the child and waits for it. An error means it could not be run
     /// (missing, not WebAssembly, ...); a non-zero exit is an `Ok` status.
     pub fn status(&mut self) -> io::Result<ExitStatus> {
-        let e = self.encode()?;
-        abi::spawn(&abi::SpawnRequest {
-            program: &e.program,
-            argv: &e.argv,
-            env: &e.env,
-            cwd: &e.cwd,
-            stdout: &e.stdout,
-        })
-        .map(ExitStatus)
+        abi::spawn(&self.encode()?.request()).map(ExitStatus)
+    }
+
+    /// Runs every command at once, up to the build's job budget (`ws2i build --jobs`, the
+    /// cores by default), and waits for all: one result per command, in order. The outer
+    /// error means the batch could not be encoded or was refused.
+    ///
+    /// ```no_run
+    /// use ws2i_sdk::Command;
+    /// let shards: Vec<Command> = (0..4)
+    ///     .map(|i| Command::new("/usr/libexec/s2i/compress").arg(i.to_string()).clone())
+    ///     .collect();
+    /// for status in Command::status_all(&shards)? {
+    ///     if !status?.success() {
+    ///         return Err(std::io::Error::other("a shard failed"));
+    ///     }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn status_all(cmds: &[Command]) -> io::Result<Vec<io::Result<ExitStatus>>> {
+        let encoded = cmds.iter().map(Command::encode).collect::<io::Result<Vec<_>>>()?;
+        let reqs: Vec<abi::SpawnRequest<'_>> = encoded.iter().map(EncodedSpawn::request).collect();
+        Ok(abi::spawn_all(&reqs)?.into_iter().map(|r| r.map(ExitStatus)).collect())
     }
 
     /// Runs the child and turns a non-zero exit into an error naming it.
@@ -175,6 +189,19 @@ pub struct EncodedSpawn {
     pub env: Vec<u8>,
     pub cwd: Vec<u8>,
     pub stdout: Vec<u8>,
+}
+
+impl EncodedSpawn {
+    /// The arguments as the ABI functions take them.
+    pub fn request(&self) -> abi::SpawnRequest<'_> {
+        abi::SpawnRequest {
+            program: &self.program,
+            argv: &self.argv,
+            env: &self.env,
+            cwd: &self.cwd,
+            stdout: &self.stdout,
+        }
+    }
 }
 
 fn absolute(p: &Path) -> io::Result<String> {

@@ -282,6 +282,35 @@ fn serves_a_wasi_http_component_per_request_with_budgets() {
     assert_eq!(server.get("/file/tmp/written.txt").0, 404);
 }
 
+#[test]
+fn an_image_labelled_read_only_is_served_from_the_cache_and_refuses_writes() {
+    let w = World::with_own_cache();
+    w.image(
+        "ro-http:latest",
+        &[("/app/hello.wasm", &http_hello())],
+        &[
+            ("Cmd", serde_json::json!(["/app/hello.wasm"])),
+            ("Labels", serde_json::json!({"io.ws2i.run.read-only-rootfs": "true"})),
+        ],
+    );
+    let server = Server::start(w.ws2i(&["run", "--timeout", "2s", "-p", "127.0.0.1:0:8080", "ro-http"]));
+    assert_eq!(server.get("/").0, 200);
+    // A request cannot change what the next one sees.
+    let (status, body) = server.get("/write/tmp/written.txt");
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(server.get("/file/tmp/written.txt").0, 404);
+    // The pooled server still answers a trap and a runaway with 500/503 and goes on.
+    assert_eq!(server.get("/trap").0, 500);
+    assert_eq!(server.get("/loop").0, 503);
+    assert_eq!(server.get("/").0, 200);
+    // Served straight from the cached rootfs: no private checkout was made.
+    let builds: Vec<_> = fs::read_dir(w.cache.join("layers/builds")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(builds.is_empty(), "checkouts: {builds:?}");
+    for b in fs::read_dir(w.cache.join("layers/rootfs")).unwrap().flatten() {
+        assert!(!b.path().join("tmp/written.txt").exists());
+    }
+}
+
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;

@@ -99,6 +99,7 @@ fn small_budget() -> Budget {
         log: Size(1 << 20),
         spawn_count: 20,
         spawn_depth: 4,
+        jobs: 2,
     }
 }
 
@@ -318,6 +319,32 @@ fn spawn_count_budget() {
     let (r, rec) = run(w.hook("/bin/spawner.wasm", &["wide", "/bin/empty.wasm", "25"]));
     expect_budget(r, BudgetKind::SpawnCount, "hook exceeded its spawn count budget (20)");
     assert!(rec.stdout().contains(&"spawn 19: Ok(0)".to_string()));
+    assert_healthy(&w);
+}
+
+#[test]
+fn spawn_all_runs_children_at_once_within_the_job_and_spawn_budgets() {
+    let w = World::new();
+    for jobs in [1u32, 3] {
+        let dir = format!("/tmp/running-{jobs}");
+        let mut h = w.hook("/bin/spawner.wasm", &["all", "/bin/overlap.wasm", "6", &dir]);
+        h.budget.jobs = jobs;
+        let (r, rec) = run(h);
+        let out = rec.stdout();
+        let o = r.unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        assert_eq!((o.exit_code, o.stats.spawns), (0, 6), "{out:?}");
+        let line = out.iter().find(|l| l.starts_with("all: 6 children")).unwrap_or_else(|| panic!("{out:?}"));
+        let most: u32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        // The hook waits while its children run: `jobs` of them at once, never more.
+        if jobs == 1 {
+            assert_eq!(most, 1, "{line}");
+        } else {
+            assert!((2..=jobs).contains(&most), "{line}");
+        }
+    }
+    // Each child counts against the spawn count, as with spawn.
+    let (r, _) = run(w.hook("/bin/spawner.wasm", &["all", "/bin/overlap.wasm", "25", "/tmp/many"]));
+    expect_budget(r, BudgetKind::SpawnCount, "hook exceeded its spawn count budget (20)");
     assert_healthy(&w);
 }
 

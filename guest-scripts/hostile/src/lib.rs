@@ -43,6 +43,8 @@ extern "C" {
     ) -> i32;
     #[link_name = "chmod"]
     fn ws2i_chmod(path: *const u8, len: usize, mode: u32) -> i32;
+    #[link_name = "spawn_all"]
+    fn ws2i_spawn_all(req: *const u8, req_len: usize, count: u32, results: *mut i32) -> i32;
 }
 
 fn list(items: &[&str]) -> Vec<u8> {
@@ -63,6 +65,25 @@ pub fn spawn(prog: &str, argv: &[&str], env: &[&str], cwd: &str, out: &str) -> R
         ws2i_spawn(prog.as_ptr(), prog.len(), a.as_ptr(), a.len(), e.as_ptr(), e.len(), cwd.as_ptr(), cwd.len(), out.as_ptr(), out.len(), &mut code)
     };
     if r == 0 { Ok(code) } else { Err(r) }
+}
+
+/// `ws2i.spawn_all` of `children` (program, argv) with no env, cwd `/`, stdout to the log:
+/// Err(errno) if refused, else each child's Ok(exit code) or Err(errno).
+#[cfg(target_family = "wasm")]
+pub fn spawn_all(children: &[(&str, Vec<&str>)]) -> Result<Vec<Result<i32, i32>>, i32> {
+    let mut req = Vec::new();
+    for (prog, argv) in children {
+        for f in [prog.as_bytes().to_vec(), list(argv), Vec::new(), b"/".to_vec(), Vec::new()] {
+            req.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            req.extend_from_slice(&f);
+        }
+    }
+    let mut results = vec![0i32; children.len() * 2];
+    let r = unsafe { ws2i_spawn_all(req.as_ptr(), req.len(), children.len() as u32, results.as_mut_ptr()) };
+    if r != 0 {
+        return Err(r);
+    }
+    Ok(results.chunks(2).map(|c| if c[0] == 0 { Ok(c[1]) } else { Err(c[0]) }).collect())
 }
 
 /// `ws2i.chmod`: 0 or errno.

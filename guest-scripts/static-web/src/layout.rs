@@ -15,6 +15,7 @@ pub const MANIFEST: &str = "/opt/app-root/etc/static-web/manifest.tsv";
 /// `KEY=VALUE` settings recorded by assemble for the run hook.
 pub const CONFIG: &str = "/opt/app-root/etc/static-web/config";
 
-/// The version of the compressed-artifact layout (`v1/gz/<sha256>`): bump it
-/// when compression settings change so that old outputs are not reused.
-pub const ARTIFACTS_VERSION: &str = "v1";
+/// The version of the compressed-artifact layout (`v2-gz6-brsize/gz/<sha256>`, the
+/// rest of the name being the compression policy): bump it when the compressors change
+/// so that old outputs are not reused.
+pub const ARTIFACTS_VERSION: &str = "v2";

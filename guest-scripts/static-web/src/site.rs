@@ -53,6 +53,11 @@ impl Layout {
     pub fn config(&self) -> PathBuf {
         self.etc.join("config")
     }
+
+    /// The [`CompressionPolicy::tag`] the site was compressed with (for save-artifacts).
+    pub fn compression_tag(&self) -> PathBuf {
+        self.etc.join("compression")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +67,8 @@ pub struct Options {
     pub precompress: bool,
     /// The Markdown page template (`{{title}}`, `{{content}}`).
     pub template: String,
+    /// How hard to compress (`WEB_GZIP_LEVEL`, `WEB_BROTLI_QUALITY`).
+    pub compression: CompressionPolicy,
 }
 
 impl Default for Options {
@@ -70,7 +77,69 @@ impl Default for Options {
             config: Config::default(),
             precompress: true,
             template: markdown::DEFAULT_TEMPLATE.into(),
+            compression: CompressionPolicy::default(),
         }
+    }
+}
+
+/// How hard assemble compresses (docs/builders/static-web.md, "Compression policy").
+///
+/// gzip level 6 (zlib's own default; level 9 saves under 1% more on text for several times
+/// the time). Brotli's quality falls with the file's size, because its cost per byte rises
+/// steeply with quality (11 is ~50x slower than 5 for ~5% smaller output): small files get
+/// most of the ratio for little time, and a big bundle cannot stall the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionPolicy {
+    /// 1-9.
+    pub gzip_level: u32,
+    /// 0-11 for every file, or `None` for the by-size default.
+    pub brotli_quality: Option<u32>,
+}
+
+impl Default for CompressionPolicy {
+    fn default() -> Self {
+        CompressionPolicy { gzip_level: 6, brotli_quality: None }
+    }
+}
+
+impl CompressionPolicy {
+    /// Brotli's quality for a file of `size` bytes.
+    pub fn brotli_quality_for(&self, size: usize) -> u32 {
+        self.brotli_quality.unwrap_or(match size {
+            0..=65_536 => 7,
+            65_537..=1_048_576 => 6,
+            _ => 5,
+        })
+    }
+
+    /// `WEB_GZIP_LEVEL` and `WEB_BROTLI_QUALITY` (empty or unset: the default); also the
+    /// keys whose values were refused.
+    pub fn from_vars(gzip: Option<&str>, brotli: Option<&str>) -> (Self, Vec<String>) {
+        let mut p = CompressionPolicy::default();
+        let mut rejected = Vec::new();
+        let num = |v: Option<&str>, max: u32| -> Option<Result<u32, ()>> {
+            let v = v.map(str::trim).filter(|v| !v.is_empty())?;
+            Some(v.parse().ok().filter(|n| *n <= max).ok_or(()))
+        };
+        match num(gzip, 9) {
+            Some(Ok(n)) if n >= 1 => p.gzip_level = n,
+            Some(_) => rejected.push("WEB_GZIP_LEVEL".to_string()),
+            None => {}
+        }
+        match num(brotli, 11) {
+            Some(Ok(n)) => p.brotli_quality = Some(n),
+            Some(Err(())) => rejected.push("WEB_BROTLI_QUALITY".to_string()),
+            None => {}
+        }
+        (p, rejected)
+    }
+
+    /// The name of the artifacts directory for outputs made with this policy
+    /// (`v2-gz6-brsize`): a previous build's variants are reused only if they were made
+    /// with the same settings.
+    pub fn tag(&self) -> String {
+        let br = self.brotli_quality.map_or("size".to_string(), |q| q.to_string());
+        format!("{}-gz{}-br{br}", layout::ARTIFACTS_VERSION, self.gzip_level)
     }
 }
 
@@ -83,7 +152,6 @@ fn worth_it(compressed: usize, original: usize) -> bool {
     compressed * 10 <= original * 9
 }
 
-pub const BROTLI_QUALITY: u32 = 11;
 const BROTLI_WINDOW: u32 = 22;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -205,6 +273,123 @@ pub fn assemble(
     opts: &Options,
     warn: &mut dyn FnMut(String),
 ) -> io::Result<Summary> {
+    assemble_with(src, layout, artifacts, opts, warn, &mut compress_here)
+}
+
+/// One compression still to do: the file `src` (already in the web root) into `out`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub enc: Encoding,
+    /// gzip level or brotli quality.
+    pub level: u32,
+    pub src: PathBuf,
+    pub out: PathBuf,
+}
+
+/// Runs a batch of [`Job`]s, in any order or at once; one variant per job, in order.
+pub type Compressor<'a> = dyn FnMut(&[Job]) -> io::Result<Vec<Variant>> + 'a;
+
+/// Does one job: compresses `src` and writes `out` when it is worth it.
+pub fn run_job(job: &Job) -> io::Result<Variant> {
+    let content = fs::read(&job.src).map_err(|e| with_path(e, &job.src))?;
+    let bytes = compress_at(&content, job.enc, job.level)?;
+    if worth_it(bytes.len(), content.len()) {
+        write_new(&job.out, &bytes)?;
+        Ok(Variant::Stored(bytes.len() as u64))
+    } else {
+        Ok(Variant::Rejected)
+    }
+}
+
+/// The jobs one after the other, in this process.
+pub fn compress_here(jobs: &[Job]) -> io::Result<Vec<Variant>> {
+    jobs.iter().map(run_job).collect()
+}
+
+/// Jobs as a file a child process reads: `gz|br NUL level NUL src NUL out NUL` each.
+pub fn encode_jobs(jobs: &[Job]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for j in jobs {
+        for f in [
+            artifact_kind(j.enc).to_string(),
+            j.level.to_string(),
+            j.src.display().to_string(),
+            j.out.display().to_string(),
+        ] {
+            out.extend_from_slice(f.as_bytes());
+            out.push(0);
+        }
+    }
+    out
+}
+
+pub fn decode_jobs(bytes: &[u8]) -> Option<Vec<Job>> {
+    let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if body.is_empty() {
+        return Some(Vec::new());
+    }
+    let fields: Vec<&str> = body
+        .split(|&b| b == 0)
+        .map(|f| std::str::from_utf8(f).ok())
+        .collect::<Option<_>>()?;
+    fields
+        .chunks(4)
+        .map(|f| match f {
+            [enc, level, src, out] => Some(Job {
+                enc: match *enc {
+                    "gz" => Encoding::Gzip,
+                    "br" => Encoding::Brotli,
+                    _ => return None,
+                },
+                level: level.parse().ok()?,
+                src: src.into(),
+                out: out.into(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Variants as a child reports them: one line each, the size or `x`.
+pub fn encode_variants(vs: &[Variant]) -> String {
+    vs.iter()
+        .map(|v| match v {
+            Variant::Stored(n) => format!("{n}\n"),
+            _ => "x\n".to_string(),
+        })
+        .collect()
+}
+
+pub fn decode_variants(text: &str) -> Option<Vec<Variant>> {
+    text.lines()
+        .map(|l| match l {
+            "x" => Some(Variant::Rejected),
+            n => n.parse().ok().map(Variant::Stored),
+        })
+        .collect()
+}
+
+/// Where a file's variant will come from once the batch of jobs has run.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Known now; `true` if computed in this build.
+    Ready(Variant, bool),
+    /// The result of job `n`.
+    Job(usize),
+    /// The same content as job `n`: its output copied to this path.
+    CopyOf(usize, PathBuf),
+}
+
+/// [`assemble`] with the compressions done by `compress` (static-web's assemble runs them
+/// in child processes on every core).
+pub fn assemble_with(
+    src: &Path,
+    layout: &Layout,
+    artifacts: Option<&Path>,
+    opts: &Options,
+    warn: &mut dyn FnMut(String),
+    compress: &mut Compressor<'_>,
+) -> io::Result<Summary> {
     let mut sum = Summary::default();
     let entries = walk(src, warn, &mut sum.skipped)?;
     let files: std::collections::HashSet<&str> = entries.iter().map(|(r, _)| r.as_str()).collect();
@@ -213,9 +398,13 @@ pub fn assemble(
     }
     let mut manifest = String::from(meta::MANIFEST_HEADER);
     let mut variants = Variants {
-        art: artifacts.map(|a| a.join(layout::ARTIFACTS_VERSION)),
+        art: artifacts.map(|a| a.join(opts.compression.tag())),
         done: HashMap::new(),
+        policy: opts.compression,
+        jobs: Vec::new(),
     };
+    // Pass 1 copies and renders, deciding each variant or queueing its job; pass 2 records.
+    let mut records: Vec<(String, FileMeta, Option<[Slot; 2]>)> = Vec::new();
     for (rel, from) in &entries {
         if let Some(dir) = rel.strip_suffix('/') {
             for base in [&layout.web, &layout.meta] {
@@ -262,7 +451,7 @@ pub fn assemble(
         let dst = layout.web.join(&out_rel);
         write_new(&dst, &content)?;
 
-        let mut fm = FileMeta {
+        let fm = FileMeta {
             size: content.len() as u64,
             mtime,
             sha256,
@@ -270,17 +459,43 @@ pub fn assemble(
             brotli: Variant::NotTried,
             content_type,
         };
-        if opts.precompress
+        let slots = if opts.precompress
             && fm.size >= MIN_COMPRESS_SIZE
             && mime::is_compressible(&fm.content_type)
         {
+            Some([
+                variants.get(content.len(), &fm.sha256, Encoding::Gzip, &dst)?,
+                variants.get(content.len(), &fm.sha256, Encoding::Brotli, &dst)?,
+            ])
+        } else {
+            None
+        };
+        records.push((out_rel, fm, slots));
+    }
+    let done = compress(&variants.jobs)?;
+    if done.len() != variants.jobs.len() {
+        return Err(io::Error::other("the compressor lost some of its jobs"));
+    }
+    for (out_rel, mut fm, slots) in records {
+        if let Some(slots) = slots {
             let mut computed = false;
-            for enc in [Encoding::Gzip, Encoding::Brotli] {
-                let (variant, fresh) = variants.get(&content, &fm.sha256, enc, &dst)?;
+            for (i, slot) in slots.into_iter().enumerate() {
+                let (variant, fresh) = match slot {
+                    Slot::Ready(v, fresh) => (v, fresh),
+                    Slot::Job(n) => (done[n], true),
+                    Slot::CopyOf(n, out) => {
+                        if done[n].stored().is_some() {
+                            let first = &variants.jobs[n].out;
+                            fs::copy(first, &out).map_err(|e| with_path(e, &out))?;
+                        }
+                        (done[n], false)
+                    }
+                };
                 computed |= fresh;
-                match enc {
-                    Encoding::Gzip => fm.gzip = variant,
-                    _ => fm.brotli = variant,
+                if i == 0 {
+                    fm.gzip = variant;
+                } else {
+                    fm.brotli = variant;
                 }
             }
             if fm.has(Encoding::Gzip) || fm.has(Encoding::Brotli) {
@@ -302,6 +517,7 @@ pub fn assemble(
     }
     write_file(&layout.manifest(), manifest.as_bytes())?;
     write_file(&layout.config(), opts.config.to_file().as_bytes())?;
+    write_file(&layout.compression_tag(), opts.compression.tag().as_bytes())?;
     Ok(sum)
 }
 
@@ -310,43 +526,42 @@ pub fn assemble(
 struct Variants {
     /// `$DESTINATION/artifacts/v1`, in an incremental build.
     art: Option<PathBuf>,
-    /// (sha256, kind) → the variant and where it was written.
-    done: HashMap<(String, &'static str), (Variant, PathBuf)>,
+    /// (sha256, kind) → the variant (or its job) and where it was written.
+    done: HashMap<(String, &'static str), (Slot, PathBuf)>,
+    policy: CompressionPolicy,
+    /// Compressions to run, for [`Slot::Job`].
+    jobs: Vec<Job>,
 }
 
 impl Variants {
-    /// One compressed variant of a file at `dst`; returns whether it was
-    /// computed (rather than reused).
-    fn get(
-        &mut self,
-        content: &[u8],
-        sha: &str,
-        enc: Encoding,
-        dst: &Path,
-    ) -> io::Result<(Variant, bool)> {
+    /// Where the compressed variant of the file at `dst` (`len` bytes) comes from.
+    fn get(&mut self, len: usize, sha: &str, enc: Encoding, dst: &Path) -> io::Result<Slot> {
         let kind = artifact_kind(enc);
         let out = PathBuf::from(format!("{}{}", dst.display(), enc.file_suffix()));
-        if let Some((v, first)) = self.done.get(&(sha.to_string(), kind)) {
-            if v.stored().is_some() {
-                fs::copy(first, &out).map_err(|e| with_path(e, &out))?;
-            }
-            return Ok((*v, false));
-        }
-        let got = self.reuse(sha, kind, &out)?;
-        let got = match got {
-            Some(v) => (v, false),
-            None => {
-                let bytes = compress(content, enc)?;
-                if worth_it(bytes.len(), content.len()) {
-                    write_new(&out, &bytes)?;
-                    (Variant::Stored(bytes.len() as u64), true)
-                } else {
-                    (Variant::Rejected, true)
+        if let Some((slot, first)) = self.done.get(&(sha.to_string(), kind)) {
+            return Ok(match slot {
+                Slot::Ready(v, _) => {
+                    if v.stored().is_some() {
+                        fs::copy(first, &out).map_err(|e| with_path(e, &out))?;
+                    }
+                    Slot::Ready(*v, false)
                 }
+                Slot::Job(n) | Slot::CopyOf(n, _) => Slot::CopyOf(*n, out),
+            });
+        }
+        let slot = match self.reuse(sha, kind, &out)? {
+            Some(v) => Slot::Ready(v, false),
+            None => {
+                let level = match enc {
+                    Encoding::Brotli => self.policy.brotli_quality_for(len),
+                    _ => self.policy.gzip_level,
+                };
+                self.jobs.push(Job { enc, level, src: dst.to_path_buf(), out: out.clone() });
+                Slot::Job(self.jobs.len() - 1)
             }
         };
-        self.done.insert((sha.to_string(), kind), (got.0, out));
-        Ok(got)
+        self.done.insert((sha.to_string(), kind), (slot.clone(), out));
+        Ok(slot)
     }
 
     /// The previous build's variant of this content, moved into place (the
@@ -381,14 +596,23 @@ pub fn artifact_kind(enc: Encoding) -> &'static str {
     }
 }
 
-pub fn compress(content: &[u8], enc: Encoding) -> io::Result<Vec<u8>> {
+pub fn compress(content: &[u8], enc: Encoding, policy: &CompressionPolicy) -> io::Result<Vec<u8>> {
+    let level = match enc {
+        Encoding::Brotli => policy.brotli_quality_for(content.len()),
+        _ => policy.gzip_level,
+    };
+    compress_at(content, enc, level)
+}
+
+/// `content` compressed at `level` (gzip level or brotli quality).
+fn compress_at(content: &[u8], enc: Encoding, level: u32) -> io::Result<Vec<u8>> {
     match enc {
         Encoding::Identity => Ok(content.to_vec()),
         Encoding::Gzip => {
             // mtime 0 in the header: the same content gives the same bytes.
             let mut e = flate2::GzBuilder::new().mtime(0).write(
                 Vec::with_capacity(content.len() / 2),
-                flate2::Compression::best(),
+                flate2::Compression::new(level.clamp(1, 9)),
             );
             e.write_all(content)?;
             e.finish()
@@ -396,8 +620,8 @@ pub fn compress(content: &[u8], enc: Encoding) -> io::Result<Vec<u8>> {
         Encoding::Brotli => {
             let mut out = Vec::with_capacity(content.len() / 2);
             {
-                let mut w =
-                    brotli::CompressorWriter::new(&mut out, 4096, BROTLI_QUALITY, BROTLI_WINDOW);
+                let q = level.min(11);
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, q, BROTLI_WINDOW);
                 w.write_all(content)?;
                 w.flush()?;
             }
@@ -429,7 +653,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// `save-artifacts`: the compressed variants of the built site as a tar,
-/// keyed by content hash (`v1/gz/<sha256>`, `v1/br/<sha256>`; an empty
+/// keyed by content hash (`<policy>/gz/<sha256>`, `<policy>/br/<sha256>` where `<policy>` is the
+/// [`CompressionPolicy::tag`], e.g. `v2-gz6-brsize`; an empty
 /// `<sha256>.none` records that compressing was not worth it), each content
 /// once. Returns the number of entries written.
 pub fn write_artifacts<W: Write>(layout: &Layout, out: W) -> io::Result<(u64, W)> {
@@ -447,7 +672,12 @@ pub fn write_artifacts<W: Write>(layout: &Layout, out: W) -> io::Result<(u64, W)
         h.set_mtime(0);
         h
     };
-    let v = layout::ARTIFACTS_VERSION;
+    // The policy the site was compressed with names the directory (images from before
+    // there was a policy: v1, gzip 9 and brotli 11).
+    let v = match fs::read_to_string(layout.compression_tag()) {
+        Ok(t) if !t.trim().is_empty() && !t.contains(['/', '.']) => t.trim().to_string(),
+        _ => "v1".to_string(),
+    };
     for dir in [format!("{v}/"), format!("{v}/gz/"), format!("{v}/br/")] {
         tar.append_data(&mut header(0, tar::EntryType::Directory), dir, io::empty())?;
     }
@@ -673,6 +903,95 @@ mod tests {
         assert_eq!(first.files, second.files);
         let gz = fs::read(Layout::under(&root2).web.join("index.html.gz")).unwrap();
         assert_eq!(gz, fs::read(l.web.join("index.html.gz")).unwrap());
+    }
+
+    #[test]
+    fn the_compression_policy_reads_its_overrides_and_names_its_artifacts() {
+        let d = CompressionPolicy::default();
+        assert_eq!((d.gzip_level, d.brotli_quality), (6, None));
+        assert_eq!(
+            [1_000, 100_000, 5_000_000].map(|n| d.brotli_quality_for(n)),
+            [7, 6, 5]
+        );
+        assert_eq!(d.tag(), "v2-gz6-brsize");
+        let (p, bad) = CompressionPolicy::from_vars(Some("9"), Some(" 11 "));
+        assert!(bad.is_empty());
+        assert_eq!((p.brotli_quality_for(1), p.brotli_quality_for(5_000_000)), (11, 11));
+        assert_eq!(p.tag(), "v2-gz9-br11");
+        for (gz, br) in [("0", "12"), ("ten", "-1"), ("10", "x")] {
+            let (p, bad) = CompressionPolicy::from_vars(Some(gz), Some(br));
+            assert_eq!(p, d, "{gz} {br}");
+            assert_eq!(bad, ["WEB_GZIP_LEVEL", "WEB_BROTLI_QUALITY"]);
+        }
+        assert_eq!(CompressionPolicy::from_vars(Some(""), None), (d, vec![]));
+    }
+
+    #[test]
+    fn artifacts_made_with_another_policy_are_not_reused() {
+        let root = tmp("policy");
+        let src = sample_source(&root);
+        summary_of(&root, &src, None);
+        let l = Layout::under(&root);
+        assert_eq!(fs::read_to_string(l.compression_tag()).unwrap(), "v2-gz6-brsize");
+        let art = root.join("artifacts");
+        let (_, tar_bytes) = write_artifacts(&l, Vec::new()).unwrap();
+        tar::Archive::new(&tar_bytes[..]).unpack(&art).unwrap();
+        assert!(art.join("v2-gz6-brsize/gz").is_dir());
+        let opts = Options {
+            compression: CompressionPolicy::from_vars(Some("9"), Some("11")).0,
+            ..Options::default()
+        };
+        let root2 = tmp("policy2");
+        let sum = assemble(&src, &Layout::under(&root2), Some(&art), &opts, &mut |_| {}).unwrap();
+        assert_eq!((sum.compressed, sum.reused), (4, 1), "{sum:?}");
+        let br = fs::read(Layout::under(&root2).web.join("index.html.br")).unwrap();
+        let mut plain = Vec::new();
+        brotli::Decompressor::new(&br[..], 4096).read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, "<h1>hello</h1>".repeat(100).into_bytes());
+    }
+
+    #[test]
+    fn jobs_and_results_cross_to_a_child_and_back() {
+        let jobs = vec![
+            Job { enc: Encoding::Gzip, level: 6, src: "/w/a b.css".into(), out: "/w/a b.css.gz".into() },
+            Job { enc: Encoding::Brotli, level: 11, src: "/w/x".into(), out: "/w/x.br".into() },
+        ];
+        assert_eq!(decode_jobs(&encode_jobs(&jobs)), Some(jobs));
+        assert_eq!(decode_jobs(b""), Some(vec![]));
+        assert_eq!(decode_jobs(b"zz\x006\0/a\0/b\0"), None);
+        assert_eq!(decode_jobs(b"gz\0six\0/a\0/b\0"), None);
+        assert_eq!(decode_jobs(b"gz\x006\0/a\0"), None);
+        let vs = [Variant::Stored(12), Variant::Rejected];
+        assert_eq!(decode_variants(&encode_variants(&vs)), Some(vs.to_vec()));
+        assert_eq!(decode_variants("12\nfoo\n"), None);
+    }
+
+    #[test]
+    fn a_compressor_given_the_jobs_gives_the_same_site_as_compressing_inline() {
+        let root = tmp("jobs");
+        let src = sample_source(&root);
+        let (inline, _) = summary_of(&root, &src, None);
+        let root2 = tmp("jobs2");
+        let mut batches = 0;
+        let mut reversed = |jobs: &[Job]| {
+            batches += 1;
+            // Out of order, as children on several cores would finish.
+            let mut vs: Vec<Variant> = jobs.iter().rev().map(|j| run_job(j).unwrap()).collect();
+            vs.reverse();
+            Ok(vs)
+        };
+        let l2 = Layout::under(&root2);
+        let sum = assemble_with(&src, &l2, None, &Options::default(), &mut |_| {}, &mut reversed).unwrap();
+        assert_eq!(batches, 1);
+        assert_eq!(sum, inline);
+        let l = Layout::under(&root);
+        for f in ["manifest.tsv"] {
+            assert_eq!(fs::read(l.etc.join(f)).unwrap(), fs::read(l2.etc.join(f)).unwrap());
+        }
+        assert_eq!(fs::read(l.web.join("copy.css.br")).unwrap(), fs::read(l2.web.join("copy.css.br")).unwrap());
+        let mut short = |_: &[Job]| Ok(vec![]);
+        let err = assemble_with(&src, &Layout::under(&tmp("jobs3")), None, &Options::default(), &mut |_| {}, &mut short);
+        assert!(err.unwrap_err().to_string().contains("lost some"));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct BudgetArgs {
     /// Maximum spawn nesting depth.
     #[arg(long = "max-spawn-depth", default_value_t = Budget::default().spawn_depth)]
     pub max_spawn_depth: u32,
+    /// Modules of one hook running at once (`ws2i.spawn_all`); default: the cores.
+    #[arg(long, value_name = "N", default_value_t = crate::sandbox::default_jobs(), value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: u32,
 }
 
 impl BudgetArgs {
@@ -34,6 +37,7 @@ impl BudgetArgs {
             log: self.log_limit,
             spawn_count: self.max_spawns,
             spawn_depth: self.max_spawn_depth,
+            jobs: self.jobs,
         }
     }
 }

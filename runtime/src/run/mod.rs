@@ -220,25 +220,15 @@ pub fn run_image(req: &RunRequest, log: &dyn RunLog) -> Result<i32, RunError> {
         _ => {}
     }
 
+    // A builder that serves only what its build wrote (static-web) labels its images so: each
+    // request then sees the shared cached rootfs read-only, with no private copy to make.
+    let read_only = img.config.labels().get(READ_ONLY_ROOTFS_LABEL).is_some_and(|v| v == "true");
+    if let (Some(p), true) = (&req.publish, read_only) {
+        return serve(&sandbox, req, log, &image, cmd, *p, base.path(), true);
+    }
     let root = cache.checkout(&base).context("checking out the image's rootfs")?;
     match req.publish {
-        Some(p) => {
-            let serve = HttpServe {
-                rootfs: root.path().to_path_buf(),
-                program: cmd.program,
-                args: cmd.args,
-                env: cmd.env,
-                cwd: cmd.cwd,
-                budget: req.budget.clone(),
-                listen: p.host_addr(),
-                max_concurrent: 16,
-                drain: Duration::from_secs(10).min(req.budget.timeout + Duration::from_secs(1)),
-            };
-            sandbox.serve_http(serve, |addr| log.serving(&image, addr), async {
-                termination().await;
-            })?;
-            Ok(0)
-        }
+        Some(p) => serve(&sandbox, req, log, &image, cmd, p, root.path(), false),
         None => {
             let _cleanup = CleanupOnSignal::install(root.path())?;
             let mut hook = Hook::new(root.path(), cmd.program);
@@ -250,6 +240,41 @@ pub fn run_image(req: &RunRequest, log: &dyn RunLog) -> Result<i32, RunError> {
             Ok(outcome.exit_code)
         }
     }
+}
+
+/// The image label (`"true"`) that has `ws2i run -p` serve the rootfs read-only, from the shared
+/// cache: no request can change what a later one sees, and no private copy is made. Builders
+/// set it (static-web does); the images they build inherit it.
+pub const READ_ONLY_ROOTFS_LABEL: &str = "io.ws2i.run.read-only-rootfs";
+
+/// Serves `cmd` from `rootfs` until SIGINT/SIGTERM.
+#[allow(clippy::too_many_arguments)]
+fn serve(
+    sandbox: &Sandbox,
+    req: &RunRequest,
+    log: &dyn RunLog,
+    image: &str,
+    cmd: Command,
+    p: Publish,
+    rootfs: &Path,
+    read_only_rootfs: bool,
+) -> Result<i32, RunError> {
+    let serve = HttpServe {
+        rootfs: rootfs.to_path_buf(),
+        read_only_rootfs,
+        program: cmd.program,
+        args: cmd.args,
+        env: cmd.env,
+        cwd: cmd.cwd,
+        budget: req.budget.clone(),
+        listen: p.host_addr(),
+        max_concurrent: 16,
+        drain: Duration::from_secs(10).min(req.budget.timeout + Duration::from_secs(1)),
+    };
+    sandbox.serve_http(serve, |addr| log.serving(image, addr), async {
+        termination().await;
+    })?;
+    Ok(0)
 }
 
 /// Resolves to the signal number on SIGINT or SIGTERM (the handlers are installed at its first poll).

@@ -23,6 +23,13 @@ pub struct Budget {
     pub spawn_count: u32,
     /// Nesting of spawns (a hook that spawns is depth 1's parent).
     pub spawn_depth: u32,
+    /// Modules of the run executing at the same moment (`ws2i.spawn_all`), the hook included.
+    pub jobs: u32,
+}
+
+/// The cores this process may use: the default job budget.
+pub fn default_jobs() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
 }
 
 impl Default for Budget {
@@ -34,6 +41,7 @@ impl Default for Budget {
             log: Size(64 << 20),
             spawn_count: 1000,
             spawn_depth: 8,
+            jobs: default_jobs(),
         }
     }
 }
@@ -59,11 +67,14 @@ pub(crate) struct RunState {
     pub disk_used: AtomicU64,
     pub disk_over: AtomicBool,
     pub done: AtomicBool,
+    /// Job slots not in use: `jobs` minus the hook's own thread minus helpers of batches.
+    pub jobs_free: AtomicU32,
 }
 
 impl RunState {
     pub fn new(budget: Budget) -> Arc<Self> {
         let deadline = Instant::now() + budget.timeout;
+        let jobs_free = AtomicU32::new(budget.jobs.saturating_sub(1));
         Arc::new(RunState {
             budget,
             deadline,
@@ -71,6 +82,7 @@ impl RunState {
             disk_used: AtomicU64::new(0),
             disk_over: AtomicBool::new(false),
             done: AtomicBool::new(false),
+            jobs_free,
         })
     }
 

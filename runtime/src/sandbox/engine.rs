@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, Module};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 
 use super::detect::WasmKind;
 use super::error::SandboxError;
@@ -43,23 +43,69 @@ pub(crate) struct Engines {
     modules: Mutex<HashMap<[u8; 32], Compiled>>,
 }
 
-pub(crate) fn new_engine() -> Result<Engine, SandboxError> {
+fn base_config() -> Config {
     let mut cfg = Config::new();
     cfg.epoch_interruption(true);
     cfg.wasm_component_model(true);
-    Engine::new(&cfg).map_err(|e| SandboxError::Setup(format!("cannot create the wasmtime engine: {e}")))
+    cfg
+}
+
+pub(crate) fn new_engine() -> Result<Engine, SandboxError> {
+    Engine::new(&base_config()).map_err(|e| SandboxError::Setup(format!("cannot create the wasmtime engine: {e}")))
+}
+
+/// An engine whose instances come from a pool reserved up front: `instances` slots of linear
+/// memory (each up to `max_memory` bytes), tables and fiber stacks. A request then costs an
+/// madvise to reset its slot instead of mmap/mprotect/munmap (and their TLB shootdowns) of a
+/// 4 GiB reservation and a 2 MiB stack; memory images stay copy-on-write mappings of the
+/// compiled code. Isolation is the same as on demand: every instance is new, its memory and
+/// tables reset before a slot is reused. Only the HTTP server uses it (build hooks such as
+/// the Go toolchain exceed the per-instance size limits a pool needs).
+fn pooled_engine(instances: u32, max_memory: u64) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        // A Rust wasip2 component: the main module plus a few shim and fixup modules.
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .total_gc_heaps(instances)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(16)
+        // The store's limiter still enforces the memory budget; the slot only has to hold it.
+        .max_memory_size(usize::try_from(max_memory.clamp(64 << 20, 4 << 30)).unwrap_or(4 << 30))
+        // Keep the first MiB of a slot mapped between requests (reset with memset, or with
+        // PAGEMAP_SCAN only the dirty pages where the kernel has it): a small handler's stack
+        // and heap then fault no pages in.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(Enabled::Auto);
+    let mut cfg = base_config();
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&cfg)
 }
 
 impl Engines {
     pub fn new(cache_dir: PathBuf) -> Result<Arc<Self>, SandboxError> {
-        let engine = new_engine()?;
+        Ok(Self::with_engine(new_engine()?, cache_dir))
+    }
+
+    /// Engines of their own for serving `instances` requests at once from a pool (see
+    /// [`pooled_engine`]); `None` when the pool cannot be reserved (too little address space,
+    /// e.g. under `ulimit -v`), and the caller keeps allocating on demand.
+    pub fn pooled(&self, instances: u32, max_memory: u64) -> Option<Arc<Self>> {
+        pooled_engine(instances, max_memory).ok().map(|e| Self::with_engine(e, self.cache_dir.clone()))
+    }
+
+    fn with_engine(engine: Engine, cache_dir: PathBuf) -> Arc<Self> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         CONFIG_FINGERPRINT.hash(&mut h);
         let compat = format!("{:016x}", h.finish());
         let this = Arc::new(Engines { engine, cache_dir, compat, modules: Mutex::new(HashMap::new()) });
         start_ticker(Arc::downgrade(&this));
-        Ok(this)
+        this
     }
 
     /// Compile `bytes` or fetch them compiled. Precompiled artifacts are only ever read from

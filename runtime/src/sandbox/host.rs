@@ -12,6 +12,7 @@ use wasmtime::{Caller, Extern, Linker};
 use super::error::{BudgetKind, SandboxError};
 use super::log::{Event, Sink, Stream};
 use super::ctx::{Invocation, RunCtx, RunError};
+use super::spawn_all::{self, Child};
 
 /// What the host imports need from the store they are linked into. The runner implements it, so
 /// `ws2i.spawn` can start a child without this module knowing how modules are run.
@@ -133,48 +134,48 @@ pub(crate) fn add_to_linker<T: HostState>(linker: &mut Linker<T>) -> wasmtime::R
                     .collect::<Option<Vec<_>>>()?;
                 let cwd = read_str(&mut caller, cwd, cwd_len)?;
                 let out = read_str(&mut caller, out, out_len)?;
-                Some((program, argv, env, cwd, out))
+                Some(Child { program, argv, env, cwd, out })
             })();
-            let Some((program, argv, env, cwd, out)) = args else { return Ok(ERRNO_INVAL) };
-            if program.is_empty() || !program.starts_with('/') {
-                return Ok(ERRNO_INVAL);
-            }
+            let Some(child) = args else { return Ok(ERRNO_INVAL) };
             let ctx = caller.data().ctx().clone();
             let depth = caller.data().depth() + 1;
-            let budget = &ctx.state.budget;
-            if depth > budget.spawn_depth {
-                return Err(wasmtime::Error::new(budget.exceeded(BudgetKind::SpawnDepth)));
-            }
-            if ctx.state.spawns.fetch_add(1, Ordering::Relaxed) >= budget.spawn_count {
-                return Err(wasmtime::Error::new(budget.exceeded(BudgetKind::SpawnCount)));
-            }
-            ctx.spawned.fetch_add(1, Ordering::Relaxed);
-            let stdout = if out.is_empty() {
-                Sink::lines(Stream::Stdout, ctx.log.clone())
-            } else {
-                match open_output(&ctx, &out) {
-                    Ok(f) => Sink::bytes(Box::new(f)),
-                    Err(errno) => return Ok(errno),
-                }
-            };
-            let inv = Invocation { program, args: argv, env, cwd, stdout, depth };
-            let code = match T::run_child(&ctx, inv) {
+            let code = match spawn_child::<T>(&ctx, depth, child)? {
                 Ok(code) => code,
-                Err(RunError::Budget(b)) => return Err(wasmtime::Error::new(b)),
-                Err(RunError::Trap(msg)) => {
-                    let _ = ctx.log.events.send(Event::Notice(format!("spawned module trapped: {msg}")));
-                    134
-                }
-                Err(RunError::Refused(SandboxError::NotFound { .. })) => return Ok(ERRNO_NOENT),
-                Err(RunError::Refused(SandboxError::NotWasm { .. })) => return Ok(ERRNO_NOEXEC),
-                Err(RunError::Refused(e)) => {
-                    let _ = ctx.log.events.send(Event::Notice(format!("spawn failed: {e}")));
-                    return Ok(ERRNO_NOEXEC);
-                }
+                Err(errno) => return Ok(errno),
             };
             let Some(mem) = memory(&mut caller) else { return Ok(ERRNO_INVAL) };
             let Ok(at) = usize::try_from(exit_ptr as u32) else { return Ok(ERRNO_INVAL) };
             match mem.write(&mut caller, at, &code.to_le_bytes()) {
+                Ok(()) => Ok(ERRNO_SUCCESS),
+                Err(_) => Ok(ERRNO_INVAL),
+            }
+        },
+    )?;
+    // docs/hooks.md "spawn_all": the children of one call at once, up to the job budget.
+    linker.func_wrap(
+        "ws2i",
+        "spawn_all",
+        |mut caller: Caller<'_, T>, req: i32, req_len: i32, count: i32, results: i32| -> wasmtime::Result<i32> {
+            let Ok(count) = u32::try_from(count) else { return Ok(ERRNO_INVAL) };
+            let Some(children) = read_bytes(&mut caller, req, req_len).and_then(|b| spawn_all::decode(&b, count)) else {
+                return Ok(ERRNO_INVAL);
+            };
+            let ctx = caller.data().ctx().clone();
+            let depth = caller.data().depth() + 1;
+            let outcomes = spawn_all::run_all(&ctx, children, |ctx, child| spawn_child::<T>(ctx, depth, child))?;
+            let bytes: Vec<u8> = outcomes
+                .iter()
+                .flat_map(|o| {
+                    let (errno, code) = match o {
+                        Ok(code) => (ERRNO_SUCCESS, *code),
+                        Err(errno) => (*errno, 0),
+                    };
+                    errno.to_le_bytes().into_iter().chain(code.to_le_bytes())
+                })
+                .collect();
+            let Some(mem) = memory(&mut caller) else { return Ok(ERRNO_INVAL) };
+            let Ok(at) = usize::try_from(results as u32) else { return Ok(ERRNO_INVAL) };
+            match mem.write(&mut caller, at, &bytes) {
                 Ok(()) => Ok(ERRNO_SUCCESS),
                 Err(_) => Ok(ERRNO_INVAL),
             }
@@ -199,6 +200,47 @@ pub(crate) fn add_to_linker<T: HostState>(linker: &mut Linker<T>) -> wasmtime::R
         }
     })?;
     Ok(())
+}
+
+/// One child of `spawn` or `spawn_all`, `depth` deep: its budgets checked, run to the end.
+/// `Ok(Ok(code))` when it ran, `Ok(Err(errno))` when it was refused, `Err` when it spent a
+/// fatal budget (which ends the whole hook).
+fn spawn_child<T: HostState>(ctx: &Arc<RunCtx>, depth: u32, child: Child) -> wasmtime::Result<spawn_all::Outcome> {
+    let Child { program, argv, env, cwd, out } = child;
+    if program.is_empty() || !program.starts_with('/') {
+        return Ok(Err(ERRNO_INVAL));
+    }
+    let budget = &ctx.state.budget;
+    if depth > budget.spawn_depth {
+        return Err(wasmtime::Error::new(budget.exceeded(BudgetKind::SpawnDepth)));
+    }
+    if ctx.state.spawns.fetch_add(1, Ordering::Relaxed) >= budget.spawn_count {
+        return Err(wasmtime::Error::new(budget.exceeded(BudgetKind::SpawnCount)));
+    }
+    ctx.spawned.fetch_add(1, Ordering::Relaxed);
+    let stdout = if out.is_empty() {
+        Sink::lines(Stream::Stdout, ctx.log.clone())
+    } else {
+        match open_output(ctx, &out) {
+            Ok(f) => Sink::bytes(Box::new(f)),
+            Err(errno) => return Ok(Err(errno)),
+        }
+    };
+    let inv = Invocation { program, args: argv, env, cwd, stdout, depth };
+    Ok(match T::run_child(ctx, inv) {
+        Ok(code) => Ok(code),
+        Err(RunError::Budget(b)) => return Err(wasmtime::Error::new(b)),
+        Err(RunError::Trap(msg)) => {
+            let _ = ctx.log.events.send(Event::Notice(format!("spawned module trapped: {msg}")));
+            Ok(134)
+        }
+        Err(RunError::Refused(SandboxError::NotFound { .. })) => Err(ERRNO_NOENT),
+        Err(RunError::Refused(SandboxError::NotWasm { .. })) => Err(ERRNO_NOEXEC),
+        Err(RunError::Refused(e)) => {
+            let _ = ctx.log.events.send(Event::Notice(format!("spawn failed: {e}")));
+            Err(ERRNO_NOEXEC)
+        }
+    })
 }
 
 /// Permission bits (`& 0o7777`) of a path, symlinks not followed.

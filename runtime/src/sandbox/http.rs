@@ -2,6 +2,11 @@
 //! a hyper HTTP/1 server on loopback, one fresh store and instance per request, each with the
 //! memory budget and a wall-clock deadline of its own. A request that traps or runs out of time
 //! gets a 500/503 and the server keeps serving; the guest may not make outbound requests.
+//!
+//! Per request, the costs are kept to what isolation needs (docs/run.md, "Speed"): instances
+//! come from a pooling allocator (a slot reset instead of mmap/munmap), WASI file calls run on
+//! the worker thread instead of a blocking-pool round trip each, and sockets are TCP_NODELAY
+//! so a head written before its body does not wait out a delayed ACK.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +19,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use http_body_util::{BodyExt, Full};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
@@ -61,8 +66,10 @@ impl ProgramKind {
 /// One server: which proxy component, what it sees, and where it listens.
 #[derive(Debug, Clone)]
 pub struct HttpServe {
-    /// Host directory each request's instance sees as `/` (read-write: the run's own view).
+    /// Host directory each request's instance sees as `/` (the run's own view).
     pub rootfs: PathBuf,
+    /// Preopen `rootfs` read-only: no request can change what a later one sees.
+    pub read_only_rootfs: bool,
     /// Absolute guest path of the component.
     pub program: String,
     /// argv after argv[0].
@@ -126,17 +133,28 @@ impl Sandbox {
     ) -> Result<ServeStats, SandboxError> {
         let bytes = read_program(&serve.rootfs, &serve.program)?;
         let kind = detect(&bytes).map_err(|found| SandboxError::NotWasm { path: serve.program.clone(), found })?;
-        let component = match self.engines.load(&serve.program, kind, &bytes)?.0 {
-            Compiled::Component(c) if component_kind(&self.engines, &c) == ProgramKind::HttpProxy => c,
+        match self.engines.load(&serve.program, kind, &bytes)?.0 {
+            Compiled::Component(c) if component_kind(&self.engines, &c) == ProgramKind::HttpProxy => {}
             _ => {
                 return Err(SandboxError::Setup(format!(
                     "{} does not export wasi:http/incoming-handler, so it cannot be served over HTTP",
                     serve.program
                 )))
             }
+        }
+
+        // A pool slot per request being handled (a slot is held until the body is sent).
+        let slots = serve.max_concurrent.max(1);
+        let engines = match self.engines.pooled(u32::try_from(slots).unwrap_or(u32::MAX).saturating_add(2), serve.budget.memory.bytes()) {
+            Some(pooled) => pooled,
+            None => self.engines.clone(),
+        };
+        let component = match engines.load(&serve.program, kind, &bytes)?.0 {
+            Compiled::Component(c) => c,
+            Compiled::Core(_) => return Err(SandboxError::Setup(format!("{} changed while it was being loaded", serve.program))),
         };
         let setup = |what: &str, e: wasmtime::Error| SandboxError::Setup(format!("{what}: {e:#}"));
-        let mut linker = wasmtime::component::Linker::<RequestState>::new(&self.engines.engine);
+        let mut linker = wasmtime::component::Linker::<RequestState>::new(&engines.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| setup("linking WASI", e))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| setup("linking wasi:http", e))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| setup(&format!("cannot link {}", serve.program), e))?;
@@ -148,7 +166,7 @@ impl Sandbox {
             .enable_all()
             .build()
             .map_err(|e| SandboxError::io("cannot start the HTTP runtime", e))?;
-        let server = Arc::new(Server { pre, serve: serve.clone(), engines: self.engines.clone() });
+        let server = Arc::new(Server { pre, serve: serve.clone(), engines });
         let result = rt.block_on(async move {
             let listener = TcpListener::bind(serve.listen)
                 .await
@@ -247,11 +265,14 @@ impl Server {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
+                    // Without it a body written after its head waits for the client's delayed
+                    // ACK (40 ms on Linux) whenever the two leave as separate segments.
+                    let _ = stream.set_nodelay(true);
                     let (me, slots, stats, mut stop) = (self.clone(), slots.clone(), stats.clone(), stop_rx.clone());
                     conns.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             let (me, slots, stats) = (me.clone(), slots.clone(), stats.clone());
-                            async move { Ok::<_, std::convert::Infallible>(me.handle(req, &slots, &stats).await) }
+                            async move { Ok::<_, std::convert::Infallible>(me.handle(req, slots, &stats).await) }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()
                             .keep_alive(true)
@@ -282,11 +303,13 @@ impl Server {
     async fn handle(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
-        slots: &Semaphore,
+        slots: Arc<Semaphore>,
         stats: &std::sync::Mutex<ServeStats>,
     ) -> hyper::Response<HyperOutgoingBody> {
-        let _slot = slots.acquire().await;
-        let result = self.call(req).await;
+        let result = match slots.acquire_owned().await {
+            Ok(slot) => self.call(req, slot).await,
+            Err(_closed) => Err(Failure::Trap("the server is stopping".into())),
+        };
         let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
         s.requests += 1;
         match result {
@@ -308,7 +331,13 @@ impl Server {
         }
     }
 
-    async fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
+    /// `slot` is held by the instance's task, so it counts until the body has been sent and the
+    /// store dropped: the pool never has more live instances than slots.
+    async fn call(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let serve = &self.serve;
         let trap = |e: wasmtime::Error| Failure::Trap(format!("{e:#}"));
         let mut store = Store::new(&self.engines.engine, self.state().map_err(|e| Failure::Trap(e.to_string()))?);
@@ -325,6 +354,7 @@ impl Server {
         // in a host call.
         let deadline = serve.budget.timeout + Duration::from_secs(1);
         let task = tokio::task::spawn(tokio::time::timeout(deadline, async move {
+            let _slot = slot;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
         }));
@@ -344,7 +374,13 @@ impl Server {
     fn state(&self) -> Result<RequestState, SandboxError> {
         let serve = &self.serve;
         let mut b = WasiCtxBuilder::new();
-        b.preopened_dir(&serve.rootfs, "/", FsPerms::ReadWrite)
+        // File calls run on the worker thread, not as a spawn_blocking round trip each. Set
+        // first: a preopen copies the flag when it is made. A file call can block a worker
+        // only on a FIFO or device, and a served rootfs has none: layers are unpacked without
+        // them and WASI cannot make one.
+        b.allow_blocking_current_thread(true);
+        let perms = if serve.read_only_rootfs { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+        b.preopened_dir(&serve.rootfs, "/", perms)
             .map_err(|e| SandboxError::Setup(format!("cannot open rootfs {}: {e:#}", serve.rootfs.display())))?;
         let mut args = vec![serve.program.clone()];
         args.extend(serve.args.iter().cloned());

@@ -14,6 +14,7 @@ mod host;
 mod http;
 mod log;
 mod run;
+mod spawn_all;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use budget::Budget;
+pub use budget::{default_jobs, Budget};
 pub use detect::{detect, WasmKind};
 pub use engine::{default_cache_dir, CacheUse};
 pub use error::{BudgetExceeded, BudgetKind, SandboxError};

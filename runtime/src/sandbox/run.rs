@@ -96,6 +96,9 @@ fn deterministic_bytes(seed: u64) -> Vec<u8> {
 
 fn wasi_builder(ctx: &RunCtx, inv: &Invocation, stderr: Sink) -> Result<WasiCtxBuilder, SandboxError> {
     let mut b = WasiCtxBuilder::new();
+    // File calls run inline rather than as a blocking-pool round trip each. Preopens copy the
+    // flag when they are made, so it comes first.
+    b.allow_blocking_current_thread(true);
     let setup = |what: &str, e: wasmtime::Error| SandboxError::Setup(format!("{what}: {e:#}"));
     let root_perms = if ctx.rootfs_read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
     b.preopened_dir(&ctx.rootfs, "/", root_perms).map_err(|e| setup(&format!("cannot open rootfs {}", ctx.rootfs.display()), e))?;
@@ -113,7 +116,6 @@ fn wasi_builder(ctx: &RunCtx, inv: &Invocation, stderr: Sink) -> Result<WasiCtxB
     b.initial_cwd(&cwd);
     b.stdout(inv.stdout.clone());
     b.stderr(stderr);
-    b.allow_blocking_current_thread(true);
     if let Some(epoch) = ctx.reproducible {
         b.wall_clock(FixedWall(Duration::from_secs(epoch)));
         b.monotonic_clock(CountingMonotonic(AtomicU32::new(0)));

@@ -1,5 +1,5 @@
 //! save-artifacts: the compressed variants of the previous image's site as a
-//! tar on stdout, keyed by content hash (`v1/gz/<sha256>`, `v1/br/<sha256>`),
+//! tar on stdout, keyed by compression policy and content hash (`v2-gz6-brsize/gz/<sha256>`),
 //! so that the next assemble compresses only what changed.
 use std::io::{self, BufWriter};
 
