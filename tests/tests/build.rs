@@ -7,6 +7,7 @@ use std::process::Command;
 
 use ws2i::image::store::Store;
 use ws2i_tests::builders::{digest_line, make_builder, make_builder_with, shared_cache};
+use ws2i_tests::git::git;
 use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, ws2i};
 
 const BUILDER: &str = "ws2i-test/test-builder:latest";
@@ -382,25 +383,6 @@ fn incremental_build_restores_the_previous_artifacts() {
     );
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = run_ok(
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args([
-                "-c",
-                "user.name=Ada Builder",
-                "-c",
-                "user.email=ada@example.com",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir),
-    );
-    stdout(&out).trim().to_string()
-}
 
 #[test]
 fn git_source_with_ref_and_context_dir_gets_commit_labels() {

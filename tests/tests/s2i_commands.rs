@@ -7,6 +7,7 @@ use std::process::Command;
 
 use ws2i::image::store::Store;
 use ws2i_tests::builders::{digest_line, make_builder, shared_cache};
+use ws2i_tests::git::git;
 use ws2i_tests::{describe, guests, run, run_fail, run_ok, stderr, stdout, workspace_root, ws2i};
 
 const BUILDER: &str = "ws2i-test/cmd-builder:latest";
@@ -115,24 +116,6 @@ fn usage_pulls_a_registry_builder_per_pull_policy() {
     assert!(stderr(&out).contains("sometimes"), "{}", describe(&out));
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = run_ok(
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args([
-                "-c",
-                "user.name=Ada Builder",
-                "-c",
-                "user.email=ada@example.com",
-            ])
-            .args(["-c", "init.defaultBranch=main"])
-            .args(args)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir),
-    );
-    stdout(&out).trim().to_string()
-}
 
 #[test]
 fn rebuild_uses_the_recorded_commit_and_gives_the_same_image() {
