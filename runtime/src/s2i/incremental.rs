@@ -15,7 +15,7 @@ use crate::image::{LocalRef, NameTag, ResolvedImage};
 use crate::layer::{self, Compression};
 use crate::s2i::builder::{pull_remote, Pull};
 use crate::s2i::rootfs::{inject_source, Rootfs};
-use crate::s2i::scripts::{self, ImageDir, ScriptLocation, ScriptSources};
+use crate::s2i::scripts::{self, ImageDir, ImageUrl, ScriptLocation, ScriptSources};
 use crate::s2i::{BuildCtx, BuildError};
 use crate::sandbox::{Hook, Stdout};
 use crate::source::FetchedSource;
@@ -89,17 +89,13 @@ impl Incremental<'_> {
         let base = self.ctx.cache.base(&self.ctx.store.image_layers(&prev)?)?;
         let labels: HashMap<String, String> = prev.config.labels().into_iter().collect();
         let env: Vec<(String, String)> = prev.config.env_pairs();
-        let image_url = self
-            .ctx
-            .req
-            .image_scripts_url
-            .clone()
-            .or_else(|| scripts::image_scripts_url(&labels, &env));
+        let label = scripts::image_scripts_url(&labels, &env);
+        let image_url = ImageUrl::choose(self.ctx.req.image_scripts_url.as_deref(), label.as_deref());
         let fs = ImageDir::open(base.path()).context("opening the previous image")?;
         let src = ScriptSources {
             scripts_url: self.ctx.req.scripts_url.as_deref(),
             source_scripts: &self.fetched.scripts,
-            image_url: image_url.as_deref(),
+            image_url,
             image: &fs,
             download_dir: &self.ctx.staging.path().join("downloads-previous"),
             limits: scripts::DownloadLimits::default(),

@@ -135,7 +135,7 @@ impl RuntimeStage<'_> {
         let src = ScriptSources {
             scripts_url: None,
             source_scripts: &none,
-            image_url: image_url.as_deref(),
+            image_url: image_url.as_deref().map(scripts::ImageUrl::Label),
             image: &fs,
             download_dir: tmp.path(),
             limits: scripts::DownloadLimits::default(),

@@ -106,6 +106,8 @@ pub enum ScriptsError {
     UnsupportedUrl { url: String },
     #[error("{url}: {message}")]
     Fetch { url: String, message: String },
+    #[error("the image's scripts URL {url:?} is refused: an image may only name scripts inside itself (image://DIR); give a host dir or a URL yourself with --image-scripts-url or --scripts-url")]
+    NotInImage { url: String },
 }
 
 /// The scripts URL a builder declares: label `io.openshift.s2i.scripts-url`, else
@@ -121,14 +123,31 @@ pub fn image_scripts_url(labels: &HashMap<String, String>, env: &[(String, Strin
         })
 }
 
+/// Who named the image's scripts dir. The user (`--image-scripts-url`) may name any scheme. The
+/// image itself (its scripts-url label or `STI_SCRIPTS_URL`, which a hook can write through
+/// `image_metadata.json`) may only name a dir inside the image: data from an image never makes
+/// ws2i read a host file or fetch a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageUrl<'a> {
+    Flag(&'a str),
+    Label(&'a str),
+}
+
+impl<'a> ImageUrl<'a> {
+    /// `--image-scripts-url` if given, else the image's own.
+    pub fn choose(flag: Option<&'a str>, label: Option<&'a str>) -> Option<Self> {
+        flag.map(ImageUrl::Flag).or(label.map(ImageUrl::Label))
+    }
+}
+
 /// Inputs of [`resolve`].
 pub struct ScriptSources<'a> {
     /// `--scripts-url`.
     pub scripts_url: Option<&'a str>,
     /// Scripts moved out of the source's `.s2i/bin`, by file name (see `FetchedSource::scripts`).
     pub source_scripts: &'a BTreeMap<String, PathBuf>,
-    /// [`image_scripts_url`] of the builder.
-    pub image_url: Option<&'a str>,
+    /// `--image-scripts-url`, else [`image_scripts_url`] of the image.
+    pub image_url: Option<ImageUrl<'a>>,
     pub image: &'a dyn ImageFs,
     /// Host dir where `file://`/`http(s)://` scripts are written (created if missing).
     pub download_dir: &'a Path,
@@ -188,8 +207,12 @@ pub async fn resolve(src: &ScriptSources<'_>, required: &[ScriptName]) -> Result
         .map_err(|e| ScriptsError::Fetch { url: "http client".into(), message: e.to_string() })?;
     let mut out = ResolvedScripts::default();
     let mut failures: Vec<String> = Vec::new();
-    let image_url = src.image_url.unwrap_or(DEFAULT_IMAGE_SCRIPTS_URL);
-    let image_origin = if src.image_url.is_some() { ScriptOrigin::ImageLabel } else { ScriptOrigin::ImageDefault };
+    let (image_url, image_origin) = match src.image_url {
+        None => (DEFAULT_IMAGE_SCRIPTS_URL, ScriptOrigin::ImageDefault),
+        Some(ImageUrl::Flag(u)) => (u, ScriptOrigin::ImageLabel),
+        Some(ImageUrl::Label(u)) if u.starts_with("image://") => (u, ScriptOrigin::ImageLabel),
+        Some(ImageUrl::Label(u)) => return Err(ScriptsError::NotInImage { url: u.to_string() }),
+    };
     let mut any_from_scripts_url = false;
     for name in ScriptName::ALL {
         let mut found = None;
@@ -341,12 +364,13 @@ pub(crate) fn for_build(
     use anyhow::Context as _;
     let required: &[ScriptName] =
         if ctx.req.runtime_image.is_some() { &[ScriptName::Assemble] } else { &UPSTREAM_REQUIRED };
-    let image_url = ctx.req.image_scripts_url.clone().or_else(|| image_scripts_url(&builder.labels, &builder.env));
+    let label = image_scripts_url(&builder.labels, &builder.env);
+    let image_url = ImageUrl::choose(ctx.req.image_scripts_url.as_deref(), label.as_deref());
     let fs = ImageDir::open(base.rootfs.path()).context("opening the builder rootfs")?;
     let src = ScriptSources {
         scripts_url: ctx.req.scripts_url.as_deref(),
         source_scripts: &source.scripts,
-        image_url: image_url.as_deref(),
+        image_url,
         image: &fs,
         download_dir: &ctx.staging.path().join("downloads"),
         limits: DownloadLimits::default(),
@@ -463,7 +487,7 @@ mod tests {
         let src = ScriptSources {
             scripts_url: None,
             source_scripts: &none,
-            image_url: Some("image:///opt/s2i"),
+            image_url: Some(ImageUrl::Label("image:///opt/s2i")),
             image: &img,
             download_dir: dl.path(),
             limits: DownloadLimits::default(),
@@ -549,7 +573,7 @@ mod tests {
         let src = ScriptSources {
             scripts_url: Some(&url),
             source_scripts: &source_scripts,
-            image_url: Some("image:///opt/s2i"),
+            image_url: Some(ImageUrl::Label("image:///opt/s2i")),
             image: &img,
             download_dir: &dl,
             limits: DownloadLimits::default(),
@@ -605,12 +629,19 @@ mod tests {
 
         // Over the size bound: not installed, and the reason is in the error.
         let label = format!("{base}/big");
-        let src = ScriptSources { scripts_url: None, image_url: Some(&label), ..src };
+        let src = ScriptSources { scripts_url: None, image_url: Some(ImageUrl::Flag(&label)), ..src };
         let e = resolve(&src, &[ScriptName::Assemble]).await.unwrap_err();
         assert!(e.to_string().contains("larger than the limit"), "{e}");
         // Unreachable server: an error naming the URL, no hang.
-        let src = ScriptSources { image_url: Some("http://127.0.0.1:1/x"), ..src };
+        let src = ScriptSources { image_url: Some(ImageUrl::Flag("http://127.0.0.1:1/x")), ..src };
         let e = resolve(&src, &[ScriptName::Assemble]).await.unwrap_err();
         assert!(e.to_string().contains("http://127.0.0.1:1/x/assemble"), "{e}");
+        // The same URLs named by the image itself are refused before anything is read or fetched.
+        for url in [label.as_str(), "http://127.0.0.1:1/x", "file:///etc", "file://rel/dir"] {
+            let src = ScriptSources { image_url: Some(ImageUrl::Label(url)), ..src };
+            let e = resolve(&src, &[ScriptName::Assemble]).await.unwrap_err();
+            assert!(matches!(&e, ScriptsError::NotInImage { url: u } if u == url), "{e}");
+            assert!(e.to_string().contains("--image-scripts-url"), "{e}");
+        }
     }
 }

@@ -83,7 +83,7 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
     let src = ScriptSources {
         scripts_url: req.scripts_url.as_deref(),
         source_scripts: &no_source,
-        image_url: image_url.as_deref(),
+        image_url: image_url.as_deref().map(scripts::ImageUrl::Label),
         image: &fs,
         download_dir: downloads.path(),
         limits: scripts::DownloadLimits::default(),
