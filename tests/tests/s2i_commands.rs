@@ -157,7 +157,14 @@ fn rebuild_uses_the_recorded_commit_and_gives_the_same_image() {
             .arg("main"),
     );
 
-    let again = run_ok(&mut w.ws2i(&["rebuild", "app:v1", "app:again", "--reproducible"]));
+    // The recorded source is on this machine: a label alone does not make ws2i build a host path.
+    let refused = run_fail(&mut w.ws2i(&["rebuild", "app:v1", "app:again", "--reproducible"]));
+    assert!(
+        stderr(&refused).contains(&format!("--source {url}")),
+        "{}",
+        describe(&refused)
+    );
+    let again = run_ok(&mut w.ws2i(&["rebuild", "app:v1", "app:again", "--reproducible", "--source", &url]));
     let l1 = w.labels("app:v1");
     let l2 = w.labels("app:again");
     assert_eq!(l1["io.openshift.s2i.build.commit.id"], v1.as_str());

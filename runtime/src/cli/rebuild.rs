@@ -16,6 +16,10 @@ pub struct RebuildArgs {
     pub image: String,
     /// Tag for the result (default: IMAGE).
     pub new_tag: Option<String>,
+    /// Build from this source instead of the recorded one; needed when the recorded one is on
+    /// this machine (a path or file:// repository), which an image's label alone cannot grant.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
     /// Fixed mtimes and created time, so the same inputs give the same digest.
     #[arg(long)]
     pub reproducible: bool,
@@ -40,7 +44,7 @@ pub fn run(g: &Global, a: RebuildArgs) -> Result<ExitCode> {
         })
         .transpose()?;
     let mut req =
-        crate::s2i::rebuild::rebuild_request(&store, &a.image, tag, sandbox::default_cache_dir())?;
+        crate::s2i::rebuild::rebuild_request(&store, &a.image, tag, a.source.as_deref(), sandbox::default_cache_dir())?;
     req.source_date_epoch = a.source_date_epoch.or(a.reproducible.then_some(0));
     req.budget = a.budget.budget();
     req.progress = crate::progress::enabled(g.quiet);
