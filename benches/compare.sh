@@ -24,6 +24,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+. benches/lib.sh
 ROWS=${ROWS:-"serve site go layers push"}
 DUR=${DUR:-10s}
 LAYER_MB=${LAYER_MB:-313}
@@ -76,19 +77,12 @@ guest-scripts/build --hooks-only >/dev/null
 # ---------------------------------------------------------------- serve
 if want serve; then
   say "serve: static-web vs nginx"
-  cp -r examples/hello-site "$WORK/site"
-  python3 - "$WORK/site/big.js" <<'EOF'
-import sys
-lines = [f"export function f{i}(x) {{ return x * {i} + {i * 7 % 13}; }} // generated line {i}\n" for i in range(1500)]
-open(sys.argv[1], "w").write("".join(lines))
-EOF
+  bench_site "$WORK/site"
   "$W" --quiet build "$WORK/site" ws2i/static-web bench-site >/dev/null
   taskset -c "$last" "$W" run bench-site -p 127.0.0.1:0:8080 2>"$WORK/run.log" &
   pids+=($!)
-  for _ in $(seq 1 600); do grep -q '^Serving ' "$WORK/run.log" && break; sleep 0.1; done
-  sw_port=$(sed -n 's/^Serving .* on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/run.log" | head -n1)
-  [ -n "$sw_port" ] || { cat "$WORK/run.log" >&2; exit 1; }
-  ng_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sw_port=$(bench_serve_port "$WORK/run.log")
+  ng_port=$(bench_free_port)
   mkdir -p "$WORK/nginx"
   # nginx's usual static-file settings; `user` matters only as root (workers would drop to nobody).
   cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -195,20 +189,7 @@ fi
 # ---------------------------------------------------------------- layers
 if want layers || want push; then
   say "layers: generating a ${LAYER_MB} MB, 10k-file tree"
-  python3 - "$WORK/tree" "$LAYER_MB" <<'PY'
-import os, sys, random
-root, mb = sys.argv[1], int(sys.argv[2]); files = 10000; per = mb * 1024 * 1024 // files
-rnd = random.Random(1)
-for i in range(files):
-    d = os.path.join(root, "d%03d" % (i % 100)); os.makedirs(d, exist_ok=True)
-    out = bytearray()
-    while len(out) < per:
-        if (len(out) // 4096) % 2 == 0:
-            out += b"line %d of file %d with some repeated words words words\n" % (len(out), i)
-        else:
-            out += rnd.randbytes(4096)
-    open(os.path.join(d, "f%d" % i), "wb").write(out[:per])
-PY
+  python3 benches/gen-tree.py "$WORK/tree" "$LAYER_MB"
   sync
 fi
 if want layers; then
@@ -231,7 +212,7 @@ if want push; then
   "$W" --quiet bud -t push-me:latest -f "$ctx/Containerfile" "$ctx" >/dev/null
   "$W" --quiet copy push-me:latest "oci:$WORK/layout:img" >/dev/null
   registry() { # dir -> port (registry started in the background)
-    local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    local port; port=$(bench_free_port)
     mkdir -p "$1/data"
     printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' "$1/data" "$port" >"$1/config.yml"
     docker-registry serve "$1/config.yml" >/dev/null 2>&1 &

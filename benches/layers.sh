@@ -14,20 +14,7 @@ WS2I_BENCH_MB=$MB WS2I_BENCH_DIR=$DIR cargo test -q -p ws2i-tests --test layers 
 # Reference: the same shape of tree through GNU tar and the usual compressors.
 T=$(mktemp -d "$DIR/ws2i-bench.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-python3 - "$T/tree" "$MB" <<'PY'
-import os, sys, random
-root, mb = sys.argv[1], int(sys.argv[2]); files = 10000; per = mb * 1024 * 1024 // files
-rnd = random.Random(1)
-for i in range(files):
-    d = os.path.join(root, "d%03d" % (i % 100)); os.makedirs(d, exist_ok=True)
-    out = bytearray()
-    while len(out) < per:
-        if (len(out) // 4096) % 2 == 0:
-            out += b"line %d of file %d with some repeated words words words\n" % (len(out), i)
-        else:
-            out += rnd.randbytes(4096)
-    open(os.path.join(d, "f%d" % i), "wb").write(out[:per])
-PY
+python3 benches/gen-tree.py "$T/tree" "$MB"
 sync
 echo
 echo "| reference (same-shaped tree)                 |    time   |  throughput  |"

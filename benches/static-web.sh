@@ -12,6 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+. benches/lib.sh
 for tool in wrk /usr/sbin/nginx; do
   command -v "$tool" >/dev/null || { echo "static-web.sh: $tool is missing (scripts/setup installs it)" >&2; exit 1; }
 done
@@ -33,23 +34,16 @@ guest-scripts/build --hooks-only >/dev/null
 "$W" --quiet bud -t ws2i/static-web:latest -f guest-scripts/static-web/Containerfile guest-scripts >/dev/null
 
 # The site: hello-site plus a ~100 KB JavaScript file.
-cp -r examples/hello-site "$WORK/site"
-python3 - "$WORK/site/big.js" <<'EOF'
-import sys
-lines = [f"export function f{i}(x) {{ return x * {i} + {i * 7 % 13}; }} // generated line {i}\n" for i in range(1500)]
-open(sys.argv[1], "w").write("".join(lines))
-EOF
+bench_site "$WORK/site"
 "$W" --quiet build "$WORK/site" ws2i/static-web bench-site >/dev/null
 
 # static-web, on a free port.
 "$W" run bench-site -p 127.0.0.1:0:8080 2>"$WORK/run.log" &
 pids+=($!)
-for _ in $(seq 1 600); do grep -q '^Serving ' "$WORK/run.log" && break; sleep 0.1; done
-sw_port=$(sed -n 's/^Serving .* on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/run.log" | head -n1)
-[ -n "$sw_port" ] || { cat "$WORK/run.log" >&2; exit 1; }
+sw_port=$(bench_serve_port "$WORK/run.log")
 
 # nginx on the same source files (hello-site's files are served unchanged by static-web).
-ng_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ng_port=$(bench_free_port)
 mkdir -p "$WORK/nginx"
 # `user` matters only when this runs as root (nginx's workers would otherwise
 # drop to nobody, who cannot read the mktemp dir); nginx ignores it otherwise.
