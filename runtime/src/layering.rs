@@ -17,7 +17,8 @@ const RANKS: &[&[&str]] = &[
     &["image"],
     &["source"],
     &["s2i", "containerfile", "run"],
-    &["pipeline", "generate"],
+    &["pipeline"],
+    &["generate"],
     &["cli"],
 ];
 

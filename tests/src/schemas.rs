@@ -15,9 +15,11 @@ fn schema_file(doc: &Value) -> &'static str {
         (Some("apps/v1"), Some("Deployment")) => "kubernetes/deployment-apps-v1.json",
         (Some("v1"), Some("Service")) => "kubernetes/service-v1.json",
         (Some("batch/v1"), Some("Job")) => "kubernetes/job-batch-v1.json",
+        (Some("v1"), Some("ConfigMap")) => "kubernetes/configmap-v1.json",
         (Some("tekton.dev/v1"), Some("Task")) => "crds/tekton/task-v1.json",
         (Some("tekton.dev/v1"), Some("TaskRun")) => "crds/tekton/taskrun-v1.json",
         (Some("tekton.dev/v1"), Some("Pipeline")) => "crds/tekton/pipeline-v1.json",
+        (Some("tekton.dev/v1"), Some("PipelineRun")) => "crds/tekton/pipelinerun-v1.json",
         (Some("shipwright.io/v1beta1"), Some("ClusterBuildStrategy")) => {
             "crds/shipwright/clusterbuildstrategy-v1beta1.json"
         }

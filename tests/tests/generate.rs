@@ -62,6 +62,12 @@ fn steps(doc: &Value) -> Vec<&Value> {
 fn assert_unprivileged(doc: &Value) {
     let steps = steps(doc);
     assert_eq!(steps.len(), 1, "one step: {doc:#}");
+    assert_step_unprivileged(steps[0]);
+}
+
+/// One ws2i container: no privilege of any kind, the store on a volume.
+fn assert_step_unprivileged(step: &Value) {
+    let steps = [step];
     let sc = &steps[0]["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
     assert_ne!(sc["runAsUser"], 0);
@@ -314,6 +320,7 @@ fn the_schemas_reject_broken_manifests() {
     let mut all = generate(&example_args("job"));
     all.extend(generate(&example_args("tekton-task")));
     all.extend(generate(&example_args("shipwright-strategy")));
+    all.extend(generate(&pipeline_args()));
     let by_kind = |k: &str| all.iter().find(|d| d["kind"] == k).unwrap().clone();
     let broken: Vec<(&str, Value)> = vec![
         ("Job typo", {
@@ -367,6 +374,26 @@ fn the_schemas_reject_broken_manifests() {
             d["spec"]["biuld"] = d["spec"]["build"].clone();
             d
         }),
+        ("Pipeline task typo", {
+            let mut d = by_kind("Pipeline");
+            d["spec"]["tasks"][0]["runAftr"] = json!(["x"]);
+            d
+        }),
+        ("Pipeline task step without an image type", {
+            let mut d = by_kind("Pipeline");
+            d["spec"]["tasks"][0]["taskSpec"]["steps"][0]["image"] = json!(7);
+            d
+        }),
+        ("PipelineRun pipelineRef is an object", {
+            let mut d = by_kind("PipelineRun");
+            d["spec"]["pipelineRef"] = json!("ws2i-pipeline");
+            d
+        }),
+        ("ConfigMap data holds strings", {
+            let mut d = by_kind("ConfigMap");
+            d["data"]["x.json"] = json!({"not": "a string"});
+            d
+        }),
         ("wrong apiVersion", {
             let mut d = by_kind("BuildRun");
             d["apiVersion"] = json!("shipwright.io/v1beta1");
@@ -377,4 +404,90 @@ fn the_schemas_reject_broken_manifests() {
     for (what, d) in &broken {
         assert!(!errors(d).is_empty(), "{what} was accepted");
     }
+}
+
+/// The arguments examples/tekton/okd-pipeline.yaml was generated with.
+fn pipeline_args() -> Vec<String> {
+    [
+        "generate",
+        "tekton-pipeline",
+        "-f",
+        "examples/okd-pipeline",
+        "--registry",
+        "registry.example.com/okd",
+        "--name",
+        "go-hello-world",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The seed article's chain (examples/okd-pipeline) as a Tekton Pipeline: the tasks in the
+/// order the images flow, each input pinned to the digest its producer pushed, every step
+/// unprivileged, the BuildConfigs the pods apply without triggers; valid against the schemas,
+/// and the checked-in examples/tekton/okd-pipeline.yaml is what it prints.
+#[test]
+fn buildconfigs_become_a_tekton_pipeline_in_chain_order() {
+    let out = run_ok(ws2i().current_dir(workspace_root()).args(pipeline_args()));
+    let docs = yaml_docs(&stdout(&out), Path::new("ws2i generate tekton-pipeline"));
+    assert_valid("tekton-pipeline", &docs);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Pipeline", "PipelineRun"]);
+    let warnings = stderr(&out);
+    assert!(warnings.contains("file:///tmp/ws2i-okd-pipeline/go-hello-world"), "{warnings}");
+    assert!(warnings.contains("dockerStrategy.from is not set"), "{warnings}");
+    let tasks = docs[1]["spec"]["tasks"].as_array().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["golang-builder", "go-hello-world-appimage", "go-hello-world"]);
+    assert_eq!(tasks[1]["runAfter"], json!(["golang-builder"]));
+    assert_eq!(tasks[2]["runAfter"], json!(["go-hello-world-appimage"]));
+    let param = |t: &Value, n: &str| t["params"].as_array().unwrap().iter().find(|p| p["name"] == n).unwrap()["value"].clone();
+    assert_eq!(
+        param(&tasks[1], "INPUT_0"),
+        "docker://registry.example.com/okd/default/golang-builder@$(tasks.golang-builder.results.IMAGE_DIGEST)"
+    );
+    assert_eq!(param(&tasks[2], "IMAGE"), "registry.example.com/okd/default/go-hello-world:1.0");
+    for t in tasks {
+        let steps = t["taskSpec"]["steps"].as_array().unwrap();
+        for s in steps {
+            assert_step_unprivileged(s);
+        }
+        let last = &steps[steps.len() - 1];
+        assert!(last["args"].as_array().unwrap().contains(&json!("--digest-file=$(results.IMAGE_DIGEST.path)")));
+    }
+    assert_eq!(docs[2]["spec"]["taskRunTemplate"]["podTemplate"]["securityContext"]["runAsNonRoot"], true);
+    // What a pod applies reads back as a BuildConfig that `ws2i apply` takes, triggers gone.
+    let applied = docs[0]["data"]["go-hello-world.json"].as_str().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("bc.json");
+    std::fs::write(&f, applied).unwrap();
+    let home = t.path().join("home");
+    let get = run_ok(ws2i().env("WS2I_HOME", &home).args(["apply", "-f"]).arg(&f));
+    assert!(stderr(&get).contains("buildconfig.build.openshift.io/go-hello-world created"), "{}", stderr(&get));
+    let bc: Value = serde_json::from_slice(
+        &run_ok(ws2i().env("WS2I_HOME", &home).args(["get", "bc", "go-hello-world", "-o", "json"])).stdout,
+    )
+    .unwrap();
+    assert!(bc["spec"]["triggers"].as_array().is_none_or(|a| a.is_empty()), "{bc:#}");
+    assert_eq!(bc["spec"]["source"]["images"][0]["from"]["name"], "ws2i-input/go-hello-world:0");
+    let file = "tekton/okd-pipeline.yaml";
+    let text = std::fs::read_to_string(workspace_root().join("examples").join(file)).unwrap();
+    assert_eq!(yaml_docs(&text, Path::new(file)), docs, "examples/{file} is stale: regenerate it (docs/scale-out.md)");
+}
+
+#[test]
+fn buildconfigs_a_pipeline_cannot_run_are_refused_naming_the_field() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("bc.yaml");
+    std::fs::write(
+        &f,
+        "apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {name: app}\nspec:\n  source: {git: {uri: https://g.example/a.git}}\n  strategy: {type: Source, sourceStrategy: {from: {kind: ImageStreamTag, name: missing:latest}}}\n  output: {to: {kind: ImageStreamTag, name: app:latest}}\n",
+    )
+    .unwrap();
+    let out = run_fail(ws2i().args(["generate", "tekton-pipeline", "--registry", "r.example", "-f"]).arg(&f));
+    let err = stderr(&out);
+    assert!(err.contains("buildconfig/app: spec.strategy.from") && err.contains("default/missing:latest"), "{err}");
+    assert!(stdout(&out).is_empty(), "nothing printed: {}", stdout(&out));
+    let out = run_fail(ws2i().args(["generate", "tekton-pipeline", "--registry", "https://r.example", "-f"]).arg(&f));
+    assert!(stderr(&out).contains("--registry"), "{}", stderr(&out));
 }

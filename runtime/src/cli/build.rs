@@ -422,7 +422,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     };
     if let Some(path) = &a.digest_file {
         let digest = result.pushed.as_ref().map_or(&result.digest, |p| &p.digest);
-        std::fs::write(path, digest.to_string()).with_context(|| format!("writing --digest-file {}", path.display()))?;
+        super::write_digest_file(path, &digest.to_string())?;
     }
     let name = result.image.clone().unwrap_or_else(|| "(untagged)".into());
     match g.output {

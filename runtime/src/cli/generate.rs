@@ -1,6 +1,8 @@
 //! `ws2i generate job|tekton-task|shipwright-strategy SOURCE BUILDER TAG [build flags]`: the
 //! arguments of `ws2i build`, checked as it checks them, printed as the engine's manifests.
+//! `ws2i generate tekton-pipeline -f FILE --registry HOST`: BuildConfigs as a Tekton Pipeline.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -8,7 +10,7 @@ use clap::Subcommand;
 
 use super::build::BuildArgs;
 use super::{Global, OutputFormat};
-use crate::generate::{self, BuildStep, Engine};
+use crate::generate::{self, tekton_pipeline, BuildStep, Engine};
 
 /// The image of `scripts/ws2i-image`.
 const DEFAULT_IMAGE: &str = concat!("ws2i/ws2i:", env!("CARGO_PKG_VERSION"));
@@ -27,18 +29,26 @@ pub enum EngineCommand {
     TektonTask(StepArgs),
     /// A Shipwright ClusterBuildStrategy (shipwright.io/v1beta1) of one step, a Build and a BuildRun.
     ShipwrightStrategy(StepArgs),
+    /// OKD BuildConfigs (as `ws2i apply` reads them) as a Tekton Pipeline: one task per
+    /// BuildConfig, in the order their images chain, with a ConfigMap and a PipelineRun.
+    TektonPipeline(PipelineArgs),
 }
 
-impl EngineCommand {
-    fn parts(&self) -> (Engine, &'static str, &StepArgs) {
-        match self {
-            EngineCommand::Job(a) => (Engine::Job, "job", a),
-            EngineCommand::TektonTask(a) => (Engine::TektonTask, "tekton-task", a),
-            EngineCommand::ShipwrightStrategy(a) => {
-                (Engine::ShipwrightStrategy, "shipwright-strategy", a)
-            }
-        }
-    }
+#[derive(clap::Args, Debug)]
+pub struct PipelineArgs {
+    /// A file, or a directory of *.yaml, *.yml, *.json (as `ws2i apply -f`).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// HOST[:PORT][/PREFIX] where the streams' images are pushed and pulled
+    /// (REGISTRY/NAMESPACE/STREAM:TAG, as OKD's integrated registry lays them out).
+    #[arg(long)]
+    pub registry: String,
+    /// Name of the Pipeline.
+    #[arg(long, default_value = "ws2i-pipeline")]
+    pub name: String,
+    /// The ws2i image the steps run (scripts/ws2i-image builds it).
+    #[arg(long = "ws2i-image", value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
+    pub ws2i_image: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,14 +78,41 @@ const REFUSED: [(&str, &str); 5] = [
 ];
 
 pub fn run(g: &Global, a: GenerateArgs) -> Result<ExitCode> {
-    let (engine, sub, args) = a.engine.parts();
+    let (engine, sub, args) = match a.engine {
+        EngineCommand::Job(a) => (Engine::Job, "job", a),
+        EngineCommand::TektonTask(a) => (Engine::TektonTask, "tekton-task", a),
+        EngineCommand::ShipwrightStrategy(a) => (Engine::ShipwrightStrategy, "shipwright-strategy", a),
+        EngineCommand::TektonPipeline(a) => return pipeline(g, a),
+    };
     let flags = typed_build_flags(sub)?;
     let req = super::build::request(&args.build)?;
     let step = BuildStep::from_request(&req, flags, args.name.as_deref(), &args.ws2i_image)?;
-    let docs = step.manifests(engine);
+    print_docs(g, &step.manifests(engine))
+}
+
+fn pipeline(g: &Global, a: PipelineArgs) -> Result<ExitCode> {
+    let mut loaded = crate::pipeline::load::Loaded::default();
+    for f in &a.files {
+        let l = crate::pipeline::load::load_path(f)?;
+        loaded.objects.extend(l.objects);
+        loaded.warnings.extend(l.warnings);
+    }
+    let opts = tekton_pipeline::PipelineOptions {
+        name: a.name,
+        registry: a.registry,
+        image: a.ws2i_image,
+    };
+    let (docs, warnings) = tekton_pipeline::manifests(&loaded, &opts)?;
+    for w in loaded.warnings.iter().chain(&warnings) {
+        eprintln!("warning: {w}");
+    }
+    print_docs(g, &docs)
+}
+
+fn print_docs(g: &Global, docs: &[serde_json::Value]) -> Result<ExitCode> {
     let text = match g.output {
-        OutputFormat::Json => generate::to_json(&docs)?,
-        OutputFormat::Text => generate::to_yaml(&docs)?,
+        OutputFormat::Json => generate::to_json(docs)?,
+        OutputFormat::Text => generate::to_yaml(docs)?,
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)

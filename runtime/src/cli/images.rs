@@ -76,6 +76,10 @@ pub enum ImageCommand {
         dest: String,
         #[command(flatten)]
         flags: TransportFlags,
+        /// Write the manifest digest of what was copied to FILE once it is all there (as
+        /// `skopeo copy --digestfile`; a Tekton result path, say).
+        #[arg(long = "digest-file", value_name = "FILE")]
+        digest_file: Option<PathBuf>,
     },
     /// Copy an image between any two transports.
     Copy {
@@ -83,6 +87,10 @@ pub enum ImageCommand {
         dest: String,
         #[command(flatten)]
         flags: TransportFlags,
+        /// Write the manifest digest of what was copied to FILE once it is all there (as
+        /// `skopeo copy --digestfile`; a Tekton result path, say).
+        #[arg(long = "digest-file", value_name = "FILE")]
+        digest_file: Option<PathBuf>,
     },
     /// List images in the local store.
     Images,
@@ -174,9 +182,13 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
                 say(format!("{dst} {d}"));
             }
         }
-        ImageCommand::Push { src, dest, flags } | ImageCommand::Copy { src, dest, flags } => {
+        ImageCommand::Push { src, dest, flags, digest_file }
+        | ImageCommand::Copy { src, dest, flags, digest_file } => {
             let (src, dest) = (parse_ref(&src)?, parse_ref(&dest)?);
             let rep = transport::copy_report(&src, &dest, &flags.options(g)?)?;
+            if let Some(path) = &digest_file {
+                super::write_digest_file(path, &rep.digest.to_string())?;
+            }
             if json {
                 println!(
                     "{}",

@@ -99,6 +99,17 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--digest-file FILE`: the digest alone, written to a temporary name beside FILE and renamed,
+/// so that a reader (a Tekton result, a CI step) never sees half of it.
+pub(crate) fn write_digest_file(path: &std::path::Path, digest: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let name = path.file_name().context("--digest-file names no file")?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, digest)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing --digest-file {}", path.display()))
+}
+
 /// The log of commands whose stdout carries only their result (the library's [`StderrLog`]).
 pub(crate) use crate::s2i::StderrLog as Console;
 

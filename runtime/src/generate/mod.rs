@@ -8,12 +8,17 @@
 //! there: the builder and the result are registry references, and nothing names a host path
 //! except a local SOURCE (mounted as the engine's source volume).
 //!
-//! This module sits above the S2I request types and below the CLI; nothing lower imports it.
+//! [`tekton_pipeline`] turns OKD BuildConfigs into a Tekton Pipeline whose pods run
+//! `ws2i start-build` on them.
+//!
+//! This module sits above the S2I request types and the pipeline model, and below the CLI;
+//! nothing lower imports it.
 
 mod job;
 mod pod;
 mod shipwright;
 mod tekton;
+pub mod tekton_pipeline;
 
 use std::path::PathBuf;
 
