@@ -319,9 +319,7 @@ fn usage_explains_the_builder() {
 
 /// podman (tests/src/podman.rs) pulls the scratch runtime image from a registry on loopback and
 /// runs it unprivileged: what ws2i made is an ordinary Linux image to a container engine.
-/// scripts/test-podman runs it (`--ignored podman_`).
 #[test]
-#[ignore = "needs podman: scripts/test-podman"]
 fn podman_runs_the_runtime_image_pulled_from_a_loopback_registry() {
     let b = builder();
     build_ok(b, &example("go-hello-world"), "go-hello:podman", &["--runtime-image", "scratch"]);
@@ -331,7 +329,8 @@ fn podman_runs_the_runtime_image_pulled_from_a_loopback_registry() {
     let t = tempfile::tempdir().unwrap();
     let img = b.unpack("go-hello:podman", t.path());
     // The app is static too, so it doubles as the probe that podman runs containers here.
-    let podman = ws2i_tests::podman::Podman::new(&img.rootfs.join("app"));
+    let podman = ws2i_tests::podman::Podman::new();
+    podman.probe_static(&img.rootfs.join("app"));
     podman.ok(podman.cmd().args(["pull", "--tls-verify=false", &remote]));
     let out = podman.text(&["run", "--rm", "--network", "none", "--read-only", "--user", "1000:1000", "--cap-drop", "all", &remote]);
     assert_eq!(out, "Hello World!\n");

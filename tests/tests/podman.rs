@@ -3,8 +3,9 @@
 //! image (scripts/ws2i-image) builds examples/hello-app from a mounted source, unprivileged,
 //! and pushes it to a registry on the host's loopback; ws2i's images loaded into podman.
 //!
-//! Ignored by plain `cargo test`: they need podman and ws2i's image, which takes a second full
-//! compile (musl). `scripts/test-podman` builds both and runs them with `--ignored`; there, a
+//! ws2i's image is the real one of scripts/ws2i-image (static, musl) when `WS2I_IMAGE_STORE` names
+//! its store (scripts/test-podman), else the same Containerfile around the binary under test
+//! (tests/src/podman.rs says how), so the README's test command runs these on every CI run. A
 //! host where podman cannot run containers fails them (it never passes them silently).
 
 use std::path::{Path, PathBuf};
@@ -30,23 +31,23 @@ struct Env {
     podman: Podman,
     registry: Registry,
     work: tempfile::TempDir,
+    /// One at a time: each test has its own podman storage, but pods on the host network and
+    /// vfs copies of the image in parallel only add load (scripts/test-podman ran them so too).
+    /// Last, so it is released after the pods and storage are gone.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Env {
     fn new() -> Env {
-        let image_store = std::env::var_os("WS2I_IMAGE_STORE")
-            .map(PathBuf::from)
-            .expect("WS2I_IMAGE_STORE: the store scripts/ws2i-image built ws2i's image into (scripts/test-podman sets it)");
-        let static_bin = std::env::var_os("WS2I_STATIC_BIN")
-            .map(PathBuf::from)
-            .expect(
-            "WS2I_STATIC_BIN: the static ws2i of scripts/ws2i-image (scripts/test-podman sets it)",
-        );
-        let podman = Podman::new(&static_bin);
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let image_store = ws2i_tests::podman::ws2i_image_store();
+        let podman = Podman::new();
         let e = Env {
             podman,
             registry: Registry::start().unwrap(),
             work: tempfile::tempdir().unwrap(),
+            _serial: serial,
         };
         // ws2i's own image reaches podman as a docker-archive written by `ws2i copy`.
         let archive = e.work.path().join("ws2i.tar");
@@ -58,6 +59,8 @@ impl Env {
         );
         e.podman
             .ok(e.podman.cmd().arg("load").arg("-i").arg(&archive));
+        // Its entrypoint is ws2i: the image itself is the probe that podman runs containers here.
+        e.podman.probe_image(&image(), &["--version"]);
         make_builder(
             &e.home(),
             "ws2i/test-builder:latest",
@@ -181,8 +184,76 @@ fn pod_of_task_run(task: &Value, run: &Value, source: &Path, results: &Path) -> 
             .expect("a value");
         params.push((p["name"].as_str().unwrap().to_string(), value));
     }
-    let subst = |s: &str| -> Vec<String> {
-        for (name, value) in &params {
+    let steps = Steps {
+        spec: &task["spec"],
+        params,
+        vars: vec![("$(workspaces.source.path)".into(), "/workspace/source".into())],
+    };
+    steps.pod(
+        run["metadata"]["name"].as_str().unwrap(),
+        &run["spec"]["podTemplate"]["securityContext"],
+        source,
+        results,
+    )
+}
+
+/// What Shipwright's controller makes of a BuildRun of a Build on a ClusterBuildStrategy (a
+/// TaskRun, then a pod): the strategy's parameters (the Build's `paramValues` over the
+/// strategy's defaults), Shipwright's own `shp-*` parameters, the source at
+/// /workspace/source (here a host dir: what Shipwright's clone step or `shp build upload`
+/// would put there), the strategy's security context for the pod.
+fn pod_of_build_run(strategy: &Value, build: &Value, run: &Value, source: &Path, results: &Path) -> Value {
+    let mut params: Vec<(String, Value)> = Vec::new();
+    for p in strategy["spec"]["parameters"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let given = build["spec"]["paramValues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .map(|v| match v.get("values") {
+                Some(items) => json!(items.as_array().unwrap().iter().map(|i| i["value"].clone()).collect::<Vec<_>>()),
+                None => v["value"].clone(),
+            });
+        let value = given
+            .or_else(|| p.get("defaults").or(p.get("default")).cloned())
+            .expect("a value");
+        params.push((name.to_string(), value));
+    }
+    let context = match build["spec"]["source"]["contextDir"].as_str() {
+        Some(c) => format!("/workspace/source/{c}"),
+        None => "/workspace/source".into(),
+    };
+    for (name, value) in [
+        ("shp-source-root", "/workspace/source".to_string()),
+        ("shp-source-context", context),
+        ("shp-output-image", build["spec"]["output"]["image"].as_str().unwrap().to_string()),
+        ("shp-output-directory", "/workspace/output-image".to_string()),
+    ] {
+        params.push((name.into(), json!(value)));
+    }
+    let steps = Steps {
+        spec: &strategy["spec"],
+        params,
+        vars: Vec::new(),
+    };
+    let mut sc = strategy["spec"]["securityContext"].clone();
+    sc["runAsNonRoot"] = json!(true);
+    steps.pod(run["metadata"]["name"].as_str().unwrap(), &sc, source, results)
+}
+
+/// The steps of a Task or build strategy and what `$(…)` in them stands for.
+struct Steps<'a> {
+    spec: &'a Value,
+    params: Vec<(String, Value)>,
+    /// Other variables, verbatim (`$(workspaces.source.path)`).
+    vars: Vec<(String, String)>,
+}
+
+impl Steps<'_> {
+    /// One argument with every variable replaced; `$(params.X[*])` of an array param is its items.
+    fn subst(&self, s: &str) -> Vec<String> {
+        for (name, value) in &self.params {
             if let Some(items) = value.as_array() {
                 if s == format!("$(params.{name}[*])") {
                     return items
@@ -192,58 +263,78 @@ fn pod_of_task_run(task: &Value, run: &Value, source: &Path, results: &Path) -> 
                 }
             }
         }
-        let mut out = s.replace("$(workspaces.source.path)", "/workspace/source");
-        for r in task["spec"]["results"].as_array().unwrap() {
-            let n = r["name"].as_str().unwrap();
-            out = out.replace(
-                &format!("$(results.{n}.path)"),
-                &format!("/tekton/results/{n}"),
-            );
+        let mut out = s.to_string();
+        for (var, value) in &self.vars {
+            out = out.replace(var, value);
         }
-        for (name, value) in &params {
+        for r in self.spec["results"].as_array().into_iter().flatten() {
+            let n = r["name"].as_str().unwrap();
+            out = out.replace(&format!("$(results.{n}.path)"), &format!("/tekton/results/{n}"));
+        }
+        // Shipwright declares no results in the strategy: its own are fixed.
+        out = out.replace("$(results.shp-image-digest.path)", "/tekton/results/shp-image-digest");
+        for (name, value) in &self.params {
             if let Some(v) = value.as_str() {
                 out = out.replace(&format!("$(params.{name})"), v);
             }
         }
         vec![out]
-    };
-    let mut containers: Vec<Value> = Vec::new();
-    for step in task["spec"]["steps"].as_array().unwrap() {
-        let mut c = step.clone();
-        for key in ["command", "args"] {
-            let items: Vec<String> = c[key]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|a| subst(a.as_str().unwrap()))
-                .collect();
-            c[key] = json!(items);
-        }
-        c["workingDir"] = json!(subst(c["workingDir"].as_str().unwrap())[0]);
-        let mounts = c["volumeMounts"].as_array_mut().unwrap();
-        mounts
-            .push(json!({"name": "ws-source", "mountPath": "/workspace/source", "readOnly": true}));
-        mounts.push(json!({"name": "tekton-results", "mountPath": "/tekton/results"}));
-        containers.push(c);
     }
-    let last = containers.pop().unwrap();
-    let mut volumes = task["spec"]["volumes"].as_array().unwrap().clone();
-    volumes.push(json!({"name": "ws-source", "hostPath": {"path": source, "type": "Directory"}}));
-    volumes.push(
-        json!({"name": "tekton-results", "hostPath": {"path": results, "type": "Directory"}}),
-    );
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": run["metadata"]["name"]},
-        "spec": {
-            "restartPolicy": "Never",
-            "securityContext": run["spec"]["podTemplate"]["securityContext"],
-            "initContainers": containers,
-            "containers": [last],
-            "volumes": volumes,
+
+    /// The pod: the steps in order as init containers then the last one, the source read-only
+    /// at /workspace/source, results in `results`, the spec's volumes.
+    fn pod(&self, name: &str, security: &Value, source: &Path, results: &Path) -> Value {
+        let mut containers: Vec<Value> = Vec::new();
+        for step in self.spec["steps"].as_array().unwrap() {
+            let mut c = step.clone();
+            for key in ["command", "args"] {
+                let items: Vec<String> = c[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|a| self.subst(a.as_str().unwrap()))
+                    .collect();
+                c[key] = json!(items);
+            }
+            c["workingDir"] = json!(self.subst(c["workingDir"].as_str().unwrap())[0]);
+            let mounts = c["volumeMounts"].as_array_mut().unwrap();
+            mounts.push(
+                json!({"name": "ws-source", "mountPath": "/workspace/source", "readOnly": true}),
+            );
+            mounts.push(json!({"name": "tekton-results", "mountPath": "/tekton/results"}));
+            containers.push(c);
         }
-    })
+        let last = containers.pop().unwrap();
+        let mut volumes: Vec<Value> = self.spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                // Shipwright's own marker, not a Kubernetes volume field.
+                v.as_object_mut().unwrap().remove("overridable");
+                v
+            })
+            .collect();
+        volumes.push(
+            json!({"name": "ws-source", "hostPath": {"path": source, "type": "Directory"}}),
+        );
+        volumes.push(
+            json!({"name": "tekton-results", "hostPath": {"path": results, "type": "Directory"}}),
+        );
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "restartPolicy": "Never",
+                "securityContext": security,
+                "initContainers": containers,
+                "containers": [last],
+                "volumes": volumes,
+            }
+        })
+    }
 }
 
 /// The container ran as uid/gid 1000, with no capability in any set, no privilege escalation, a
@@ -307,7 +398,6 @@ fn writable_dir(p: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs podman and ws2i's image: scripts/test-podman"]
 fn the_job_pod_builds_and_pushes_as_a_non_root_user_without_capabilities() {
     let e = Env::new();
     let tag = format!("docker://{}/hello-app:job", e.registry.host());
@@ -330,7 +420,6 @@ fn the_job_pod_builds_and_pushes_as_a_non_root_user_without_capabilities() {
 }
 
 #[test]
-#[ignore = "needs podman and ws2i's image: scripts/test-podman"]
 fn the_tekton_steps_build_push_and_write_the_digest_result() {
     let e = Env::new();
     let tag = format!("docker://{}/hello-app:tekton", e.registry.host());
@@ -355,7 +444,27 @@ fn the_tekton_steps_build_push_and_write_the_digest_result() {
 }
 
 #[test]
-#[ignore = "needs podman and ws2i's image: scripts/test-podman"]
+fn the_shipwright_strategy_step_builds_pushes_and_writes_the_digest_result() {
+    let e = Env::new();
+    let tag = format!("docker://{}/hello-app:shipwright", e.registry.host());
+    let docs = e.generate("shipwright-strategy", &tag);
+    let results = writable_dir(&e.work.path().join("results"));
+    let pod = pod_of_build_run(
+        &docs[0],
+        &docs[1],
+        &docs[2],
+        &workspace_root().join("examples/hello-app"),
+        &results,
+    );
+    let (code, logs, inspect) = e.play(&pod, "build");
+    assert_eq!(code, 0, "the step failed:\n{logs}");
+    assert_unprivileged(&inspect);
+    let digest = std::fs::read_to_string(results.join("shp-image-digest"))
+        .expect("the shp-image-digest result");
+    assert_eq!(e.registry_digest(&tag), digest, "the result is the digest the registry holds");
+}
+
+#[test]
 fn an_unreachable_registry_fails_the_step_clearly_and_writes_no_result() {
     let e = Env::new();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -392,7 +501,6 @@ fn an_unreachable_registry_fails_the_step_clearly_and_writes_no_result() {
 }
 
 #[test]
-#[ignore = "needs podman and ws2i's image: scripts/test-podman"]
 fn a_wasm_image_from_ws2i_copy_loads_into_podman_and_inspects_as_wasm() {
     let e = Env::new();
     let app = workspace_root().join("examples/hello-app");
