@@ -92,37 +92,36 @@ impl Layout {
     }
 }
 
+/// Plants something in place of `which` (`index.json`, `oci-layout`, or the manifest, config or
+/// layer blob) of a fresh layout, then inspects the image (copies it, for the layer): the error,
+/// once it is checked that the layer did not reach the store.
+fn read_with_planted(which: &str, plant: impl Fn(&Layout, &Path)) -> String {
+    let l = Layout::new();
+    let path = match which {
+        "index.json" | "oci-layout" => l.dir().join(which),
+        "manifest" => l.blob(&l.manifest),
+        "config" => l.blob(&l.config),
+        _ => l.blob(&l.layer),
+    };
+    plant(&l, &path);
+    let e = if which == "layer" { err_of(l.pull()) } else { err_of(inspect(&l.reference(), &opts(&l.store()))) };
+    l.assert_layer_not_stored();
+    e
+}
+
 #[test]
 fn layout_files_that_are_links_to_dev_zero_are_refused() {
     for which in ["index.json", "manifest", "config", "layer", "oci-layout"] {
-        let l = Layout::new();
-        let path = match which {
-            "index.json" | "oci-layout" => l.dir().join(which),
-            "manifest" => l.blob(&l.manifest),
-            "config" => l.blob(&l.config),
-            _ => l.blob(&l.layer),
-        };
-        l.zero_link(&path);
-        let e = if which == "layer" { err_of(l.pull()) } else { err_of(inspect(&l.reference(), &opts(&l.store()))) };
+        let e = read_with_planted(which, Layout::zero_link);
         assert!(e.contains("is a symlink; only regular files are read"), "{which}: {e}");
-        l.assert_layer_not_stored();
     }
 }
 
 #[test]
 fn layout_files_that_are_fifos_are_refused_without_blocking() {
     for which in ["index.json", "manifest", "config", "layer"] {
-        let l = Layout::new();
-        let path = match which {
-            "index.json" => l.dir().join(which),
-            "manifest" => l.blob(&l.manifest),
-            "config" => l.blob(&l.config),
-            _ => l.blob(&l.layer),
-        };
-        l.fifo(&path);
-        let e = if which == "layer" { err_of(l.pull()) } else { err_of(inspect(&l.reference(), &opts(&l.store()))) };
+        let e = read_with_planted(which, Layout::fifo);
         assert!(e.contains("is a FIFO; only regular files are read"), "{which}: {e}");
-        l.assert_layer_not_stored();
     }
 }
 
