@@ -591,3 +591,186 @@ fn bench_hook_overhead() {
         println!("| {name} | {:.2} ms |", d.as_secs_f64() * 1000.0);
     }
 }
+
+// ---- issue 13: honest memory and log budgets, nested spawns ----
+
+/// Writes the module `wat` (text) as `/bin/NAME.wasm` in the rootfs.
+fn put_wat(w: &World, name: &str, wat: &str) -> String {
+    std::fs::write(w.rootfs().join(format!("bin/{name}.wasm")), wat::parse_str(wat).unwrap()).unwrap();
+    format!("/bin/{name}.wasm")
+}
+
+/// A 64 MiB budget for several memories and tables: each alone fits, together they do not.
+#[test]
+fn memory_budget_is_the_total_of_the_memories_and_tables_of_a_store() {
+    let w = World::new();
+    // 40 MiB is 640 pages of 64 KiB.
+    let one = put_wat(&w, "one_memory", r#"(module (memory 640) (func (export "_start")))"#);
+    let four = put_wat(
+        &w,
+        "four_memories",
+        r#"(module (memory 640) (memory 640) (memory 640) (memory 640) (func (export "_start")))"#,
+    );
+    // Growing a second memory at run time passes the total (a trap, not -1: the hook ends).
+    let grow = put_wat(
+        &w,
+        "grow_second",
+        r#"(module (memory 1) (memory $b 640)
+             (func (export "_start") (drop (memory.grow $b (i32.const 400)))))"#,
+    );
+    // 5 M elements of 8 bytes: 40 MB per table.
+    let tables = put_wat(&w, "two_tables", r#"(module (table 5000000 funcref) (table 5000000 funcref) (func (export "_start")))"#);
+    let table_grow = put_wat(
+        &w,
+        "table_grow",
+        r#"(module (table $t 1 funcref) (memory 500)
+             (func (export "_start") (drop (table.grow $t (ref.null func) (i32.const 5000000)))))"#,
+    );
+    let (r, _) = run(w.hook(&one, &[]));
+    assert_eq!(r.expect("one 40 MiB memory fits a 64 MiB budget").exit_code, 0);
+    for m in [&four, &grow, &tables, &table_grow] {
+        let (r, _) = run(w.hook(m, &[]));
+        expect_budget(r, BudgetKind::Memory, "hook exceeded its memory budget (64MiB)");
+    }
+    // Nothing stays charged after a run: the same budget runs the big one again.
+    let (r, _) = run(w.hook(&one, &[]));
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert_healthy(&w);
+}
+
+/// A spawned child draws on its parent's budget while both are alive, and gives it back when it ends.
+#[test]
+fn memory_budget_is_shared_with_spawned_children() {
+    let w = World::new();
+    let (r, rec) = run(w.hook("/bin/mem_hold.wasm", &["40", "/bin/mem_hold.wasm", "40"]));
+    expect_budget(r, BudgetKind::Memory, "hook exceeded its memory budget (64MiB)");
+    assert!(rec.stdout().contains(&"holding 40 MiB".to_string()), "{:?}", rec.stdout());
+    let (r, rec) = run(w.hook("/bin/mem_hold.wasm", &["16", "/bin/mem_hold.wasm", "16"]));
+    assert_eq!(r.expect("16 + 16 MiB fit").exit_code, 0, "{:?}", rec.stdout());
+    // Children one after another: each gives its memory back when it ends.
+    let mut h = w.hook("/bin/mem_hold.wasm", &["8", "/bin/mem_hold.wasm", "40"]);
+    h.env = vec![("SPAWNS".into(), "3".into())];
+    let (r, rec) = run(h);
+    assert_eq!(r.expect("sequential children fit").exit_code, 0, "{:?}", rec.stdout());
+    assert_eq!(rec.stdout().iter().filter(|l| *l == "child Ok(0)").count(), 3, "{:?}", rec.stdout());
+}
+
+/// A module file larger than the budget allows is refused before it is read or compiled.
+#[test]
+fn huge_modules_are_refused_before_compiling() {
+    let w = World::new();
+    let path = w.rootfs().join("bin/huge.wasm");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(b"\0asm\x01\0\0\0").unwrap();
+    // Sparse: 100 GiB that costs nothing on disk; reading it would.
+    f.set_len(100 << 30).unwrap();
+    drop(f);
+    let t = Instant::now();
+    let (r, _) = run(w.hook("/bin/huge.wasm", &[]));
+    match r {
+        Err(e @ SandboxError::Compile { .. }) => {
+            let m = e.to_string();
+            assert!(m.contains("the module is 100GiB, more than the 8MiB a module may have under a 64MiB memory budget"), "{m}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "the file was read: {:?}", t.elapsed());
+    // Through the CLI, the cap follows --memory (an eighth of it, at most 128MiB).
+    let out = Command::new(ws2i_bin()).args(["exec", "--memory", "4GiB"]).arg(w.rootfs()).arg("/bin/huge.wasm").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("more than the 128MiB a module may have under a 4GiB memory budget"), "{err}");
+}
+
+/// Runs `cmd` to the end with stdout to /dev/null and stderr to a file; its exit code, stderr and
+/// peak RSS in KiB (wait4(2) reports it for exactly this child).
+fn run_measured(cmd: &mut Command) -> (Option<i32>, String, u64) {
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let child = cmd.stdout(std::process::Stdio::null()).stderr(err.reopen().unwrap()).spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data; the pid is our own unwaited child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, std::fs::read_to_string(err.path()).unwrap(), usage.ru_maxrss as u64)
+}
+
+/// 16 MiB of empty lines, and one 64 MiB line, through `ws2i exec` with a log budget that lets
+/// all of it through: ws2i's peak memory stays small (it was 2.25 GB for 60 MiB of empty lines).
+#[test]
+fn log_output_of_any_shape_is_bounded_in_ws2i_memory() {
+    let w = World::new();
+    for (shape, mib) in [("empty", "16"), ("long", "64")] {
+        let (code, err, rss_kib) = run_measured(
+            Command::new(ws2i_bin()).args(["exec", "--log-limit", "1GiB"]).arg(w.rootfs()).args(["/bin/log_shape.wasm", shape, mib]),
+        );
+        assert_eq!(code, Some(0), "{shape}: {err}");
+        assert!(rss_kib < 256 << 10, "{shape}: ws2i peaked at {} MiB", rss_kib >> 10);
+    }
+    // In process: a long line is cut at 64 KiB, and past the budget nothing more is delivered.
+    let mut h = w.hook("/bin/log_shape.wasm", &["long", "8"]);
+    h.budget.log = Size(4 << 20);
+    let (r, rec) = run(h);
+    let o = r.unwrap();
+    assert!(o.stats.log_truncated);
+    // Every byte is counted (a cut piece is charged one byte for the newline it lacks).
+    assert!((8 << 20..(8 << 20) + 1024).contains(&o.stats.log_bytes), "{}", o.stats.log_bytes);
+    let lines = rec.stdout();
+    assert!(lines.iter().all(|l| l.len() == 64 << 10), "{:?}", lines.iter().map(String::len).collect::<Vec<_>>());
+    assert!((63..=64).contains(&lines.len()), "{} lines kept", lines.len());
+    let mut h = w.hook("/bin/log_shape.wasm", &["empty", "4"]);
+    h.budget.log = Size(1 << 20);
+    let (r, rec) = run(h);
+    assert!(r.unwrap().stats.log_truncated);
+    assert_eq!(rec.stdout().len(), 1 << 20, "an empty line costs its newline");
+}
+
+/// Nested spawns, each recursing to 90% of the wasm stack before it spawns the next: every child
+/// has a stack of its own, so ws2i ends cleanly (it aborted with rc 134 at the fourth level).
+#[test]
+fn nested_deep_stacks_do_not_overflow_the_host_stack() {
+    let w = World::new();
+    let exec = |depth: &str| {
+        Command::new(ws2i_bin())
+            .args(["exec", "--max-spawns", "200", "--max-spawn-depth", depth])
+            .arg(w.rootfs())
+            .args(["/bin/deep_stack.wasm", "7"])
+            .output()
+            .unwrap()
+    };
+    let out = exec("8");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let frames: u32 = stdout.lines().find_map(|l| l.strip_prefix("frames ")).unwrap().parse().unwrap();
+    assert!(frames > 1000, "{stdout}");
+    for level in 1..=7 {
+        assert!(stdout.contains(&format!("level {level}: child Ok(0)")), "{stdout}");
+    }
+    // The probes that ran out of wasm stack trapped; each notice (a backtrace of thousands of
+    // frames) is cut short.
+    assert!(stderr.contains("spawned module trapped"), "{stderr}");
+    assert!(stderr.len() < 256 << 10, "{} bytes of notices", stderr.len());
+    // Past the depth budget: the budget error, not an abort.
+    let out = exec("4");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("hook exceeded its spawn depth budget (4)"), "{stderr}");
+}
+
+/// Empty files, directories and symlinks spend the disk budget too (each entry is charged its
+/// inode and its blocks); they were free.
+#[test]
+fn inodes_directories_and_symlinks_are_charged_to_the_disk_budget() {
+    let w = World::new();
+    let mut h = w.hook("/bin/inode_fill.wasm", &["100000"]);
+    h.budget.disk = Size(8 << 20);
+    let (r, rec) = run(h);
+    expect_budget(r, BudgetKind::Disk, "hook exceeded its disk budget (8MiB)");
+    assert!(!rec.stdout().iter().any(|l| l.starts_with("created")), "{:?}", rec.stdout());
+    std::fs::remove_dir_all(w.rootfs().join("inodes")).unwrap();
+    // A few hundred of them are nothing.
+    let (r, rec) = run(w.hook("/bin/inode_fill.wasm", &["100"]));
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert_eq!(rec.stdout(), ["created 100 of each"]);
+}

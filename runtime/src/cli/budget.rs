@@ -5,7 +5,7 @@ use crate::{HumanDuration, Size};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BudgetArgs {
-    /// Linear memory budget of a hook.
+    /// Memory budget of a hook: the linear memories and tables of it and its spawned children, together.
     #[arg(long, value_name = "SIZE", default_value = "1GiB")]
     pub memory: Size,
     /// Wall-time budget of a hook.

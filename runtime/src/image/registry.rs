@@ -5,7 +5,10 @@
 //! Plain HTTP is used when `--tls-verify=false` or, by default, for loopback
 //! registries (`localhost`, `127.0.0.1`, `[::1]`): a local test registry has
 //! no certificate, and loopback traffic never leaves the host.
-//! Blobs are verified against their digest while streaming; uploads stream
+//! Manifests and blobs are fetched with bounded reads of our own (oci-client reads a manifest
+//! whole, however large): a manifest or index is refused past [`MAX_MANIFEST`], a blob past its
+//! descriptor's size (the transfer stops at size + 1), an error body is read to 64 KiB at most.
+//! Blobs are verified against their digest and size while streaming; uploads stream
 //! from disk monolithically; transient failures (5xx, connection errors) are
 //! retried with bounded exponential backoff; the manifest is pushed last.
 
@@ -22,6 +25,7 @@ use oci_client::{Client, Reference, RegistryOperation};
 use crate::image::auth::{self, Credentials};
 use crate::digest::HashingWriter;
 use crate::image::{self, media, Descriptor};
+use crate::image::store::MAX_MANIFEST;
 use crate::image::reference::{DockerRef, RemoteTarget};
 use crate::image::endpoint::{ImageDestination, ImageSource};
 use crate::Digest;
@@ -46,6 +50,10 @@ const ACCEPT: &[&str] = &[
 struct Conn {
     rt: tokio::runtime::Runtime,
     client: Client,
+    /// For the bounded GETs of manifests and blobs, configured as `client` is.
+    http: reqwest::Client,
+    /// `http` or `https`, as `client` speaks to this registry.
+    scheme: &'static str,
     reference: Reference,
     auth: RegistryAuth,
     creds_given: bool,
@@ -59,6 +67,12 @@ impl Conn {
             Some(v) => !v,
             None => r.is_loopback(),
         };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .tls_danger_accept_invalid_certs(opts.tls_verify == Some(false))
+            .build()
+            .context("creating the registry HTTP client")?;
         let config = ClientConfig {
             protocol: if plain {
                 ClientProtocol::HttpsExcept(vec![r.registry.clone()])
@@ -86,6 +100,8 @@ impl Conn {
         Ok(Conn {
             rt,
             client: Client::new(config),
+            http,
+            scheme: if plain { "http" } else { "https" },
             reference,
             auth,
             creds_given: !creds.is_anonymous(),
@@ -207,46 +223,131 @@ impl ImageSource for RegistrySource {
             Some(d) => to_reference(&self.target.with_target(RemoteTarget::Digest(d.clone()))),
             None => self.conn.reference.clone(),
         };
-        let a = self.conn.auth.clone();
-        let (bytes, _) =
-            self.conn
-                .call(&format!("pulling manifest {}", self.target), move |c| {
-                    let (r, a) = (r.clone(), a.clone());
-                    async move { c.pull_manifest_raw(&r, &a, ACCEPT).await }
-                })?;
+        let reference = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+        let url = format!("{}://{}/v2/{}/manifests/{reference}", self.conn.scheme, r.resolve_registry(), r.repository());
+        let conn = &self.conn;
+        let bytes = conn.call(&format!("pulling manifest {}", self.target), |c| {
+            let (r, url) = (r.clone(), url.clone());
+            async move {
+                let mut body = Vec::new();
+                let what = format!("manifest {url}");
+                get_bounded(conn, &c, &r, &url, &ACCEPT.join(", "), MAX_MANIFEST, &what, &mut |chunk| {
+                    body.extend_from_slice(chunk);
+                    Ok(())
+                })
+                .await?;
+                Ok(body)
+            }
+        })?;
         if let Some(d) = want {
             if Digest::of(&bytes) != d {
                 anyhow::bail!("manifest from {} does not match digest {d}", self.target);
             }
         }
         let mt = image::sniff_media_type(&bytes)?;
-        Ok((bytes.to_vec(), mt))
+        Ok((bytes, mt))
     }
 
+    /// Streams the blob to an anonymous temp file, verifying size and digest as it goes; a
+    /// registry that sends more than the descriptor's size is cut off at one byte past it.
     fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
-        self.conn.authenticate(RegistryOperation::Pull)?;
         let file = tempfile::tempfile().context("creating temp file for blob")?;
         let r = self.conn.reference.clone();
-        let digest = desc.digest.to_string();
-        let f2 = file.try_clone()?;
-        self.conn
-            .call(&format!("pulling blob {}", desc.digest), move |c| {
-                let (r, digest) = (r.clone(), digest.clone());
-                let f = f2.try_clone().map(|f| {
-                    let _ = (&f).set_len(0);
-                    let _ = (&f).seek(SeekFrom::Start(0));
-                    tokio::fs::File::from_std(f)
-                });
-                async move {
-                    let f =
-                        f.map_err(|e| OciDistributionError::GenericError(Some(e.to_string())))?;
-                    c.pull_blob(&r, digest.as_str(), f).await
+        let url = format!("{}://{}/v2/{}/blobs/{}", self.conn.scheme, r.resolve_registry(), r.repository(), desc.digest);
+        let conn = &self.conn;
+        conn.call(&format!("pulling blob {}", desc.digest), |c| {
+            let (r, url) = (r.clone(), url.clone());
+            let f = file.try_clone();
+            async move {
+                let generic = |e: std::io::Error| OciDistributionError::GenericError(Some(e.to_string()));
+                let mut f = f.map_err(generic)?;
+                f.set_len(0).map_err(generic)?;
+                f.seek(SeekFrom::Start(0)).map_err(generic)?;
+                let mut w = HashingWriter::new(std::io::BufWriter::new(f));
+                let what = format!("blob {}", desc.digest);
+                get_bounded(conn, &c, &r, &url, "*/*", desc.size, &what, &mut |chunk| std::io::Write::write_all(&mut w, chunk))
+                    .await?;
+                let (digest, size, buf) = w.finish();
+                buf.into_inner().map_err(|e| generic(e.into_error()))?;
+                if size != desc.size {
+                    return Err(OciDistributionError::GenericError(Some(format!(
+                        "blob {} ends after {size} of the {} bytes its descriptor gives",
+                        desc.digest, desc.size
+                    ))));
                 }
-            })?;
+                if digest != desc.digest {
+                    return Err(OciDistributionError::GenericError(Some(format!(
+                        "blob content {digest} does not match its descriptor's digest {}",
+                        desc.digest
+                    ))));
+                }
+                Ok(())
+            }
+        })?;
         let mut file = file;
         file.seek(SeekFrom::Start(0))?;
         Ok(Box::new(file))
     }
+}
+
+/// Most of an error response's body that is read (for its message).
+const MAX_ERROR_BODY: u64 = 64 << 10;
+
+/// GETs `url` from the registry with the pull credentials `client` holds for it, handing the body
+/// to `sink` chunk by chunk: more than `max` bytes ends the transfer with an error naming `what`
+/// (one byte past `max` is enough to tell; a Content-Length past it is refused before reading).
+/// Errors are oci-client's, so the retry and the 401 explanation treat them alike.
+#[allow(clippy::too_many_arguments)]
+async fn get_bounded(
+    conn: &Conn,
+    client: &Client,
+    r: &Reference,
+    url: &str,
+    accept: &str,
+    max: u64,
+    what: &str,
+    sink: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<(), OciDistributionError> {
+    let too_large = || OciDistributionError::GenericError(Some(format!("{what} is larger than {} bytes (refused)", max)));
+    let token = client.auth(r, &conn.auth, RegistryOperation::Pull).await?;
+    let mut req = conn.http.get(url).header(http::header::ACCEPT, accept);
+    req = match (token, &conn.auth) {
+        (Some(t), _) => req.bearer_auth(t),
+        (None, RegistryAuth::Basic(u, p)) => req.basic_auth(u, Some(p)),
+        (None, _) => req,
+    };
+    let mut resp = req.send().await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            let room = MAX_ERROR_BODY as usize - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() as u64 >= MAX_ERROR_BODY {
+                break;
+            }
+        }
+        return Err(match status.as_u16() {
+            401 => OciDistributionError::UnauthorizedError { url: url.to_string() },
+            code @ 400..=499 => match serde_json::from_slice::<oci_client::errors::OciEnvelope>(&body) {
+                Ok(envelope) => OciDistributionError::RegistryError { envelope, url: url.to_string() },
+                Err(_) => OciDistributionError::ServerError { code, url: url.to_string(), message: String::from_utf8_lossy(&body).into_owned() },
+            },
+            code => OciDistributionError::ServerError { code, url: url.to_string(), message: String::from_utf8_lossy(&body).into_owned() },
+        });
+    }
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut got = 0u64;
+    while let Some(chunk) = resp.chunk().await? {
+        got += chunk.len() as u64;
+        if got > max {
+            return Err(too_large());
+        }
+        sink(&chunk).map_err(|e| OciDistributionError::GenericError(Some(format!("storing {what}: {e}"))))?;
+    }
+    Ok(())
 }
 
 pub struct RegistryDestination {

@@ -28,6 +28,117 @@ pub enum StoreError {
     NotFound(String, PathBuf),
 }
 
+/// Caps on what ws2i reads whole into memory. Manifests and indexes: containerd's 4 MiB.
+pub const MAX_MANIFEST: u64 = 4 << 20;
+/// Any other blob read whole (image configs).
+pub const MAX_CONFIG: u64 = 16 << 20;
+/// A layout's own `index.json` lists every tag of a store: larger than one image's index.
+pub const MAX_LAYOUT_INDEX: u64 = 64 << 20;
+/// The `oci-layout` marker file.
+const MAX_LAYOUT_MARKER: u64 = 64 << 10;
+
+/// What a path is, for the error that refuses it.
+fn file_kind(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        "a symlink"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file. A layout or an unpacked archive is
+/// untrusted: a symlink (to `/dev/zero`, say), a FIFO or a device there is refused, never
+/// followed or read, and the open itself cannot block (`O_NONBLOCK`, which regular files ignore).
+pub fn open_regular(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let f = match f {
+        Ok(f) => f,
+        // O_NOFOLLOW refuses a symlink with ELOOP; name what it is instead.
+        Err(e) => {
+            if let Ok(md) = fs::symlink_metadata(path) {
+                if !md.is_file() {
+                    bail!("{} is {}; only regular files are read", path.display(), file_kind(md.file_type()));
+                }
+            }
+            return Err(e).with_context(|| format!("opening {}", path.display()));
+        }
+    };
+    let md = f.metadata().with_context(|| format!("reading {}", path.display()))?;
+    if !md.is_file() {
+        bail!("{} is {}; only regular files are read", path.display(), file_kind(md.file_type()));
+    }
+    Ok(f)
+}
+
+/// All of `r`, if it has at most `max` bytes: one byte more is read to tell, so an endless or
+/// huge source costs at most `max` of memory. `what` names it in the error.
+pub fn read_capped(r: impl Read, max: u64, what: &dyn std::fmt::Display) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    r.take(max.saturating_add(1))
+        .read_to_end(&mut v)
+        .with_context(|| format!("reading {what}"))?;
+    if v.len() as u64 > max {
+        bail!("{what} is larger than {} (refused)", crate::Size(max));
+    }
+    Ok(v)
+}
+
+/// A reader of exactly the `size` bytes a descriptor promises: reading past them (one byte is
+/// tried) or ending before them is an error, so a blob that never ends is stopped at `size + 1`.
+pub struct SizedReader<R> {
+    inner: R,
+    size: u64,
+    left: u64,
+    what: String,
+}
+
+impl<R: Read> SizedReader<R> {
+    pub fn new(inner: R, size: u64, what: impl Into<String>) -> Self {
+        SizedReader { inner, size, left: size, what: what.into() }
+    }
+}
+
+impl<R: Read> Read for SizedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut one = [0u8; 1];
+            return match self.inner.read(&mut one)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is larger than the {} bytes its descriptor gives", self.what, self.size),
+                )),
+            };
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} ends after {} of the {} bytes its descriptor gives", self.what, self.size - self.left, self.size),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// An OCI image layout directory.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -58,12 +169,11 @@ impl Layout {
     /// Opens an existing layout without creating anything.
     pub fn open_existing(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        let v = fs::read(root.join("oci-layout")).with_context(|| {
-            format!(
-                "{} is not an OCI layout (no oci-layout file)",
-                root.display()
-            )
-        })?;
+        let marker = root.join("oci-layout");
+        if !marker.exists() && fs::symlink_metadata(&marker).is_err() {
+            bail!("{} is not an OCI layout (no oci-layout file)", root.display());
+        }
+        let v = read_capped(open_regular(&marker)?, MAX_LAYOUT_MARKER, &marker.display())?;
         let v: serde_json::Value =
             serde_json::from_slice(&v).context("malformed oci-layout file")?;
         if v["imageLayoutVersion"] != "1.0.0" {
@@ -99,8 +209,8 @@ impl Layout {
     }
 
     pub fn read_index(&self) -> Result<Index> {
-        let bytes = fs::read(self.index_path())
-            .with_context(|| format!("reading {}/index.json", self.root.display()))?;
+        let path = self.index_path();
+        let bytes = read_capped(open_regular(&path)?, MAX_LAYOUT_INDEX, &path.display())?;
         serde_json::from_slice(&bytes)
             .with_context(|| format!("malformed {}/index.json", self.root.display()))
     }
@@ -127,14 +237,28 @@ impl Layout {
         self.blob_path(d).is_file()
     }
 
+    /// The blob's file, if it is a regular file (see [`open_regular`]).
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
-        File::open(self.blob_path(d))
-            .with_context(|| format!("blob {d} missing from {}", self.root.display()))
+        let path = self.blob_path(d);
+        if fs::symlink_metadata(&path).is_err() {
+            bail!("blob {d} missing from {}", self.root.display());
+        }
+        open_regular(&path).with_context(|| format!("blob {d} in {}", self.root.display()))
     }
 
+    /// The blob as a reader of exactly `desc.size` bytes (see [`SizedReader`]).
+    pub fn open_sized(&self, desc: &Descriptor) -> Result<SizedReader<File>> {
+        Ok(SizedReader::new(self.open_blob(&desc.digest)?, desc.size, format!("blob {}", desc.digest)))
+    }
+
+    /// A blob read whole (a manifest or a config), at most [`MAX_CONFIG`] bytes.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
-        let mut v = Vec::new();
-        self.open_blob(d)?.read_to_end(&mut v)?;
+        self.read_blob_capped(d, MAX_CONFIG)
+    }
+
+    /// A blob read whole, refused if it has more than `max` bytes, verified against its digest.
+    pub fn read_blob_capped(&self, d: &Digest, max: u64) -> Result<Vec<u8>> {
+        let v = read_capped(self.open_blob(d)?, max, &format_args!("blob {d} in {}", self.root.display()))?;
         if Digest::of(&v) != *d {
             bail!(
                 "blob {d} in {} is corrupt (content does not match its digest)",
@@ -223,7 +347,7 @@ impl Layout {
     pub fn load_image(&self, desc: &Descriptor, platform: &Platform) -> Result<(Digest, Manifest)> {
         let mut desc = desc.clone();
         for _ in 0..4 {
-            let bytes = self.read_blob(&desc.digest)?;
+            let bytes = self.read_blob_capped(&desc.digest, MAX_MANIFEST)?;
             let mt = if desc.media_type.is_empty() {
                 image::sniff_media_type(&bytes)?
             } else {
@@ -252,7 +376,7 @@ impl Layout {
             if !is_manifest_like || !self.has_blob(&d.digest) {
                 continue;
             }
-            let bytes = self.read_blob(&d.digest)?;
+            let bytes = self.read_blob_capped(&d.digest, MAX_MANIFEST)?;
             if image::is_index(&d.media_type) {
                 todo.extend(serde_json::from_slice::<Index>(&bytes)?.manifests);
             } else {
@@ -380,7 +504,7 @@ impl Store {
     }
 
     pub fn tag(&self, name_tag: &NameTag, manifest: &Digest) -> Result<()> {
-        let bytes = self.layout.read_blob(manifest)?;
+        let bytes = self.layout.read_blob_capped(manifest, MAX_MANIFEST)?;
         let mt = image::sniff_media_type(&bytes)?;
         self.layout.tag_descriptor(
             &name_tag.to_string(),
@@ -406,7 +530,8 @@ impl Store {
                 let compression = Compression::from_media_type(&l.media_type)?;
                 let path = self.blob_path(&l.digest);
                 Ok(LayerSource::new(diff_id.clone(), compression, move || {
-                    Ok(Box::new(File::open(&path)?) as Box<dyn Read>)
+                    let f = open_regular(&path).map_err(|e| io::Error::other(format!("{e:#}")))?;
+                    Ok(Box::new(f) as Box<dyn Read>)
                 }))
             })
             .collect()

@@ -12,7 +12,7 @@ use crate::image::{self, Descriptor, ManifestFormat, Platform};
 use crate::image::reference::{ImageRef, LocalRef};
 use crate::image::endpoint::{ImageDestination, ImageSource};
 use crate::image::registry::{RegistryDestination, RegistryOptions, RegistrySource};
-use crate::image::store::{Layout, Store};
+use crate::image::store::{open_regular, read_capped, Layout, SizedReader, Store, MAX_CONFIG, MAX_MANIFEST};
 use crate::Digest;
 
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ pub struct LayoutSource {
 impl ImageSource for LayoutSource {
     fn manifest(&mut self, digest: Option<&Digest>) -> Result<(Vec<u8>, String)> {
         let d = digest.unwrap_or(&self.top.digest);
-        let bytes = self.layout.read_blob(d)?;
+        let bytes = self.layout.read_blob_capped(d, MAX_MANIFEST)?;
         let mt = match digest {
             None if !self.top.media_type.is_empty() => self.top.media_type.clone(),
             _ => image::sniff_media_type(&bytes)?,
@@ -73,7 +73,7 @@ impl ImageSource for LayoutSource {
     }
 
     fn blob(&mut self, desc: &Descriptor) -> Result<Box<dyn Read + Send>> {
-        Ok(Box::new(self.layout.open_blob(&desc.digest)?))
+        Ok(Box::new(self.layout.open_sized(desc)?))
     }
 }
 
@@ -234,12 +234,11 @@ fn confined(dir: &Path, rel: &str) -> Result<PathBuf> {
 impl DockerArchiveSource {
     fn open(path: &Path, name: Option<&crate::image::reference::NameTag>) -> Result<Self> {
         let dir = unpack_archive(path)?;
-        let mj = std::fs::read(dir.path().join("manifest.json")).with_context(|| {
-            format!(
-                "{} has no manifest.json (not a docker-archive?)",
-                path.display()
-            )
-        })?;
+        let mj_path = dir.path().join("manifest.json");
+        if std::fs::symlink_metadata(&mj_path).is_err() {
+            bail!("{} has no manifest.json (not a docker-archive?)", path.display());
+        }
+        let mj = read_capped(open_regular(&mj_path)?, MAX_MANIFEST, &"the docker-archive's manifest.json")?;
         let entries: Vec<SaveEntry> =
             serde_json::from_slice(&mj).context("malformed docker-archive manifest.json")?;
         let entry = match name {
@@ -267,7 +266,7 @@ impl DockerArchiveSource {
             let p = confined(dir.path(), rel)?;
             let mut w = crate::digest::HashingWriter::new(io::sink());
             io::copy(
-                &mut File::open(&p).with_context(|| format!("docker-archive lacks {rel}"))?,
+                &mut open_regular(&p).with_context(|| format!("docker-archive entry {rel}"))?,
                 &mut w,
             )?;
             let (d, size, _) = w.finish();
@@ -278,8 +277,8 @@ impl DockerArchiveSource {
         let mut layers = Vec::new();
         for l in &entry.layers {
             let mut magic = [0u8; 2];
-            let is_gz = File::open(confined(dir.path(), l)?)
-                .and_then(|mut f| f.read_exact(&mut magic))
+            let is_gz = open_regular(&confined(dir.path(), l)?)
+                .and_then(|mut f| Ok(f.read_exact(&mut magic)?))
                 .is_ok()
                 && magic == [0x1f, 0x8b];
             let mt = if is_gz {
@@ -317,7 +316,8 @@ impl ImageSource for DockerArchiveSource {
         let p = self.files.get(&desc.digest).with_context(|| {
             format!("blob {} not in {}", desc.digest, self.dir.path().display())
         })?;
-        Ok(Box::new(File::open(p)?))
+        let what = format!("blob {}", desc.digest);
+        Ok(Box::new(SizedReader::new(open_regular(p)?, desc.size, what)))
     }
 }
 
@@ -397,7 +397,7 @@ pub fn open_source(r: &ImageRef, opts: &CopyOptions) -> Result<Box<dyn ImageSour
                     if !store.has_blob(digest) {
                         bail!("image {digest} not found in {}", store.root().display());
                     }
-                    let bytes = store.layout().read_blob(digest)?;
+                    let bytes = store.layout().read_blob_capped(digest, MAX_MANIFEST)?;
                     Descriptor::new(
                         &image::sniff_media_type(&bytes)?,
                         digest.clone(),
@@ -639,8 +639,11 @@ pub fn inspect(r: &ImageRef, opts: &CopyOptions) -> Result<ImageInfo> {
         (bytes, mt) = src.manifest(Some(&d))?;
     }
     let m = image::Manifest::parse(&bytes)?;
-    let mut cfg = Vec::new();
-    src.blob(&m.config)?.read_to_end(&mut cfg)?;
+    let what = format!("config blob {}", m.config.digest);
+    if m.config.size > MAX_CONFIG {
+        bail!("{what} is {} by its descriptor, larger than {} (refused)", crate::Size(m.config.size), crate::Size(MAX_CONFIG));
+    }
+    let cfg = read_capped(src.blob(&m.config)?, MAX_CONFIG, &what)?;
     if Digest::of(&cfg) != m.config.digest {
         bail!("config blob {} does not match its digest", m.config.digest);
     }

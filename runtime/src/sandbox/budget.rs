@@ -11,7 +11,7 @@ use crate::{HumanDuration, Size};
 /// Limits for one hook run. A spawned child shares its parent's (the same deadline, the same counters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Budget {
-    /// Cap on each linear memory.
+    /// Cap on the linear memories and tables of the hook and its spawned children together.
     pub memory: Size,
     /// Wall time from the start of the hook.
     pub timeout: Duration,
@@ -46,7 +46,20 @@ impl Default for Budget {
     }
 }
 
+/// The largest module file ws2i compiles, whatever the memory budget (Cranelift's peak memory is
+/// many times the module's size: ≈1.1 GB for Go's 53 MB compiler).
+pub(crate) const MAX_MODULE: u64 = 128 << 20;
+/// The cap never drops below this, so small budgets still run ordinary hooks.
+const MIN_MODULE_CAP: u64 = 4 << 20;
+
 impl Budget {
+    /// Bytes a module file may have to be compiled: an eighth of the memory budget, between
+    /// 4 MiB and [`MAX_MODULE`]. Checked before the file is read, so a huge or endless file
+    /// costs nothing.
+    pub(crate) fn module_cap(&self) -> u64 {
+        (self.memory.bytes() / 8).clamp(MIN_MODULE_CAP, MAX_MODULE)
+    }
+
     pub(crate) fn exceeded(&self, which: BudgetKind) -> BudgetExceeded {
         let limit = match which {
             BudgetKind::Memory => self.memory.to_string(),
@@ -66,6 +79,8 @@ pub(crate) struct RunState {
     pub spawns: AtomicU32,
     pub disk_used: AtomicU64,
     pub disk_over: AtomicBool,
+    /// Bytes of linear memory and tables held by the run's live stores (see `run::MemLimiter`).
+    pub mem_used: AtomicU64,
     pub done: AtomicBool,
     /// Job slots not in use: `jobs` minus the hook's own thread minus helpers of batches.
     pub jobs_free: AtomicU32,
@@ -81,6 +96,7 @@ impl RunState {
             spawns: AtomicU32::new(0),
             disk_used: AtomicU64::new(0),
             disk_over: AtomicBool::new(false),
+            mem_used: AtomicU64::new(0),
             done: AtomicBool::new(false),
             jobs_free,
         })
@@ -121,6 +137,14 @@ pub(crate) fn spawn_disk_watcher(state: Arc<RunState>, roots: Vec<PathBuf>) -> s
     })
 }
 
+/// What an entry costs besides its data: its inode and directory entry (an ext4 inode is 256
+/// bytes). Charged for every changed entry, so a hook creating millions of empty files,
+/// directories or symlinks spends the budget like one writing bytes.
+pub(crate) const INODE_COST: u64 = 256;
+
+/// Bytes of the entries under `root` created or changed since `since`: files and symlinks at the
+/// larger of their length and their allocated blocks (a sparse file counts in full, as it would
+/// in a layer), directories at their blocks, each entry [`INODE_COST`] more.
 pub(crate) fn changed_bytes(root: &Path, since: SystemTime) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0u64;
@@ -131,12 +155,12 @@ pub(crate) fn changed_bytes(root: &Path, since: SystemTime) -> u64 {
             let Ok(md) = entry.metadata() else { continue }; // does not follow symlinks
             if md.is_dir() {
                 stack.push(entry.path());
-            } else if md.is_file() {
-                let ctime = SystemTime::UNIX_EPOCH + Duration::from_secs(md.ctime().max(0) as u64);
-                let changed = md.modified().map(|m| m >= since).unwrap_or(true) || ctime >= since;
-                if changed {
-                    total += md.len().max(md.blocks() * 512);
-                }
+            }
+            let ctime = SystemTime::UNIX_EPOCH + Duration::from_secs(md.ctime().max(0) as u64);
+            let changed = md.modified().map(|m| m >= since).unwrap_or(true) || ctime >= since;
+            if changed {
+                let data = if md.is_dir() { md.blocks() * 512 } else { md.len().max(md.blocks() * 512) };
+                total = total.saturating_add(data).saturating_add(INODE_COST);
             }
         }
     }
@@ -166,6 +190,18 @@ mod tests {
         std::os::unix::fs::symlink("/usr", d.path().join("link")).unwrap();
         let since = SystemTime::now() - Duration::from_secs(5);
         let n = changed_bytes(d.path(), since);
-        assert!((5100..5100 + 16384).contains(&n), "{n}");
+        // Two files, a directory and a symlink: their data, and an inode each.
+        assert!((5100 + 4 * INODE_COST..5100 + 4 * INODE_COST + 16384).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn empty_entries_are_charged_their_inode() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..100 {
+            std::fs::write(d.path().join(format!("f{i}")), b"").unwrap();
+            std::os::unix::fs::symlink("x", d.path().join(format!("l{i}"))).unwrap();
+        }
+        let since = SystemTime::now() - Duration::from_secs(5);
+        assert!(changed_bytes(d.path(), since) >= 200 * INODE_COST);
     }
 }

@@ -10,7 +10,7 @@ use cap_std::fs::Dir;
 use wasmtime::{Caller, Extern, Linker};
 
 use super::error::{BudgetKind, SandboxError};
-use super::log::{Event, Sink, Stream};
+use super::log::{clip, Event, Sink, Stream, MAX_NOTICE};
 use super::ctx::{Invocation, RunCtx, RunError};
 use super::spawn_all::{self, Child};
 
@@ -69,17 +69,39 @@ pub(crate) fn resolve(ctx: &RunCtx, guest: &str) -> std::io::Result<(Dir, PathBu
     Ok((dir, rel, ro))
 }
 
-pub(crate) fn read_guest_file(ctx: &RunCtx, program: &str) -> Result<Vec<u8>, SandboxError> {
+/// The program file, read only if it is a regular file of at most `max` bytes.
+pub(crate) fn read_guest_file(ctx: &RunCtx, program: &str, max: u64) -> Result<Vec<u8>, SandboxError> {
+    use std::io::Read;
     let not_found = || SandboxError::NotFound { path: program.into() };
+    let too_big = |size: u64| SandboxError::Compile {
+        path: program.into(),
+        message: format!(
+            "the module is {}, more than the {} a module may have under a {} memory budget \
+             (an eighth of --memory, at most {}): compiling it would take many times that",
+            crate::Size(size),
+            crate::Size(max),
+            ctx.state.budget.memory,
+            crate::Size(super::budget::MAX_MODULE)
+        ),
+    };
     let (dir, rel, _) = resolve(ctx, program).map_err(|e| SandboxError::io(format!("cannot open the rootfs for {program}"), e))?;
     match dir.metadata(&rel) {
+        Ok(md) if md.is_file() && md.len() > max => return Err(too_big(md.len())),
         Ok(md) if md.is_file() => {}
         Ok(_) => return Err(not_found()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
         // cap-std refuses escapes with PermissionDenied-like errors: to the hook it does not exist.
         Err(_) => return Err(not_found()),
     }
-    dir.read(&rel).map_err(|e| SandboxError::io(format!("cannot read hook {program}"), e))
+    let read_err = |e| SandboxError::io(format!("cannot read hook {program}"), e);
+    let file = dir.open(&rel).map_err(read_err)?;
+    // The file may grow between the check and the read (a child writing it): read one byte past.
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() as u64 > max {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 fn memory<T>(caller: &mut Caller<'_, T>) -> Option<wasmtime::Memory> {
@@ -231,13 +253,13 @@ fn spawn_child<T: HostState>(ctx: &Arc<RunCtx>, depth: u32, child: Child) -> was
         Ok(code) => Ok(code),
         Err(RunError::Budget(b)) => return Err(wasmtime::Error::new(b)),
         Err(RunError::Trap(msg)) => {
-            let _ = ctx.log.events.send(Event::Notice(format!("spawned module trapped: {msg}")));
+            let _ = ctx.log.events.send(Event::Notice(clip(format!("spawned module trapped: {msg}"), MAX_NOTICE)));
             Ok(134)
         }
         Err(RunError::Refused(SandboxError::NotFound { .. })) => Err(ERRNO_NOENT),
         Err(RunError::Refused(SandboxError::NotWasm { .. })) => Err(ERRNO_NOEXEC),
         Err(RunError::Refused(e)) => {
-            let _ = ctx.log.events.send(Event::Notice(format!("spawn failed: {e}")));
+            let _ = ctx.log.events.send(Event::Notice(clip(format!("spawn failed: {e}"), MAX_NOTICE)));
             Err(ERRNO_NOEXEC)
         }
     })

@@ -1,10 +1,16 @@
 //! Streaming a hook's stdout/stderr: split into lines as written, charged to the log budget,
 //! handed to the caller's thread over a channel (the `LogSink` need not be `'static`).
+//!
+//! What the log holds in ws2i's memory is bounded whatever the shape of the output: a line is
+//! cut at [`MAX_LINE`], the lines of one write travel in batches of at most [`BATCH_COST`], and
+//! the channel holds at most [`QUEUE_BATCHES`] batches, so a hook that writes faster than the
+//! sink takes its lines waits (as a process writing to a full pipe does) instead of queueing
+//! without end. Past the log budget nothing more is queued at all.
 
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -26,7 +32,8 @@ pub trait LogSink: Send + Sync {
 }
 
 pub(crate) enum Event {
-    Line(Stream, String),
+    /// Lines of one stream, in order.
+    Lines(Stream, Vec<String>),
     Notice(String),
     /// The run is over (its result is on a separate channel).
     Done,
@@ -37,7 +44,35 @@ pub(crate) struct LogBudget {
     pub limit: u64,
     pub used: AtomicU64,
     pub truncated: AtomicBool,
-    pub events: Sender<Event>,
+    pub events: SyncSender<Event>,
+}
+
+/// Longest line handed to the sink; a longer one is cut into pieces of this size.
+pub(crate) const MAX_LINE: usize = 64 * 1024;
+/// What one batch of lines may cost: their bytes plus [`LINE_OVERHEAD`] each.
+pub(crate) const BATCH_COST: usize = 256 * 1024;
+/// Bytes a line costs in memory besides its text (the `String` and its slot), so that a flood
+/// of empty lines is bounded like any other output.
+const LINE_OVERHEAD: usize = 32;
+/// Batches the channel to the sink holds before the writing guest waits: with
+/// [`BATCH_COST`], 16 MiB at most in flight.
+pub(crate) const QUEUE_BATCHES: usize = 64;
+/// Longest notice (a trap's backtrace, a spawn error); longer ones are cut.
+pub(crate) const MAX_NOTICE: usize = 8 * 1024;
+
+/// `s` cut to at most `max` bytes (at a char boundary), saying how much was cut.
+pub(crate) fn clip(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut at = max;
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    let cut = s.len() - at;
+    s.truncate(at);
+    s.push_str(&format!("… ({cut} more bytes cut)"));
+    s
 }
 
 impl LogBudget {
@@ -62,16 +97,27 @@ pub(crate) struct LineSplitter {
     stream: Stream,
     budget: Arc<LogBudget>,
     partial: Vec<u8>,
+    batch: Vec<String>,
+    batch_cost: usize,
 }
-
-const MAX_LINE: usize = 64 * 1024;
 
 impl LineSplitter {
     fn feed(&mut self, mut buf: &[u8]) {
         while !buf.is_empty() {
-            let (chunk, rest, end) = match buf.iter().position(|&b| b == b'\n') {
+            // Past the budget the bytes are only counted (RunStats::log_bytes).
+            if self.budget.truncated.load(Ordering::Relaxed) {
+                self.budget.used.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                self.partial.clear();
+                break;
+            }
+            // At most `room` more bytes fit the line; a newline right after them still ends it.
+            let room = MAX_LINE - self.partial.len();
+            let (chunk, rest, end) = match buf[..buf.len().min(room + 1)].iter().position(|&b| b == b'\n') {
                 Some(i) => (&buf[..i], &buf[i + 1..], true),
-                None => (buf, &buf[buf.len()..], false),
+                None => {
+                    let (chunk, rest) = buf.split_at(buf.len().min(room));
+                    (chunk, rest, false)
+                }
             };
             self.partial.extend_from_slice(chunk);
             buf = rest;
@@ -79,13 +125,26 @@ impl LineSplitter {
                 self.emit();
             }
         }
+        self.send_batch();
     }
 
     fn emit(&mut self) {
         let line = std::mem::take(&mut self.partial);
         if self.budget.charge(line.len() as u64 + 1) {
-            let text = String::from_utf8_lossy(&line).into_owned();
-            let _ = self.budget.events.send(Event::Line(self.stream, text));
+            self.batch_cost += line.len() + LINE_OVERHEAD;
+            self.batch.push(String::from_utf8_lossy(&line).into_owned());
+            if self.batch_cost >= BATCH_COST {
+                self.send_batch();
+            }
+        }
+    }
+
+    fn send_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let lines = std::mem::take(&mut self.batch);
+            self.batch_cost = 0;
+            // Blocks while the sink is behind; fails only once the run was abandoned.
+            let _ = self.budget.events.send(Event::Lines(self.stream, lines));
         }
     }
 
@@ -93,6 +152,7 @@ impl LineSplitter {
         if !self.partial.is_empty() {
             self.emit();
         }
+        self.send_batch();
     }
 }
 
@@ -106,7 +166,7 @@ pub(crate) enum Sink {
 
 impl Sink {
     pub(crate) fn lines(stream: Stream, budget: Arc<LogBudget>) -> Self {
-        Sink::Lines(Arc::new(Mutex::new(LineSplitter { stream, budget, partial: Vec::new() })))
+        Sink::Lines(Arc::new(Mutex::new(LineSplitter { stream, budget, partial: Vec::new(), batch: Vec::new(), batch_cost: 0 })))
     }
 
     pub(crate) fn bytes(w: Box<dyn Write + Send>) -> Self {

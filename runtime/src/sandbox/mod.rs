@@ -131,7 +131,8 @@ impl Sandbox {
 
     /// Run `hook` to completion, streaming its output to `log` from the calling thread.
     pub fn run(&self, hook: Hook, log: &dyn LogSink) -> Result<Outcome, SandboxError> {
-        let (tx, rx) = mpsc::channel::<Event>();
+        // Bounded: a hook that writes faster than `log` takes lines waits (log.rs).
+        let (tx, rx) = mpsc::sync_channel::<Event>(log::QUEUE_BATCHES);
         let (done_tx, done_rx) = mpsc::channel();
         let engines = self.engines.clone();
         let ltx = tx.clone();
@@ -142,6 +143,7 @@ impl Sandbox {
         let watchdog = Instant::now() + budget.timeout + Duration::from_secs(1);
         let worker = std::thread::Builder::new()
             .name("ws2i-hook".into())
+            .stack_size(run::MODULE_STACK)
             .spawn(move || {
                 let r = run_hook(engines, hook, ltx.clone());
                 let _ = done_tx.send(r);
@@ -180,13 +182,13 @@ impl Sandbox {
 
 fn deliver(log: &dyn LogSink, ev: Event) {
     match ev {
-        Event::Line(s, l) => log.line(s, &l),
+        Event::Lines(s, lines) => lines.iter().for_each(|l| log.line(s, l)),
         Event::Notice(m) => log.notice(&m),
         Event::Done => {}
     }
 }
 
-fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::Sender<Event>) -> Result<Outcome, SandboxError> {
+fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::SyncSender<Event>) -> Result<Outcome, SandboxError> {
     let started = Instant::now();
     let since = SystemTime::now() - Duration::from_secs(1);
     if !hook.program.starts_with('/') {

@@ -15,23 +15,86 @@ use super::detect::{detect, WasmKind};
 use super::engine::Compiled;
 use super::error::{BudgetExceeded, BudgetKind, SandboxError};
 use super::host::{self, HostState};
-use super::log::{Sink, Stream};
+use super::log::{clip, Sink, Stream, MAX_NOTICE};
 
+/// The stack of every thread a module runs on (the hook's and each spawned child's): wasmtime's
+/// 512 KiB wasm stack limit plus ample room for the host frames of WASI calls and `ws2i.spawn`.
+/// Only touched pages cost memory.
+pub(crate) const MODULE_STACK: usize = 8 << 20;
+
+/// One store's share of the run's memory budget. Every linear memory and table of the store
+/// is charged to `RunState::mem_used`, which the hook and all its spawned children draw on
+/// together, so several memories, big tables or a chain of children cannot multiply the cap.
+/// What a store holds is given back when it is dropped.
 pub(crate) struct MemLimiter {
-    limit: u64,
     state: Arc<RunState>,
+    /// Bytes this store holds in the shared budget.
+    held: u64,
+    /// The last growth granted, given back if wasmtime then fails to perform it.
+    pending: u64,
+}
+
+/// Bytes wasmtime spends per table element (a pointer each, as `ResourceLimiter` documents).
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
+/// Memories and tables one store may define (a Rust wasip2 component has a handful); each costs
+/// host bookkeeping and address space even when empty, so their number is capped too.
+const MAX_MEMORIES: usize = 64;
+const MAX_TABLES: usize = 1024;
+
+impl MemLimiter {
+    pub(crate) fn new(state: Arc<RunState>) -> Self {
+        MemLimiter { state, held: 0, pending: 0 }
+    }
+
+    /// Charge growth from `current` to `desired` bytes; the memory error once the run's
+    /// memories and tables together would pass the budget.
+    fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let delta = desired.saturating_sub(current);
+        let limit = self.state.budget.memory.bytes();
+        let before = self.state.mem_used.fetch_add(delta, Ordering::AcqRel);
+        if before.saturating_add(delta) > limit {
+            self.state.mem_used.fetch_sub(delta, Ordering::AcqRel);
+            return Err(wasmtime::Error::new(self.state.budget.exceeded(BudgetKind::Memory)));
+        }
+        self.held += delta;
+        self.pending = delta;
+        Ok(true)
+    }
+
+    fn refund_pending(&mut self) {
+        let n = std::mem::take(&mut self.pending);
+        self.held -= n;
+        self.state.mem_used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+impl Drop for MemLimiter {
+    fn drop(&mut self) {
+        self.state.mem_used.fetch_sub(self.held, Ordering::AcqRel);
+    }
 }
 
 impl ResourceLimiter for MemLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            return Err(wasmtime::Error::new(self.state.budget.exceeded(BudgetKind::Memory)));
-        }
-        Ok(true)
+    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64, desired as u64)
     }
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        // Tables hold host memory too; a generous fixed cap keeps them from bypassing the memory budget.
-        Ok(desired <= 10_000_000)
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refund_pending();
+        Ok(())
+    }
+    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        // Table elements live in host memory: they are charged to the same budget.
+        self.grow(current as u64 * TABLE_ELEMENT_BYTES, (desired as u64).saturating_mul(TABLE_ELEMENT_BYTES))
+    }
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refund_pending();
+        Ok(())
+    }
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -49,8 +112,18 @@ impl HostState for P1State {
     fn depth(&self) -> u32 {
         self.depth
     }
+    /// Each child runs on a thread of its own: a store's wasm may use up to wasmtime's stack
+    /// limit (512 KiB) of the thread it runs on, counted from where it starts, so children
+    /// nested on one thread would add up and overflow the host stack, aborting ws2i.
     fn run_child(ctx: &Arc<RunCtx>, inv: Invocation) -> Result<i32, RunError> {
-        run_one(ctx, inv)
+        std::thread::scope(|s| {
+            let child = std::thread::Builder::new()
+                .name("ws2i-child".into())
+                .stack_size(MODULE_STACK)
+                .spawn_scoped(s, || run_one(ctx, inv))
+                .map_err(|e| RunError::Refused(SandboxError::io("cannot start a thread for the spawned module", e)))?;
+            child.join().unwrap_or_else(|_| Err(RunError::Refused(SandboxError::Setup("the spawned module's thread panicked".into()))))
+        })
     }
 }
 
@@ -128,7 +201,7 @@ fn wasi_builder(ctx: &RunCtx, inv: &Invocation, stderr: Sink) -> Result<WasiCtxB
 
 /// Read and classify the program, then compile or fetch it.
 fn load(ctx: &RunCtx, program: &str) -> Result<(Compiled, WasmKind), SandboxError> {
-    let bytes = host::read_guest_file(ctx, program)?;
+    let bytes = host::read_guest_file(ctx, program, ctx.state.budget.module_cap())?;
     let kind = detect(&bytes).map_err(|found| SandboxError::NotWasm { path: program.into(), found })?;
     let (compiled, used) = ctx.engines.load(program, kind, &bytes)?;
     ctx.cache_uses.lock().unwrap_or_else(|e| e.into_inner()).push(used);
@@ -142,7 +215,8 @@ pub(crate) fn classify(e: wasmtime::Error) -> Result<i32, RunError> {
     if let Some(b) = e.downcast_ref::<BudgetExceeded>() {
         return Err(RunError::Budget(b.clone()));
     }
-    Err(RunError::Trap(format!("{e:?}")))
+    // A trap deep in a recursion carries a backtrace of as many frames: keep its start.
+    Err(RunError::Trap(clip(format!("{e:?}"), MAX_NOTICE)))
 }
 
 fn arm<T: 'static>(store: &mut Store<T>, state: &Arc<RunState>) {
@@ -160,7 +234,7 @@ pub(crate) fn run_one(ctx: &Arc<RunCtx>, inv: Invocation) -> Result<i32, RunErro
     ctx.state.check().map_err(RunError::Budget)?;
     let stderr = Sink::lines(Stream::Stderr, ctx.log.clone());
     let builder = wasi_builder(ctx, &inv, stderr.clone())?;
-    let limits = MemLimiter { limit: ctx.state.budget.memory.bytes(), state: ctx.state.clone() };
+    let limits = MemLimiter::new(ctx.state.clone());
     let engine = &ctx.engines.engine;
     let setup = |e: wasmtime::Error| RunError::Refused(SandboxError::Setup(format!("{e:#}")));
     let result = match compiled {
