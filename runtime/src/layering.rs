@@ -8,6 +8,7 @@ const RANKS: &[&[&str]] = &[
         "digest",
         "units",
         "progress",
+        "scratch",
         "Digest",
         "Size",
         "HumanDuration",

@@ -15,7 +15,7 @@
 //!   local store, registries, transports;
 //! - [`layer`]: unpack, diff and pack layers; [`sandbox`]: run one hook in wasmtime with budgets;
 //! - vocabulary every layer may use: [`contract`] (hook names, environment files), [`Digest`],
-//!   [`units`], [`progress`].
+//!   [`units`], [`progress`], [`scratch`] (temporary names a killed process leaves behind).
 
 pub mod cli;
 pub mod containerfile;
@@ -29,6 +29,7 @@ pub mod progress;
 pub mod run;
 pub mod s2i;
 pub mod sandbox;
+pub mod scratch;
 pub mod source;
 pub mod units;
 

@@ -1,46 +1,14 @@
 //! The image commands through the real `ws2i` binary.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use ws2i::image::store::Store;
 use ws2i_tests::registry::fixtures::make_image;
 use ws2i_tests::registry::Registry;
 
-/// The ws2i binary, built once (cargo does not build other packages' binaries for us).
-fn ws2i_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        // Drop the per-crate variables cargo set for this test process: build
-        // scripts watch some of them, and a changed value rebuilds wasmtime.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            let keep = matches!(
-                k.as_str(),
-                "CARGO_HOME" | "CARGO_TARGET_DIR" | "CARGO_BUILD_JOBS"
-            ) || k.starts_with("CARGO_NET")
-                || k.starts_with("CARGO_REGISTR");
-            if (k.starts_with("CARGO_") && !keep) || k == "OUT_DIR" || k.starts_with("RUST_TEST") {
-                cmd.env_remove(&k);
-            }
-        }
-        let st = cmd
-            .args(["build", "--quiet", "-p", "ws2i", "--bin", "ws2i"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .status()
-            .expect("cargo build runs");
-        assert!(st.success(), "building ws2i failed");
-        let exe = std::env::current_exe().unwrap();
-        // target/debug/deps/images-xxxx → target/debug/ws2i
-        exe.parent().unwrap().parent().unwrap().join("ws2i")
-    })
-}
-
 fn ws2i(home: &Path, args: &[&str]) -> Output {
-    Command::new(ws2i_bin())
+    Command::new(ws2i_tests::ws2i_bin())
         .env("WS2I_HOME", home)
         .args(args)
         .output()

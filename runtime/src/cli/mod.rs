@@ -78,6 +78,7 @@ pub fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    sweep_leftovers(&cli.global);
     let result = match cli.command {
         Command::Build(args) => build::run(&cli.global, *args),
         Command::Exec(args) => exec::run(&cli.global, args),
@@ -96,6 +97,20 @@ pub fn main() -> ExitCode {
             eprintln!("ws2i: error: {err:#}");
             ExitCode::from(125)
         }
+    }
+}
+
+/// Removes what killed ws2i processes left behind: build roots and half-unpacked rootfs in the
+/// cache, staging dirs. (The store sweeps its own temp files when it is opened.) A live
+/// process's work is never touched: [`crate::scratch`] says how it is told apart.
+fn sweep_leftovers(global: &Global) {
+    let cache = crate::sandbox::default_cache_dir().join("layers");
+    let swept = crate::layer::RootfsCache::sweep(&cache).and_then(|n| Ok(n + crate::s2i::sweep_staging()?));
+    match swept {
+        Ok(n) if n > 0 && global.loglevel > 0 => eprintln!("ws2i: removed {n} leftovers of killed runs"),
+        Ok(_) => {}
+        Err(e) if !global.quiet => eprintln!("ws2i: warning: {e:#}"),
+        Err(_) => {}
     }
 }
 

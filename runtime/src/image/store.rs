@@ -18,6 +18,7 @@ use crate::digest::HashingWriter;
 use crate::image::{self, Descriptor, ImageConfig, Index, Manifest, Platform, ANNOTATION_REF_NAME};
 use crate::layer::{Compression, LayerSource};
 use crate::image::reference::{LocalRef, NameTag};
+use crate::scratch;
 use crate::Digest;
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +164,7 @@ impl Layout {
         if !l.index_path().exists() {
             l.write_index(&Index::empty())?;
         }
+        l.sweep()?;
         Ok(l)
     }
 
@@ -275,8 +277,7 @@ impl Layout {
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64)> {
         let dir = self.root.join("blobs/sha256");
-        let tmp =
-            tempfile::NamedTempFile::with_prefix_in(".tmp-", &dir).context("creating temp blob")?;
+        let tmp = scratch_file(&dir).context("creating temp blob")?;
         let mut w = HashingWriter::new(io::BufWriter::new(tmp));
         io::copy(reader, &mut w).context("writing blob")?;
         let (digest, size, buf) = w.finish();
@@ -388,18 +389,28 @@ impl Layout {
         Ok(seen)
     }
 
+    /// Removes the temp files of writers that were killed (a live writer's stay: see
+    /// [`crate::scratch`]). Returns how many.
+    pub fn sweep(&self) -> Result<usize> {
+        let mut n = 0;
+        for dir in [self.root.clone(), self.root.join("blobs/sha256")] {
+            n += scratch::sweep(&dir, |name| name.starts_with(SCRATCH_PREFIX))
+                .with_context(|| format!("cleaning up {}", dir.display()))?;
+        }
+        Ok(n)
+    }
+
     /// Deletes unreachable blobs and stale temp files; returns (count, bytes).
     pub fn prune(&self) -> Result<(usize, u64)> {
         let _g = self.lock()?;
+        let mut n = self.sweep()?;
         let keep = self.reachable()?;
-        let (mut n, mut bytes) = (0, 0);
+        let mut bytes = 0;
         for e in fs::read_dir(self.root.join("blobs/sha256"))? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
-            let stale = match format!("sha256:{name}").parse::<Digest>() {
-                Ok(d) => !keep.contains(&d),
-                Err(_) => name.starts_with(".tmp-"),
-            };
+            // Temp files are the sweep's: a live writer's must stay.
+            let stale = format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| !keep.contains(&d));
             if stale {
                 bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
                 fs::remove_file(e.path())?;
@@ -410,10 +421,20 @@ impl Layout {
     }
 }
 
+/// The prefix of a layout's temp files, in its root and in `blobs/sha256`.
+const SCRATCH_PREFIX: &str = ".tmp-";
+
+/// A temp file in `dir`, held (see [`crate::scratch`]) until it is persisted or dropped.
+fn scratch_file(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let tmp = tempfile::NamedTempFile::with_prefix_in(SCRATCH_PREFIX, dir)?;
+    scratch::hold_file(tmp.as_file())?;
+    Ok(tmp)
+}
+
 /// Writes via a temp file in the same directory and renames over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::with_prefix_in(".tmp-", dir)?;
+    let mut tmp = scratch_file(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all().ok();
     tmp.persist(path)

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 
 use super::unpack::{unpack_with, UnpackLimits, UnpackOptions};
 use super::Compression;
+use crate::scratch::{self, ScratchDir};
 use crate::Digest;
 
 /// One layer of a base image: its diff-level identity and a way to open the blob.
@@ -77,33 +78,42 @@ impl FileStamp {
 
 /// A build's private writable rootfs; removed when dropped unless kept.
 pub struct BuildRoot {
-    dir: Option<tempfile::TempDir>,
-    path: PathBuf,
+    dir: ScratchDir,
     stamps: Arc<HashMap<PathBuf, FileStamp>>,
 }
 
 impl BuildRoot {
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
     /// Keep the tree on disk after drop (for `--keep` / debugging); returns its path.
-    pub fn keep(&mut self) -> PathBuf {
-        if let Some(d) = self.dir.take() {
-            let _ = d.keep();
-        }
-        self.path.clone()
+    pub fn keep(&mut self) -> io::Result<PathBuf> {
+        self.dir.keep()
     }
     pub(crate) fn stamps(&self) -> &HashMap<PathBuf, FileStamp> {
         &self.stamps
     }
 }
 
+/// Scratch names in the cache: build roots in `builds/`, rootfs being unpacked in `rootfs/`.
+const BUILD_PREFIX: &str = "build-";
+const UNPACK_PREFIX: &str = ".tmp-";
+
 impl RootfsCache {
     pub fn new(cache_dir: &Path) -> Result<Self> {
         for sub in ["rootfs", "builds"] {
             fs::create_dir_all(cache_dir.join(sub)).with_context(|| format!("creating {}", cache_dir.join(sub).display()))?;
         }
+        Self::sweep(cache_dir)?;
         Ok(RootfsCache { dir: cache_dir.to_path_buf(), limits: UnpackLimits::default() })
+    }
+
+    /// Removes what killed processes left in the cache at `cache_dir` (build roots, half
+    /// unpacked rootfs); what live ones hold stays (see [`scratch`]). Returns the count.
+    pub fn sweep(cache_dir: &Path) -> Result<usize> {
+        let builds = scratch::sweep(&cache_dir.join("builds"), |n| n.starts_with(BUILD_PREFIX));
+        let rootfs = scratch::sweep(&cache_dir.join("rootfs"), |n| n.starts_with(UNPACK_PREFIX));
+        Ok(builds.and_then(|b| Ok(b + rootfs?)).with_context(|| format!("cleaning up {}", cache_dir.display()))?)
     }
 
     pub fn with_limits(mut self, limits: UnpackLimits) -> Self {
@@ -131,10 +141,7 @@ impl RootfsCache {
         if path.is_dir() {
             return Ok(BaseRootfs { path, chain_id });
         }
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempdir_in(self.dir.join("rootfs"))
-            .context("creating a temporary rootfs")?;
+        let tmp = ScratchDir::new_in(&self.dir.join("rootfs"), UNPACK_PREFIX).context("creating a temporary rootfs")?;
         // Start from the longest prefix of the stack already unpacked, its files hardlinked:
         // cheaper in time and disk than decompressing, verifying and unpacking its layers again.
         // The typical case is an incremental build, whose previous image is the builder plus one
@@ -162,17 +169,13 @@ impl RootfsCache {
             unpack_with(r, l.compression, tmp.path(), &opts, &|_| {})
                 .with_context(|| format!("unpacking layer {}", l.diff_id))?;
         }
-        let tmp_path = tmp.keep();
-        match fs::rename(&tmp_path, &path) {
+        // Renamed while still held, so no sweep takes it between unpacking and installing;
+        // dropping `tmp` then removes whatever is left under the temporary name.
+        match fs::rename(tmp.path(), &path) {
             Ok(()) => {}
             // Another process built the same chain first: use theirs.
-            Err(_) if path.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp_path);
-            }
-            Err(e) => {
-                let _ = fs::remove_dir_all(&tmp_path);
-                return Err(e).with_context(|| format!("installing rootfs {}", path.display()));
-            }
+            Err(_) if path.is_dir() => {}
+            Err(e) => return Err(e).with_context(|| format!("installing rootfs {}", path.display())),
         }
         Ok(BaseRootfs { path, chain_id })
     }
@@ -180,7 +183,7 @@ impl RootfsCache {
     /// A private writable copy of `base`. Hardlinks inside the base stay
     /// hardlinks; modes and mtimes are kept.
     pub fn checkout(&self, base: &BaseRootfs) -> Result<BuildRoot> {
-        let dir = tempfile::Builder::new().prefix("build-").tempdir_in(self.dir.join("builds")).context("creating a build root")?;
+        let dir = ScratchDir::new_in(&self.dir.join("builds"), BUILD_PREFIX).context("creating a build root")?;
         let path = dir.path().to_path_buf();
         let mut stamps = HashMap::new();
         let mut inodes = HashMap::new();
@@ -189,7 +192,7 @@ impl RootfsCache {
             .with_context(|| format!("checking out {}", base.path().display()))?;
         let m = fs::metadata(base.path())?;
         fs::set_permissions(&path, fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        Ok(BuildRoot { dir: Some(dir), path, stamps: Arc::new(stamps) })
+        Ok(BuildRoot { dir, stamps: Arc::new(stamps) })
     }
 }
 

@@ -62,6 +62,7 @@ use anyhow::Context;
 use crate::image::Store;
 use crate::layer::RootfsCache;
 use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::scratch::ScratchDir;
 use crate::source::{self, FetchedSource};
 
 pub use builder::{resolve_image, Pull, ResolveError};
@@ -115,7 +116,8 @@ fn run_stages(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bui
     let labels = labels::for_result(req, &source.info, &tree.from, &assembled.metadata)?;
     let layer = steps.run("Committing the layer", || commit::commit(&ctx, &tree, base.owner))?;
     if req.keep_temp {
-        steps.warn(format!("build rootfs kept at {}", tree.root.keep().display()));
+        let kept = tree.root.keep().context("keeping the build rootfs (--save-temp-dir)")?;
+        steps.warn(format!("build rootfs kept at {}", kept.display()));
     }
     let image = steps.run("Writing image", || write::write(&ctx, &source.info, &tree, &layer, &labels, &assembled.program))?;
     let pushed = match &req.push {
@@ -148,7 +150,17 @@ pub(crate) struct BuildCtx<'a> {
     pub cache: RootfsCache,
     pub sandbox: Sandbox,
     /// Private staging dir (source, downloads, artifacts), removed when the build ends.
-    pub staging: tempfile::TempDir,
+    pub staging: ScratchDir,
+}
+
+/// Staging dirs live in the system temp dir (not the cache, which may be inside a source
+/// tree); [`sweep_staging`] removes those that killed builds left.
+const STAGING_PREFIX: &str = "ws2i-source-";
+
+/// Removes the staging dirs of builds that were killed (held ones stay; see [`crate::scratch`]).
+pub fn sweep_staging() -> anyhow::Result<usize> {
+    let tmp = std::env::temp_dir();
+    crate::scratch::sweep(&tmp, |n| n.starts_with(STAGING_PREFIX)).with_context(|| format!("cleaning up {}", tmp.display()))
 }
 
 impl<'a> BuildCtx<'a> {
@@ -157,7 +169,7 @@ impl<'a> BuildCtx<'a> {
         std::fs::create_dir_all(&req.cache_dir).with_context(|| format!("creating {}", req.cache_dir.display()))?;
         let cache = RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
         let sandbox = Sandbox::new(SandboxConfig { cache_dir: req.cache_dir.clone() }).context("starting the sandbox")?;
-        let staging = tempfile::Builder::new().prefix("ws2i-source-").tempdir().context("creating a staging dir")?;
+        let staging = ScratchDir::new_in(&std::env::temp_dir(), STAGING_PREFIX).context("creating a staging dir")?;
         Ok(BuildCtx { req, log, store, cache, sandbox, staging })
     }
 }
