@@ -251,9 +251,9 @@ fn serves_a_wasi_http_component_per_request_with_budgets() {
     assert!(body.contains("time budget (2s)"), "{body}");
     assert_eq!(server.get("/").0, 200);
 
-    // Writes land in the run's private rootfs, never in the cached layers.
-    assert_eq!(server.get("/write/tmp/written.txt").0, 200);
-    assert_eq!(server.get("/file/tmp/written.txt").1, "written");
+    // The served rootfs is read-only: a request cannot change what a later one sees, nor take disk.
+    assert_eq!(server.get("/write/tmp/written.txt").0, 500);
+    assert_eq!(server.get("/file/tmp/written.txt").0, 404);
     let base = fs::read_dir(w.cache.join("layers/rootfs")).unwrap().flatten().map(|e| e.path()).collect::<Vec<_>>();
     assert!(!base.is_empty());
     for b in &base {
@@ -277,9 +277,75 @@ fn serves_a_wasi_http_component_per_request_with_budgets() {
     assert!(left.is_empty(), "leftover checkouts: {left:?}");
     assert!(TcpStream::connect(server.addr).is_err(), "still listening");
 
-    // A fresh run does not see what the previous one wrote.
-    let server = Server::start(w.ws2i(&["run", "-p", "127.0.0.1:0:8080", "hello-http"]));
-    assert_eq!(server.get("/file/tmp/written.txt").0, 404);
+}
+
+/// Reads what the server sends on `s` until it closes the connection or `limit` passes;
+/// returns the bytes and whether it closed.
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (String, bool) {
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let (start, mut got, mut buf) = (Instant::now(), Vec::new(), [0u8; 4096]);
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), false)
+}
+
+#[test]
+fn slow_idle_and_greedy_clients_cannot_take_the_server_from_the_others() {
+    let w = World::with_own_cache();
+    w.hello_http_image("hello-http:latest");
+    // One request slot (the memory bound holds one 64 MiB request), two connections at most.
+    let server = Server::start(w.ws2i(&[
+        "run", "--memory", "64MiB", "--serve-memory", "64MiB", "--header-timeout", "1s", "--body-timeout", "1s",
+        "--max-connections", "2", "-p", "127.0.0.1:0:8080", "hello-http",
+    ]));
+
+    // A head that never ends (slowloris) is cut off after the header timeout.
+    let mut slow_head = TcpStream::connect(server.addr).unwrap();
+    write!(slow_head, "GET / HTTP/1.1\r\nHost: test\r\nX-Slow: ").unwrap();
+    let (_, closed) = read_until_closed(&mut slow_head, Duration::from_secs(20));
+    assert!(closed, "a half-sent head must not hold its connection");
+
+    // A body that stops mid-way fails its request after the body timeout and frees the only
+    // slot, instead of holding it for the request's whole time budget (30 min).
+    let mut slow_body = TcpStream::connect(server.addr).unwrap();
+    write!(slow_body, "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n0123456789").unwrap();
+    let (resp, _) = read_until_closed(&mut slow_body, Duration::from_secs(20));
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp:?}");
+    drop(slow_body);
+    assert_eq!(server.get("/").0, 200, "the slot is free again");
+    let mut whole = TcpStream::connect(server.addr).unwrap();
+    write!(whole, "POST /echo HTTP/1.0\r\nHost: test\r\nContent-Length: 10\r\n\r\n0123456789").unwrap();
+    assert!(read_until_closed(&mut whole, Duration::from_secs(20)).0.ends_with("10 bytes\n"));
+
+    // At the connection cap, an idle keep-alive connection is closed to make room.
+    let keep_alive = |s: &mut TcpStream| {
+        write!(s, "GET / HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    };
+    let (mut a, mut b) = (TcpStream::connect(server.addr).unwrap(), TcpStream::connect(server.addr).unwrap());
+    keep_alive(&mut a);
+    keep_alive(&mut b);
+    assert_eq!(server.get("/").0, 200, "a third client is served at the cap");
+    let (_, closed) = read_until_closed(&mut a, Duration::from_secs(20));
+    assert!(closed, "the oldest idle connection made room");
+}
+
+#[test]
+fn a_request_memory_budget_over_the_server_bound_is_refused() {
+    let w = World::with_own_cache();
+    w.hello_http_image("hello-http:latest");
+    let out = ws2i_tests::run_fail(&mut w.ws2i(&["run", "--memory", "1GiB", "--serve-memory", "512MiB", "-p", "127.0.0.1:0:8080", "hello-http"]));
+    let err = ws2i_tests::stderr(&out);
+    assert!(err.contains("memory budget (1GiB) is larger than the server's memory bound (512MiB)"), "{err}");
 }
 
 #[test]

@@ -438,7 +438,7 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
     if a.run {
         let image = result.image.clone().unwrap_or_else(|| result.digest.to_string());
         let image = image.trim_start_matches("docker://").to_string();
-        let req = super::run::request(image, None, Vec::new(), a.publish, a.budget.budget())?;
+        let req = super::run::request(image, None, Vec::new(), a.publish, a.budget.budget(), crate::sandbox::ServeLimits::default())?;
         let code = crate::run::run_image(&req, &super::Passthrough { quiet: g.quiet })?;
         return Ok(ExitCode::from((code & 0xff) as u8));
     }

@@ -24,6 +24,36 @@ pub struct RunArgs {
     pub publish: Option<Publish>,
     #[command(flatten)]
     pub budget: super::budget::BudgetArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// With `-p`: what keeps slow, idle or greedy clients from taking the server from the others.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// A request's head must arrive within this, or the connection is closed.
+    #[arg(long = "header-timeout", value_name = "DURATION", default_value = "10s")]
+    pub header_timeout: crate::HumanDuration,
+    /// Each piece of a request body must arrive within this of the previous one.
+    #[arg(long = "body-timeout", value_name = "DURATION", default_value = "10s")]
+    pub body_timeout: crate::HumanDuration,
+    /// Open connections at most; at the cap idle keep-alive ones are closed to make room.
+    #[arg(long = "max-connections", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Memory of all requests at once: fewer run together when --memory × 16 exceeds it.
+    #[arg(long = "serve-memory", value_name = "SIZE", default_value = "8GiB")]
+    pub serve_memory: crate::Size,
+}
+
+impl ServeArgs {
+    pub fn limits(&self) -> sandbox::ServeLimits {
+        sandbox::ServeLimits {
+            header_timeout: self.header_timeout.0,
+            body_idle_timeout: self.body_timeout.0,
+            max_connections: self.max_connections as usize,
+            memory: self.serve_memory,
+        }
+    }
 }
 
 pub(crate) fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -40,7 +70,14 @@ impl RunLog for super::Passthrough {
     }
 }
 
-pub(crate) fn request(image: String, args: Option<Vec<String>>, env: Vec<(String, String)>, publish: Option<Publish>, budget: sandbox::Budget) -> anyhow::Result<RunRequest> {
+pub(crate) fn request(
+    image: String,
+    args: Option<Vec<String>>,
+    env: Vec<(String, String)>,
+    publish: Option<Publish>,
+    budget: sandbox::Budget,
+    serve_limits: sandbox::ServeLimits,
+) -> anyhow::Result<RunRequest> {
     Ok(RunRequest {
         image,
         args,
@@ -49,12 +86,13 @@ pub(crate) fn request(image: String, args: Option<Vec<String>>, env: Vec<(String
         store_root: Store::default_root()?,
         cache_dir: sandbox::default_cache_dir(),
         budget,
+        serve_limits,
     })
 }
 
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
     let args = (!a.args.is_empty()).then_some(a.args);
-    let req = request(a.image, args, a.env, a.publish, a.budget.budget())?;
+    let req = request(a.image, args, a.env, a.publish, a.budget.budget(), a.serve.limits())?;
     let code = run::run_image(&req, &super::Passthrough { quiet: g.quiet })?;
     Ok(ExitCode::from((code & 0xff) as u8))
 }

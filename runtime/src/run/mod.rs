@@ -21,7 +21,7 @@ use cap_std::fs::Dir;
 use crate::image::ImageConfig;
 use crate::layer::RootfsCache;
 use crate::image::reference::LocalRef;
-use crate::sandbox::{Budget, Hook, HttpServe, LogSink, ProgramKind, Sandbox, SandboxConfig, SandboxError};
+use crate::sandbox::{Budget, Hook, HttpServe, LogSink, ProgramKind, Sandbox, SandboxConfig, SandboxError, ServeLimits};
 use crate::image::store::Store;
 
 /// `-p [HOST_IP:]HOST_PORT:PORT`: where a served image listens. `HOST_PORT` 0 picks a free port.
@@ -84,6 +84,8 @@ pub struct RunRequest {
     pub cache_dir: PathBuf,
     /// The build's budgets; when serving, `memory` and `timeout` apply to each request.
     pub budget: Budget,
+    /// When serving: timeouts, the connection cap and the memory bound of the whole server.
+    pub serve_limits: ServeLimits,
 }
 
 /// Why an image could not be run, where callers branch on it.
@@ -220,31 +222,24 @@ pub fn run_image(req: &RunRequest, log: &dyn RunLog) -> Result<i32, RunError> {
         _ => {}
     }
 
-    // A builder that serves only what its build wrote (static-web) labels its images so: each
-    // request then sees the shared cached rootfs read-only, with no private copy to make.
-    let read_only = img.config.labels().get(READ_ONLY_ROOTFS_LABEL).is_some_and(|v| v == "true");
-    if let (Some(p), true) = (&req.publish, read_only) {
-        return serve(&sandbox, req, log, &image, cmd, *p, base.path(), true);
+    // Served requests see the shared cached rootfs read-only: no request can change what a
+    // later one sees, none takes disk, and no private copy is made.
+    if let Some(p) = &req.publish {
+        return serve(&sandbox, req, log, &image, cmd, *p, base.path());
     }
     let root = cache.checkout(&base).context("checking out the image's rootfs")?;
-    match req.publish {
-        Some(p) => serve(&sandbox, req, log, &image, cmd, p, root.path(), false),
-        None => {
-            let _cleanup = CleanupOnSignal::install(root.path())?;
-            let mut hook = Hook::new(root.path(), cmd.program);
-            hook.args = cmd.args;
-            hook.env = cmd.env;
-            hook.cwd = cmd.cwd;
-            hook.budget = req.budget.clone();
-            let outcome = sandbox.run(hook, log)?;
-            Ok(outcome.exit_code)
-        }
-    }
+    let _cleanup = CleanupOnSignal::install(root.path())?;
+    let mut hook = Hook::new(root.path(), cmd.program);
+    hook.args = cmd.args;
+    hook.env = cmd.env;
+    hook.cwd = cmd.cwd;
+    hook.budget = req.budget.clone();
+    let outcome = sandbox.run(hook, log)?;
+    Ok(outcome.exit_code)
 }
 
-/// The image label (`"true"`) that has `ws2i run -p` serve the rootfs read-only, from the shared
-/// cache: no request can change what a later one sees, and no private copy is made. Builders
-/// set it (static-web does); the images they build inherit it.
+/// The image label (`"true"`) that said `ws2i run -p` may serve the rootfs read-only. Every
+/// served rootfs is read-only now; builders still set it (static-web does) for older ws2i.
 pub const READ_ONLY_ROOTFS_LABEL: &str = "io.ws2i.run.read-only-rootfs";
 
 /// Serves `cmd` from `rootfs` until SIGINT/SIGTERM.
@@ -257,11 +252,9 @@ fn serve(
     cmd: Command,
     p: Publish,
     rootfs: &Path,
-    read_only_rootfs: bool,
 ) -> Result<i32, RunError> {
     let serve = HttpServe {
         rootfs: rootfs.to_path_buf(),
-        read_only_rootfs,
         program: cmd.program,
         args: cmd.args,
         env: cmd.env,
@@ -270,6 +263,7 @@ fn serve(
         listen: p.host_addr(),
         max_concurrent: 16,
         drain: Duration::from_secs(10).min(req.budget.timeout + Duration::from_secs(1)),
+        limits: req.serve_limits.clone(),
     };
     sandbox.serve_http(serve, |addr| log.serving(image, addr), async {
         termination().await;

@@ -25,7 +25,7 @@ use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -66,10 +66,9 @@ impl ProgramKind {
 /// One server: which proxy component, what it sees, and where it listens.
 #[derive(Debug, Clone)]
 pub struct HttpServe {
-    /// Host directory each request's instance sees as `/` (the run's own view).
+    /// Host directory each request's instance sees as `/`, read-only: no request can change
+    /// what a later one sees, and nothing a request does takes disk.
     pub rootfs: PathBuf,
-    /// Preopen `rootfs` read-only: no request can change what a later one sees.
-    pub read_only_rootfs: bool,
     /// Absolute guest path of the component.
     pub program: String,
     /// argv after argv[0].
@@ -79,10 +78,55 @@ pub struct HttpServe {
     /// `memory` caps each request's linear memory, `timeout` each request's wall time.
     pub budget: Budget,
     pub listen: SocketAddr,
-    /// Requests handled at once; more wait for a slot.
+    /// Requests handled at once; more wait for a slot. Fewer when `limits.memory` says so.
     pub max_concurrent: usize,
     /// How long in-flight requests may take to finish after shutdown was asked for.
     pub drain: Duration,
+    pub limits: ServeLimits,
+}
+
+/// What keeps slow, idle or greedy clients from taking the server away from the others.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// A request's head must arrive within this (slowloris); the connection is closed otherwise.
+    pub header_timeout: Duration,
+    /// Each piece of a request body must arrive within this of the previous one; the guest then
+    /// reads an error and its slot is freed, instead of waiting out the request's time budget.
+    pub body_idle_timeout: Duration,
+    /// Open connections at most. At the cap, idle keep-alive connections are closed to make
+    /// room; when none is idle, the new connection is refused.
+    pub max_connections: usize,
+    /// The memory of all requests at once: slots × `budget.memory` stays within it.
+    pub memory: crate::Size,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        // nginx's client_header_timeout and client_body_timeout are 60 s; a sandbox serving
+        // many tenants on one machine can afford less patience.
+        ServeLimits {
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            memory: crate::Size::gib(8),
+        }
+    }
+}
+
+impl HttpServe {
+    /// Slots the memory bound allows: `max_concurrent`, or fewer so that slots × the memory
+    /// budget of a request fit in `limits.memory`. An error when not even one fits.
+    pub fn slots(&self) -> Result<usize, SandboxError> {
+        let per = self.budget.memory.bytes().max(1);
+        let fit = self.limits.memory.bytes() / per;
+        if fit == 0 {
+            return Err(SandboxError::Setup(format!(
+                "a request's memory budget ({}) is larger than the server's memory bound ({})",
+                self.budget.memory, self.limits.memory
+            )));
+        }
+        Ok(self.max_concurrent.max(1).min(usize::try_from(fit).unwrap_or(usize::MAX)))
+    }
 }
 
 /// What a server did, reported when it stops.
@@ -144,7 +188,7 @@ impl Sandbox {
         }
 
         // A pool slot per request being handled (a slot is held until the body is sent).
-        let slots = serve.max_concurrent.max(1);
+        let slots = serve.slots()?;
         let engines = match self.engines.pooled(u32::try_from(slots).unwrap_or(u32::MAX).saturating_add(2), serve.budget.memory.bytes()) {
             Some(pooled) => pooled,
             None => self.engines.clone(),
@@ -166,7 +210,7 @@ impl Sandbox {
             .enable_all()
             .build()
             .map_err(|e| SandboxError::io("cannot start the HTTP runtime", e))?;
-        let server = Arc::new(Server { pre, serve: serve.clone(), engines });
+        let server = Arc::new(Server { pre, serve: serve.clone(), engines, slots });
         let result = rt.block_on(async move {
             let listener = TcpListener::bind(serve.listen)
                 .await
@@ -245,6 +289,46 @@ struct Server {
     pre: ProxyPre<RequestState>,
     serve: HttpServe,
     engines: Arc<Engines>,
+    slots: usize,
+}
+
+/// The open connections, so that the accept loop can close idle ones at the cap.
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    /// By age (ids grow): whether a request is in flight, and how to ask it to close.
+    open: std::collections::BTreeMap<u64, (Arc<std::sync::atomic::AtomicUsize>, Arc<tokio::sync::Notify>)>,
+}
+
+impl Connections {
+    /// Asks the oldest idle connection to close; false when all are busy.
+    fn shed_idle(&mut self) -> bool {
+        use std::sync::atomic::Ordering;
+        let idle = self.open.iter().find(|(_, (busy, _))| busy.load(Ordering::Acquire) == 0).map(|(id, _)| *id);
+        match idle.and_then(|id| self.open.remove(&id)) {
+            Some((_, close)) => {
+                close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Counts a request in flight on its connection while it lives.
+struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Busy {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Busy(count.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Why ws2i, not the guest, answered a request.
@@ -256,8 +340,9 @@ enum Failure {
 impl Server {
     async fn run(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> ServeStats {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let slots = Arc::new(Semaphore::new(self.serve.max_concurrent.max(1)));
+        let slots = Arc::new(Semaphore::new(self.slots));
         let stats = Arc::new(std::sync::Mutex::new(ServeStats::default()));
+        let registry = Arc::new(std::sync::Mutex::new(Connections::default()));
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -265,24 +350,45 @@ impl Server {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
+                    let (id, busy, close) = {
+                        let mut reg = registry.lock().unwrap_or_else(|e| e.into_inner());
+                        // At the cap: make room by closing an idle keep-alive connection, or
+                        // refuse this one (dropping it) when every connection is busy.
+                        if reg.open.len() >= self.serve.limits.max_connections.max(1) && !reg.shed_idle() {
+                            continue;
+                        }
+                        let id = reg.next;
+                        reg.next += 1;
+                        let entry = (Arc::new(std::sync::atomic::AtomicUsize::new(0)), Arc::new(tokio::sync::Notify::new()));
+                        reg.open.insert(id, entry.clone());
+                        (id, entry.0, entry.1)
+                    };
                     // Without it a body written after its head waits for the client's delayed
                     // ACK (40 ms on Linux) whenever the two leave as separate segments.
                     let _ = stream.set_nodelay(true);
-                    let (me, slots, stats, mut stop) = (self.clone(), slots.clone(), stats.clone(), stop_rx.clone());
+                    let (me, slots, stats, mut stop, registry) = (self.clone(), slots.clone(), stats.clone(), stop_rx.clone(), registry.clone());
                     conns.spawn(async move {
+                        let header_timeout = me.serve.limits.header_timeout;
                         let service = hyper::service::service_fn(move |req| {
-                            let (me, slots, stats) = (me.clone(), slots.clone(), stats.clone());
-                            async move { Ok::<_, std::convert::Infallible>(me.handle(req, slots, &stats).await) }
+                            let (me, slots, stats, busy) = (me.clone(), slots.clone(), stats.clone(), Busy::new(&busy));
+                            async move {
+                                let resp = me.handle(req, slots, &stats).await;
+                                drop(busy);
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(header_timeout)
                             .keep_alive(true)
                             .serve_connection(TokioIo::new(stream), service);
                         tokio::pin!(conn);
                         tokio::select! {
-                            _ = conn.as_mut() => return,
-                            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+                            _ = conn.as_mut() => {}
+                            _ = stop.changed() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
+                            _ = close.notified() => { conn.as_mut().graceful_shutdown(); let _ = conn.await; }
                         }
-                        let _ = conn.await;
+                        registry.lock().unwrap_or_else(|e| e.into_inner()).open.remove(&id);
                     });
                 }
                 // Reap finished connections so the set does not grow with the server's age.
@@ -346,6 +452,7 @@ impl Server {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = req.map(|body| IdleTimeoutBody::new(body, serve.limits.body_idle_timeout));
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(trap)?;
         let out = store.data_mut().http().new_response_outparam(sender).map_err(trap)?;
         let pre = self.pre.clone();
@@ -379,8 +486,7 @@ impl Server {
         // only on a FIFO or device, and a served rootfs has none: layers are unpacked without
         // them and WASI cannot make one.
         b.allow_blocking_current_thread(true);
-        let perms = if serve.read_only_rootfs { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
-        b.preopened_dir(&serve.rootfs, "/", perms)
+        b.preopened_dir(&serve.rootfs, "/", FsPerms::ReadOnly)
             .map_err(|e| SandboxError::Setup(format!("cannot open rootfs {}: {e:#}", serve.rootfs.display())))?;
         let mut args = vec![serve.program.clone()];
         args.extend(serve.args.iter().cloned());
@@ -406,6 +512,52 @@ impl Server {
             limits,
             hooks: DenyOutbound,
         })
+    }
+}
+
+/// A request body each of whose frames must arrive within `idle` of the previous one (or of
+/// the head): a client that stops sending mid-body gets its request failed and frees its slot.
+struct IdleTimeoutBody {
+    inner: hyper::body::Incoming,
+    idle: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleTimeoutBody {
+    fn new(inner: hyper::body::Incoming, idle: Duration) -> Self {
+        IdleTimeoutBody { inner, idle, timer: Box::pin(tokio::time::sleep(idle)) }
+    }
+}
+
+impl hyper::body::Body for IdleTimeoutBody {
+    type Data = Bytes;
+    type Error = ErrorCode;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, ErrorCode>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let next = tokio::time::Instant::now() + this.idle;
+                this.timer.as_mut().reset(next);
+                Poll::Ready(frame.map(|f| f.map_err(ErrorCode::from)))
+            }
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(ErrorCode::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

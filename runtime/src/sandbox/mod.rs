@@ -27,7 +27,7 @@ pub use budget::{default_jobs, Budget};
 pub use detect::{detect, WasmKind};
 pub use engine::{default_cache_dir, CacheUse};
 pub use error::{BudgetExceeded, BudgetKind, SandboxError};
-pub use http::{HttpServe, ProgramKind, ServeStats};
+pub use http::{HttpServe, ServeLimits, ProgramKind, ServeStats};
 pub use log::{LogSink, Stream};
 
 use budget::RunState;

@@ -3,7 +3,8 @@
 //!   /loop      spins forever (the host's per-request time budget must stop it)
 //!   /env/NAME  answers the value of environment variable NAME
 //!   /file/P    answers the contents of file /P in its rootfs
-//!   /write/P   writes "written" to /P (the run's private rootfs; the image cache stays as it was)
+//!   /write/P   writes "written" to /P (a served rootfs is read-only: the host must refuse it)
+//!   /echo      reads the whole request body and answers its length (408 if reading it fails)
 //!   anything else: "hello from wasi:http" and the path
 
 #[cfg(target_env = "p2")]
@@ -33,6 +34,11 @@ mod server {
                     Ok(v) => (200, v),
                     Err(e) => (404, format!("{e}\n")),
                 }
+            } else if path == "/echo" {
+                match read_body(&req) {
+                    Ok(b) => (200, format!("{} bytes\n", b.len())),
+                    Err(e) => (408, format!("reading the body failed: {e}\n")),
+                }
             } else if let Some(p) = path.strip_prefix("/write/") {
                 match std::fs::write(format!("/{p}"), "written") {
                     Ok(()) => (200, "ok\n".to_string()),
@@ -56,6 +62,21 @@ mod server {
             }
             let _ = OutgoingBody::finish(outgoing, None);
         }
+    }
+
+    fn read_body(req: &IncomingRequest) -> Result<Vec<u8>, String> {
+        use wasip2::io::streams::StreamError;
+        let body = req.consume().map_err(|()| "the body was taken".to_string())?;
+        let stream = body.stream().map_err(|()| "the body has no stream".to_string())?;
+        let mut out = Vec::new();
+        loop {
+            match stream.blocking_read(65536) {
+                Ok(chunk) => out.extend(chunk),
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+            }
+        }
+        Ok(out)
     }
 
     wasip2::http::proxy::export!(Server with_types_in wasip2);
