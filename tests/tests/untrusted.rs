@@ -390,7 +390,13 @@ fn header(name: &[u8], kind: u8, size: u64, link: &[u8]) -> Vec<u8> {
     h[100..108].copy_from_slice(b"0000644\0");
     h[108..116].copy_from_slice(b"0000000\0");
     h[116..124].copy_from_slice(b"0000000\0");
-    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    if size < 1 << 33 {
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    } else {
+        // GNU base-256: the high bit set, the value big-endian.
+        h[128..136].copy_from_slice(&size.to_be_bytes());
+        h[124] = 0x80;
+    }
     h[136..148].copy_from_slice(b"00000000000\0");
     h[148..156].copy_from_slice(b"        ");
     h[156] = kind;
