@@ -1289,6 +1289,8 @@ fn assemble_user_owns_the_new_layer_and_the_image_user_stays() {
 #[test]
 fn use_config_saves_restores_and_yields_to_the_command_line() {
     let w = World::new();
+    // A config named with --use-config=FILE outside the source is trusted; tests/tests/untrusted.rs
+    // has the found one and the one inside the source.
     let cwd = w.dir.path().join("work");
     fs::create_dir_all(&cwd).unwrap();
     let src = w.src();
@@ -1306,7 +1308,7 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
     };
 
     run_ok(&mut build(&[
-        "--use-config",
+        "--use-config=.s2ifile",
         src,
         BUILDER,
         "app:cfg",
@@ -1327,13 +1329,13 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
     assert!(f["flags"].get("use-config").is_none());
 
     // Everything restored: a second image from the saved arguments alone.
-    run_ok(&mut build(&["--use-config"]));
+    run_ok(&mut build(&["--use-config=.s2ifile"]));
     assert_eq!(label("app:cfg", "team"), "x");
     assert_eq!(label("app:cfg", "io.k8s.display-name"), "Saved");
 
     // An explicit flag wins (all values of a repeatable one) and is saved back.
     run_ok(&mut build(&[
-        "--use-config",
+        "--use-config=.s2ifile",
         "--label",
         "team=y",
         "--label",
@@ -1353,13 +1355,13 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
     assert_eq!(f["flags"]["env-0"], "A=1");
 
     // Positional arguments replace the saved ones.
-    run_ok(&mut build(&["--use-config", src, BUILDER, "app:other"]));
+    run_ok(&mut build(&["--use-config=.s2ifile", src, BUILDER, "app:other"]));
     assert_eq!(label("app:other", "team"), "y");
     assert_eq!(saved()["tag"], "app:other");
 
     // A malformed file, or a bad saved value, is an error before anything runs.
     fs::write(cwd.join(".s2ifile"), "{\"flags\": [1]}").unwrap();
-    let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
+    let out = run_fail(&mut build(&["--use-config=.s2ifile", src, BUILDER, "app:bad"]));
     assert!(
         stderr(&out).contains(".s2ifile: not a valid s2i config file"),
         "{}",
@@ -1370,7 +1372,7 @@ fn use_config_saves_restores_and_yields_to_the_command_line() {
         r#"{"flags":{"pull-policy":"sometimes"}}"#,
     )
     .unwrap();
-    let out = run_fail(&mut build(&["--use-config", src, BUILDER, "app:bad"]));
+    let out = run_fail(&mut build(&["--use-config=.s2ifile", src, BUILDER, "app:bad"]));
     let err = stderr(&out);
     assert!(
         err.contains("restored from .s2ifile are invalid") && err.contains("sometimes"),

@@ -366,7 +366,9 @@ fn submodules_recursive_unless_ignored() {
     let url = format!("file://{}", top.display());
 
     let staging = tempfile::tempdir().unwrap();
-    let f = fetch(&spec(&url), staging.path()).unwrap();
+    let mut s = spec(&url);
+    s.allow_local_submodules = true;
+    let f = fetch(&s, staging.path()).unwrap();
     assert_eq!(read(&f.dir.join("lib/app.txt")), "v2\n");
     assert_eq!(read(&f.dir.join("lib/deep/deep.txt")), "deep\n", "submodules are recursive");
     assert!(!f.dir.join("lib/.git").exists(), "the submodule's .git file is excluded too");

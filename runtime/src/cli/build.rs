@@ -13,7 +13,7 @@ use crate::contract::envfile::parse_env_arg;
 use crate::image::ManifestFormat;
 use crate::layer::Compression;
 use crate::image::registry::RegistryOptions;
-use crate::s2i::s2ifile::S2iFile;
+use crate::s2i::s2ifile::{S2iFile, Trust};
 use crate::sandbox;
 use crate::source::{SourceLocation, SourceSpec, DEFAULT_EXCLUDE};
 use crate::image::store::Store;
@@ -98,6 +98,10 @@ pub struct BuildArgs {
     /// Do not initialise git submodules.
     #[arg(long = "ignore-submodules")]
     pub ignore_submodules: bool,
+    /// Follow git submodules whose URL is a local path or file:// (refused by default: they
+    /// read other repositories of this host).
+    #[arg(long = "allow-local-submodules")]
+    pub allow_local_submodules: bool,
     /// Environment variable for the build, NAME=VALUE (repeatable; wins over every file).
     #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
@@ -136,8 +140,8 @@ pub struct BuildArgs {
     /// Same inputs, same image digest: fixed clocks, mtimes and dates (SOURCE_DATE_EPOCH, default 0).
     #[arg(long)]
     pub reproducible: bool,
-    /// The fixed time of --reproducible (implies it).
-    #[arg(long = "source-date-epoch", value_name = "N")]
+    /// The fixed time of --reproducible (implies it); SOURCE_DATE_EPOCH in the environment means the same.
+    #[arg(long = "source-date-epoch", value_name = "N", env = "SOURCE_DATE_EPOCH")]
     pub source_date_epoch: Option<u64>,
     /// Keep the build rootfs on disk and print where.
     #[arg(long = "save-temp-dir")]
@@ -179,10 +183,11 @@ pub struct BuildArgs {
     /// (default: the builder's io.openshift.s2i.assemble-user label, else its User).
     #[arg(long = "assemble-user", value_name = "USER[:GROUP]")]
     pub assemble_user: Option<crate::s2i::assemble_user::AssembleUser>,
-    /// Restore SOURCE, BUILDER, TAG and flags from ./.s2ifile (else ./.stifile) under those given
-    /// here, and save the result there once the arguments are valid.
-    #[arg(long = "use-config")]
-    pub use_config: bool,
+    /// Restore SOURCE, BUILDER, TAG and flags from ./.s2ifile (else ./.stifile), or from FILE,
+    /// under those given here, and save the result there once the arguments are valid. Host
+    /// grants (--inject, --volume, …) are only restored from a FILE named here outside the source.
+    #[arg(long = "use-config", value_name = "FILE", num_args = 0..=1, require_equals = true)]
+    pub use_config: Option<Option<PathBuf>>,
     /// POST {"success":bool,"labels":{…}} to this http(s) URL when the build ends, failed or not.
     #[arg(long = "callback-url", value_name = "URL")]
     pub callback_url: Option<String>,
@@ -212,6 +217,7 @@ pub(super) fn request(a: &BuildArgs) -> Result<BuildRequest> {
     spec.keep_symlinks = a.keep_symlinks;
     spec.exclude = SourceSpec::parse_exclude(&a.exclude)?;
     spec.ignore_submodules = a.ignore_submodules;
+    spec.allow_local_submodules = a.allow_local_submodules;
     let cache = sandbox::default_cache_dir();
     let mut req = BuildRequest::new(spec, builder.clone(), Store::default_root()?, cache);
     match a.tag.as_deref() {
@@ -289,21 +295,46 @@ const NOT_SAVED: [&str; 2] = ["use-config", "creds"];
 /// a flag given here wins over its saved value (all values of a repeatable one), and SOURCE
 /// BUILDER [TAG] given here replace the saved ones. Works on clap's view of the arguments,
 /// so every flag of [`BuildArgs`] takes part without being listed. Returns the merged
-/// arguments and the file to save once they are valid.
-fn with_config(a: BuildArgs) -> Result<(BuildArgs, S2iFile)> {
+/// arguments and the file to save once they are valid, and where.
+///
+/// What the file may restore depends on [`Trust`]: `--use-config` alone finds the file in the
+/// working directory, and `--use-config=FILE` inside a local SOURCE names one the source
+/// controls; both are untrusted, so a host grant in them is refused, naming the entry.
+fn with_config(a: BuildArgs, named: Option<PathBuf>) -> Result<(BuildArgs, S2iFile, PathBuf)> {
     use clap::parser::ValueSource;
     use clap::{Args as _, CommandFactory as _, FromArgMatches as _};
 
     let cwd = std::env::current_dir().context("finding the working directory")?;
-    let saved = match S2iFile::load(&cwd)? {
-        Some((f, path)) => {
-            if path.ends_with(".stifile") {
-                eprintln!("ws2i: warning: {} is deprecated: it is saved as .s2ifile", path.display());
+    let (saved, path) = match &named {
+        Some(file) => (S2iFile::load_file(file)?.unwrap_or_default(), file.clone()),
+        None => match S2iFile::load(&cwd)? {
+            Some((f, path)) => {
+                if path.ends_with(".stifile") {
+                    eprintln!("ws2i: warning: {} is deprecated: it is saved as .s2ifile", path.display());
+                }
+                (f, path)
             }
-            f
-        }
-        None => S2iFile::default(),
+            None => (S2iFile::default(), cwd.join(crate::s2i::s2ifile::FILE_NAMES[0])),
+        },
     };
+    // What is read from a deprecated .stifile is saved as .s2ifile.
+    let save_path = if named.is_some() { path.clone() } else { cwd.join(crate::s2i::s2ifile::FILE_NAMES[0]) };
+    let trust = match &named {
+        None => Trust::Untrusted,
+        Some(file) => {
+            let source = a.source.clone().unwrap_or_else(|| saved.source.clone());
+            let inside = |dir: &std::path::Path| -> bool {
+                let file = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+                matches!((file.canonicalize(), dir.canonicalize()), (Ok(f), Ok(d)) if f.starts_with(&d))
+            };
+            match SourceLocation::parse(&source) {
+                Ok(SourceLocation::Local(dir)) if inside(&dir) => Trust::Untrusted,
+                _ => Trust::Trusted,
+            }
+        }
+    };
+    let config_dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_else(|| cwd.clone());
+    let mut restored: Vec<String> = Vec::new();
     // clap's matches of this process's own arguments tell which flags were typed.
     let full = super::Cli::command()
         .try_get_matches_from(std::env::args_os())
@@ -319,6 +350,9 @@ fn with_config(a: BuildArgs) -> Result<(BuildArgs, S2iFile)> {
         let (Some(long), id) = (arg.get_long(), arg.get_id().as_str()) else {
             continue;
         };
+        if long == "use-config" {
+            continue;
+        }
         let takes_values = arg.get_action().takes_values();
         if on_cli(id) {
             if !takes_values {
@@ -332,6 +366,9 @@ fn with_config(a: BuildArgs) -> Result<(BuildArgs, S2iFile)> {
             }
         } else if !NOT_SAVED.contains(&long) {
             let values = saved.values(long, long == "env");
+            if !values.is_empty() {
+                restored.push(long.to_string());
+            }
             if !takes_values {
                 if values.last().is_some_and(|v| v == "true") {
                     argv.push(format!("--{long}").into());
@@ -342,6 +379,10 @@ fn with_config(a: BuildArgs) -> Result<(BuildArgs, S2iFile)> {
         }
     }
     argv.push("--".into());
+    if trust == Trust::Untrusted {
+        let restored: Vec<&str> = restored.iter().map(String::as_str).collect();
+        saved.check_untrusted(&path, &restored, a.source.is_none(), &config_dir)?;
+    }
     match (&a.source, &a.builder) {
         (Some(s), Some(b)) => {
             argv.push(s.into());
@@ -388,20 +429,31 @@ fn with_config(a: BuildArgs) -> Result<(BuildArgs, S2iFile)> {
             out.set(long, &values, repeatable);
         }
     }
-    Ok((merged, out))
+    if trust == Trust::Untrusted {
+        let dropped = out.drop_host_grants();
+        if !dropped.is_empty() {
+            let flags: Vec<String> = dropped.iter().map(|d| format!("--{d}")).collect();
+            eprintln!(
+                "ws2i: note: {} not saved to {}: a config file the source controls never restores host grants",
+                flags.join(", "),
+                save_path.display()
+            );
+        }
+    }
+    Ok((merged, out, save_path))
 }
 
 pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
-    let (a, save) = if a.use_config {
-        let (merged, file) = with_config(a)?;
-        (merged, Some(file))
-    } else {
-        (a, None)
+    let (a, save) = match a.use_config.clone() {
+        Some(named) => {
+            let (merged, file, path) = with_config(a, named)?;
+            (merged, Some((file, path)))
+        }
+        None => (a, None),
     };
     let mut req = request(&a)?;
-    if let Some(f) = save {
-        let cwd = std::env::current_dir().context("finding the working directory")?;
-        f.save(&cwd)?;
+    if let Some((f, path)) = save {
+        f.save_file(&path)?;
     }
     req.progress = crate::progress::enabled(g.quiet);
     let console = Console { quiet: g.quiet };

@@ -25,7 +25,7 @@ pub struct ExecArgs {
     #[arg(long)]
     pub reproducible: bool,
     /// The fixed wall-clock time of --reproducible (implies it).
-    #[arg(long = "source-date-epoch", value_name = "N")]
+    #[arg(long = "source-date-epoch", value_name = "N", env = "SOURCE_DATE_EPOCH")]
     pub source_date_epoch: Option<u64>,
     /// Extra directory: HOST:GUEST[:ro] (repeatable).
     #[arg(long = "mount", value_name = "HOST:GUEST[:ro]", value_parser = parse_mount)]

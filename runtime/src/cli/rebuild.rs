@@ -24,7 +24,7 @@ pub struct RebuildArgs {
     #[arg(long)]
     pub reproducible: bool,
     /// The fixed time of --reproducible (implies it).
-    #[arg(long = "source-date-epoch", value_name = "SECONDS")]
+    #[arg(long = "source-date-epoch", value_name = "SECONDS", env = "SOURCE_DATE_EPOCH")]
     pub source_date_epoch: Option<u64>,
     #[command(flatten)]
     pub budget: super::budget::BudgetArgs,

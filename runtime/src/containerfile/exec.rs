@@ -57,7 +57,9 @@ fn join_abs(dir: &str, name: &str) -> String {
 /// `""` = the root) to `dest`, Docker's way: a file goes to `dest` (or into it
 /// when `dest_is_dir`); a directory's *contents* go into `dest`. `src` itself
 /// may be a symlink (followed, but only inside `root`: cap-std); symlinks
-/// below it are copied as links, never followed.
+/// below it are copied as links, never followed. Exclusions hold through links: `src`
+/// is walked by its real path, and a link (`src` or below it) whose target is excluded
+/// is excluded too.
 pub fn expand_entries(
     root: &Dir,
     src: &str,
@@ -69,6 +71,22 @@ pub fn expand_entries(
     let meta = root
         .metadata(probe)
         .with_context(|| format!("{probe}: not found (or outside its root)"))?;
+    let real = if src.is_empty() {
+        String::new()
+    } else {
+        let real = root
+            .canonicalize(src)
+            .with_context(|| format!("{src}: not found (or outside its root)"))?;
+        match real.to_str().ok_or_else(|| anyhow!("{src}: leads to a non-UTF-8 path"))? {
+            "." => String::new(),
+            r => r.trim_start_matches("./").to_string(),
+        }
+    };
+    if real != src && ignore.is_some_and(|i| i.is_excluded(&real)) {
+        bail!("{src}: a symlink to {real}, which is excluded by .containerignore/.dockerignore");
+    }
+    let name = src.rsplit('/').next().unwrap_or(src);
+    let (src, probe) = if real.is_empty() { ("", ".") } else { (real.as_str(), real.as_str()) };
     let mut out = Vec::new();
     if meta.is_dir() {
         out.push(Entry {
@@ -79,7 +97,7 @@ pub fn expand_entries(
         walk(root, src, dest, ignore, &mut out)?;
     } else if meta.is_file() {
         let dest = if dest_is_dir {
-            join_abs(dest, src.rsplit('/').next().unwrap_or(src))
+            join_abs(dest, name)
         } else {
             dest.to_string()
         };
@@ -126,6 +144,14 @@ fn walk(
         let meta = root.symlink_metadata(&child)?;
         let ft = meta.file_type();
         if ft.is_symlink() {
+            let leads_to_excluded = root
+                .canonicalize(&child)
+                .ok()
+                .and_then(|r| r.to_str().map(|r| ignore.is_some_and(|i| i.is_excluded(r))))
+                .unwrap_or(false);
+            if leads_to_excluded {
+                continue;
+            }
             let target = root.read_link_contents(&child)?;
             out.push(Entry {
                 src: child.into(),

@@ -163,6 +163,7 @@ impl RootfsCache {
                 limits: self.limits.clone(),
                 rewrite_absolute_symlinks: true,
                 expected_diff_id: Some(l.diff_id.clone()),
+                skip_unsafe: false,
             };
             let r = (l.open)().with_context(|| format!("opening layer {}", l.diff_id))?;
             // Warnings (skipped devices) are expected in OS images; they are counted in the stats.

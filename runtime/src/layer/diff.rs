@@ -59,11 +59,26 @@ impl Changes {
 /// Content changes are detected without trusting size/mtime: a file whose inode
 /// and ctime are those recorded at checkout is untouched (ctime cannot be set
 /// from user space); any other file of equal size is compared byte for byte.
+///
+/// An excluded path is left out both as written and as it resolves inside the build root
+/// (its parents' symlinks followed, and its own): on a Debian-shaped builder `/var/run` is a link
+/// to `../run`, so what was placed at `/var/run/secrets` lives at `run/secrets`.
 pub fn diff(base: &BaseRootfs, build: &BuildRoot, exclude: &[&str]) -> Result<Changes> {
-    let exclude = exclude
-        .iter()
-        .map(|e| super::path::clean_entry_path(e.trim_start_matches('/').as_bytes()).map_err(|r| anyhow::anyhow!("exclude path {e:?}: {r}")))
-        .collect::<Result<Vec<_>>>()?;
+    let mut resolved = Vec::new();
+    for e in exclude {
+        let rel = super::path::clean_entry_path(e.trim_start_matches('/').as_bytes())
+            .map_err(|r| anyhow::anyhow!("exclude path {e:?}: {r}"))?;
+        let parent = super::path::resolve_in_root(build.path(), rel.parent().unwrap_or(Path::new("")));
+        let mut forms = vec![super::path::resolve_in_root(build.path(), &rel)];
+        forms.extend(rel.file_name().map(|f| parent.join(f)));
+        forms.push(rel);
+        for f in forms {
+            if !f.as_os_str().is_empty() && !resolved.contains(&f) {
+                resolved.push(f);
+            }
+        }
+    }
+    let exclude = resolved;
     let mut changes = Vec::new();
     let mut w = Walker {
         base: Some(base.path()),

@@ -44,9 +44,20 @@ pub enum LayerError {
 
 impl LayerError {
     pub(crate) fn io(entry: impl std::fmt::Display, source: std::io::Error) -> Self {
-        LayerError::Io { entry: entry.to_string(), source }
+        LayerError::Io { entry: shown_name(entry), source }
     }
     pub(crate) fn unsafe_entry(entry: impl std::fmt::Display, rule: &'static str) -> Self {
-        LayerError::Unsafe { entry: entry.to_string(), rule }
+        LayerError::Unsafe { entry: shown_name(entry), rule }
+    }
+}
+
+/// An entry name as messages show it: a hostile name (up to the 1 MiB an extension header
+/// may carry) is cut, never echoed whole.
+pub(crate) fn shown_name(entry: impl std::fmt::Display) -> String {
+    const MAX: usize = 256;
+    let s = entry.to_string();
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
+        None => s,
     }
 }

@@ -92,6 +92,15 @@ impl<W: Write> TarWriter<'_, W> {
     fn upsert(&mut self, root: &Path, rel: &Path) -> Result<()> {
         let full = root.join(rel);
         let ctx = || format!("packing {}", rel.display());
+        // A layer cannot carry such a name: every consumer (ws2i, containerd, podman) reads it
+        // as a whiteout and deletes a file of a lower layer instead.
+        if rel.file_name().is_some_and(|f| f.as_bytes().starts_with(whiteout::PREFIX.as_bytes())) {
+            anyhow::bail!(
+                "{}: a file whose name starts with {:?} would be read as a whiteout (a deletion) by every consumer of the layer; rename or remove it",
+                rel.display(),
+                whiteout::PREFIX
+            );
+        }
         let m = fs::symlink_metadata(&full).with_context(ctx)?;
         let mut name = rel.as_os_str().as_bytes().to_vec();
         let ft = m.file_type();

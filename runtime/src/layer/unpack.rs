@@ -59,6 +59,11 @@ pub struct UnpackOptions {
     /// When set, the uncompressed stream must hash to this (the config's
     /// diff_id); the rootfs cache is keyed by diff_ids, so it checks them.
     pub expected_diff_id: Option<Digest>,
+    /// Skip an entry that breaks a safety rule (absolute or `..` name, a link leaving the
+    /// target, a write through a symlink) with a warning instead of failing: for archives
+    /// whose producer is not trusted to be well-formed, such as save-artifacts output.
+    /// Symlinks that lead outside the target are skipped too.
+    pub skip_unsafe: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -97,7 +102,7 @@ pub fn unpack_with(
 ) -> Result<UnpackStats, LayerError> {
     let root = Dir::open_ambient_dir(target, ambient_authority())
         .map_err(|e| LayerError::io(target.display(), e))?;
-    let decoder = compression.decoder(reader).map_err(LayerError::Format)?;
+    let decoder = TarGuard::new(compression.decoder(reader).map_err(LayerError::Format)?);
     let mut u = Unpacker {
         root,
         opts,
@@ -113,7 +118,13 @@ pub fn unpack_with(
         if u.stats.entries > opts.limits.max_entries {
             return Err(LayerError::TooManyEntries { cap: opts.limits.max_entries });
         }
-        u.entry(entry, warn)?;
+        match u.entry(entry, warn) {
+            Err(LayerError::Unsafe { entry, rule }) if opts.skip_unsafe => {
+                warn(&format!("skipping {entry:?}: {rule}"));
+                u.stats.skipped += 1;
+            }
+            r => r?,
+        }
     }
     u.finish()?;
     if let Some(expected) = &opts.expected_diff_id {
@@ -185,7 +196,7 @@ impl Unpacker<'_> {
                 let declared = entry.size();
                 let cap = self.opts.limits.max_bytes;
                 if self.stats.bytes.saturating_add(declared) > cap {
-                    return Err(LayerError::TooLarge { entry: name, cap });
+                    return Err(LayerError::TooLarge { entry: super::shown_name(name), cap });
                 }
                 remove_nofollow(&pdir, fname).map_err(io)?;
                 let mut oo = OpenOptions::new();
@@ -216,6 +227,9 @@ impl Unpacker<'_> {
                     .ok_or_else(|| LayerError::unsafe_entry(&name, "symlink without a target"))?
                     .into_owned();
                 let mut target = PathBuf::from(std::ffi::OsStr::from_bytes(&target));
+                if self.opts.skip_unsafe && !super::path::link_stays_inside(&rel, &target) {
+                    return Err(LayerError::unsafe_entry(&name, "symlink leads outside the archive's root"));
+                }
                 if self.opts.rewrite_absolute_symlinks && target.is_absolute() {
                     target = relativize_symlink(&rel, &target);
                 }
@@ -252,12 +266,12 @@ impl Unpacker<'_> {
                 self.stats.hardlinks += 1;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                warn(&format!("skipping {name:?}: device nodes and fifos are not unpacked"));
+                warn(&format!("skipping {:?}: device nodes and fifos are not unpacked", super::shown_name(&name)));
                 self.stats.skipped += 1;
                 return Ok(());
             }
             other => {
-                warn(&format!("skipping {name:?}: unsupported entry type {other:?}"));
+                warn(&format!("skipping {:?}: unsupported entry type {other:?}", super::shown_name(&name)));
                 self.stats.skipped += 1;
                 return Ok(());
             }
@@ -311,7 +325,7 @@ impl Unpacker<'_> {
             };
             self.stats.bytes += n as u64;
             if self.stats.bytes > cap {
-                return Err(LayerError::TooLarge { entry: name.to_string(), cap });
+                return Err(LayerError::TooLarge { entry: super::shown_name(name), cap });
             }
             let chunk = &buf[..n];
             if chunk.iter().all(|&b| b == 0) {
@@ -341,9 +355,202 @@ impl Unpacker<'_> {
     }
 }
 
+/// The largest data of an extension entry (PAX `x` header, GNU long name or long link) let
+/// through. The tar crate reads such data whole into memory before the entry it describes;
+/// real ones are a few hundred bytes (a long path, a few xattrs).
+pub(crate) const MAX_EXTENSION: u64 = 1 << 20;
+
+/// Follows the block structure of the tar stream passing through, to refuse an oversized
+/// extension entry from its header alone, before the tar crate buffers it. It tracks what the
+/// tar crate does: each header's size (a PAX `size` record overriding the next one's), GNU
+/// sparse extension blocks, and stops at the end-of-archive block.
+struct TarGuard<R> {
+    inner: R,
+    block: [u8; 512],
+    filled: usize,
+    /// Bytes of data and padding to pass before the next header.
+    skip: u64,
+    /// The PAX `x` data being read (it is small: checked against the cap), to see its `size`.
+    pax: Option<(Vec<u8>, u64)>,
+    pax_size: Option<u64>,
+    /// More GNU sparse extension blocks follow.
+    sparse_ext: bool,
+    done: bool,
+}
+
+impl<R> TarGuard<R> {
+    fn new(inner: R) -> Self {
+        TarGuard { inner, block: [0; 512], filled: 0, skip: 0, pax: None, pax_size: None, sparse_ext: false, done: false }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        let h = self.block;
+        if self.sparse_ext {
+            self.sparse_ext = h[504] != 0;
+            return Ok(());
+        }
+        if h.iter().all(|&b| b == 0) {
+            self.done = true;
+            return Ok(());
+        }
+        let declared = octal_or_binary(&h[124..136]).ok_or_else(|| io::Error::other("tar header with a malformed size field"))?;
+        let kind = h[156];
+        let extension = matches!(kind, b'x' | b'g' | b'L' | b'K');
+        if matches!(kind, b'x' | b'L' | b'K') && declared > MAX_EXTENSION {
+            let what = if kind == b'x' { "PAX extended header" } else { "GNU long name" };
+            return Err(io::Error::other(format!(
+                "a {what} entry of {declared} bytes exceeds the cap of {MAX_EXTENSION} bytes: refused"
+            )));
+        }
+        // As the tar crate: only a ustar or GNU header is an extension it buffers, and a PAX
+        // `size` waits over long-name entries for the entry it describes.
+        let recognized = &h[257..265] == b"ustar\x0000" || &h[257..265] == b"ustar  \x00";
+        let pending = self.pax_size.take();
+        let size = match pending {
+            Some(s) if !extension => s,
+            _ => declared,
+        };
+        if recognized && matches!(kind, b'L' | b'K') {
+            self.pax_size = pending;
+        }
+        if recognized && kind == b'x' {
+            self.pax = Some((Vec::with_capacity(size as usize), size));
+        }
+        self.sparse_ext = kind == b'S' && &h[257..265] == b"ustar  \x00" && h[482] != 0;
+        self.skip = size.div_ceil(512).saturating_mul(512);
+        Ok(())
+    }
+
+    /// Looks at `data`, just read from the stream.
+    fn watch(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() && !self.done {
+            if self.skip > 0 {
+                let n = (self.skip.min(data.len() as u64)) as usize;
+                if let Some((buf, left)) = &mut self.pax {
+                    let take = (*left).min(n as u64) as usize;
+                    buf.extend_from_slice(&data[..take]);
+                    *left -= take as u64;
+                }
+                self.skip -= n as u64;
+                data = &data[n..];
+                if self.skip == 0 {
+                    if let Some((buf, _)) = self.pax.take() {
+                        self.pax_size = pax_size(&buf);
+                    }
+                }
+                continue;
+            }
+            let n = (512 - self.filled).min(data.len());
+            self.block[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+            self.filled += n;
+            data = &data[n..];
+            if self.filled == 512 {
+                self.filled = 0;
+                self.header()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.watch(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// A tar numeric field: octal ASCII, or base-256 when the high bit of the first byte is set.
+fn octal_or_binary(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut v: u64 = u64::from(field[0] & 0x7f);
+        for &b in &field[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(b))?;
+        }
+        return Some(v);
+    }
+    // As the tar crate reads it: up to the first NUL, spaces trimmed.
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    let s = std::str::from_utf8(&field[..end]).ok()?.trim();
+    u64::from_str_radix(s, 8).ok()
+}
+
+/// The `size` record of PAX extended header data (`LEN KEY=VALUE\n` records).
+fn pax_size(mut data: &[u8]) -> Option<u64> {
+    let mut size = None;
+    while !data.is_empty() {
+        let sp = data.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&data[..sp]).ok()?.parse().ok()?;
+        if len <= sp || len > data.len() {
+            return size;
+        }
+        let rec = &data[sp + 1..len];
+        if let Some(v) = rec.strip_prefix(b"size=") {
+            size = std::str::from_utf8(v).ok()?.trim_end_matches('\n').parse().ok();
+        }
+        data = &data[len..];
+    }
+    size
+}
+
 fn set_mtime(file: &std::fs::File, mtime: u64) {
     let t = libc::timespec { tv_sec: mtime.min(i64::MAX as u64) as libc::time_t, tv_nsec: 0 };
     let times = [libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT }, t];
     // Best effort: a wrong mtime never makes the tree unsafe.
     unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(kind: u8, size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(EntryType::new(kind));
+        h.set_size(size);
+        h.set_path("x").unwrap();
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+
+    /// Everything read through the guard, in `chunk`-byte reads.
+    fn through(stream: &[u8], chunk: usize) -> io::Result<usize> {
+        let mut g = TarGuard::new(stream);
+        let mut buf = vec![0u8; chunk];
+        let mut total = 0;
+        loop {
+            match g.read(&mut buf)? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_extension_headers_are_refused_from_the_header() {
+        for kind in [b'x', b'L', b'K'] {
+            let e = through(&header(kind, MAX_EXTENSION + 1), 7).unwrap_err().to_string();
+            assert!(e.contains("exceeds the cap"), "{e}");
+        }
+        // A `g` header is not buffered by the tar crate; a regular file of any size is fine.
+        assert!(through(&header(b'g', MAX_EXTENSION + 1), 512).is_ok());
+        assert!(through(&header(b'0', 1 << 40), 512).is_ok());
+    }
+
+    #[test]
+    fn a_pax_size_is_followed_so_a_later_header_is_still_seen() {
+        // x (size=1024) then a file whose ustar size says 0 but PAX says 1024, then a huge x.
+        let rec = b"13 size=1024\n";
+        let mut s = header(b'x', rec.len() as u64);
+        s.extend_from_slice(rec);
+        s.resize(1024, 0);
+        s.extend(header(b'0', 0));
+        s.extend(vec![b'a'; 1024]);
+        s.extend(header(b'x', 1 << 30));
+        let e = through(&s, 100).unwrap_err().to_string();
+        assert!(e.contains("1073741824 bytes exceeds"), "{e}");
+        assert_eq!(pax_size(b"13 size=1024\n11 path=ab\n"), Some(1024));
+        assert_eq!(octal_or_binary(b"0000001750\0 "), Some(1000));
+    }
 }

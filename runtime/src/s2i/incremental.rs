@@ -162,15 +162,15 @@ impl Incremental<'_> {
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let tar = std::fs::File::open(&tar_path)
             .with_context(|| format!("opening {}", tar_path.display()))?;
+        // The previous image is as hostile as any input: an entry that breaks a rule (absolute,
+        // `..`, a link out, a device) is skipped with a warning, and a stream that cannot be
+        // unpacked at all (malformed, over a cap) means a clean build, never a failed one, or
+        // one bad image would break every later incremental build.
         let warn = |w: &str| self.ctx.log.warning(&format!("artifacts: {w}"));
-        layer::unpack(
-            tar,
-            Compression::None,
-            &out,
-            &layer::UnpackLimits::default(),
-            &warn,
-        )
-        .context("unpacking the artifacts of save-artifacts")?;
+        let opts = layer::UnpackOptions { skip_unsafe: true, ..Default::default() };
+        if let Err(e) = layer::unpack_with(tar, Compression::None, &out, &opts, &warn) {
+            return Ok(Err(format!("the output of save-artifacts cannot be unpacked: {e}")));
+        }
         Ok(Ok(out))
     }
 }

@@ -8,11 +8,14 @@
 //! `flags` maps a long flag name to its value as typed. A repeatable flag is stored one value
 //! per key, `NAME-0`, `NAME-1`, … (upstream does this for `env`); upstream's older `"env":"A=1,B=2"`
 //! form is read too. Which flags go in and how they merge with the command line is the CLI's
-//! business (`cli::build`); this module only reads and writes the file.
+//! business (`cli::build`); this module reads and writes the file, and says what an untrusted
+//! one may restore ([`Trust`], [`S2iFile::check_untrusted`]).
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+
+use crate::source::SourceLocation;
 
 /// Where s2i looks, in order: `.s2ifile`, then the deprecated `.stifile`.
 pub const FILE_NAMES: [&str; 2] = [".s2ifile", ".stifile"];
@@ -31,8 +34,50 @@ pub struct S2iFile {
     pub flags: BTreeMap<String, String>,
 }
 
+/// Whether a config file speaks for the user or for the source it sits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Named by the user (`--use-config=FILE`) and outside the source tree: restores everything.
+    Trusted,
+    /// Found rather than named (`--use-config` reads the working directory, often a checkout of
+    /// the source), or inside the source tree: the tenant wrote it, so it restores only what
+    /// shapes the build inside the sandbox and the image, never a grant of the host's.
+    Untrusted,
+}
+
+/// The flags an untrusted config file may restore. Anything else (`--inject`, `--volume`,
+/// `--environment-file`, `--scripts-url`, `--callback-url`, `--digest-file`, `--push`, `--run`,
+/// `--publish`, budgets, `--tls-verify`, `--allow-local-submodules`, `--save-temp-dir`, any flag
+/// added later) reads, writes or reaches something of the host, or spends more of it.
+pub const HARMLESS_FLAGS: &[&str] = &[
+    "ref",
+    "context-dir",
+    "copy",
+    "keep-symlinks",
+    "exclude",
+    "ignore-submodules",
+    "env",
+    "image-scripts-url",
+    "destination",
+    "pull-policy",
+    "incremental-pull-policy",
+    "runtime-pull-policy",
+    "application-name",
+    "description",
+    "label",
+    "compression",
+    "reproducible",
+    "source-date-epoch",
+    "incremental",
+    "runtime-image",
+    "runtime-artifact",
+    "assemble-user",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum S2iFileError {
+    #[error("{}: {} not restored from a config file the source controls (it was found in the working directory, or lies inside the source): {}; give them on the command line, or keep the config outside the source and name it with --use-config=FILE", path.display(), if entries.len() == 1 { "this entry grants access to the host and is" } else { "these entries grant access to the host and are" }, entries.join(", "))]
+    Refused { path: PathBuf, entries: Vec<String> },
     #[error("{}: {message}", path.display())]
     Read { path: PathBuf, message: String },
     #[error("{}: not a valid s2i config file ({message}); expected {{\"source\":…,\"builderImage\":…,\"tag\":…,\"flags\":{{\"NAME\":\"VALUE\"}}}}", path.display())]
@@ -47,24 +92,97 @@ impl S2iFile {
     pub fn load(dir: &Path) -> Result<Option<(S2iFile, PathBuf)>, S2iFileError> {
         for name in FILE_NAMES {
             let path = dir.join(name);
-            let f = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(S2iFileError::Read { path, message: e.to_string() }),
-            };
-            let read_err = |e: std::io::Error| S2iFileError::Read { path: path.clone(), message: e.to_string() };
-            if !f.metadata().map_err(read_err)?.is_file() {
-                return Err(S2iFileError::Read { path, message: "not a regular file".into() });
+            if let Some(f) = Self::load_file(&path)? {
+                return Ok(Some((f, path)));
             }
-            let mut bytes = Vec::new();
-            f.take(MAX_SIZE + 1).read_to_end(&mut bytes).map_err(read_err)?;
-            if bytes.len() as u64 > MAX_SIZE {
-                return Err(S2iFileError::Read { path, message: format!("larger than {MAX_SIZE} bytes") });
-            }
-            let parsed = Self::parse(&bytes).map_err(|message| S2iFileError::Malformed { path: path.clone(), message })?;
-            return Ok(Some((parsed, path)));
         }
         Ok(None)
+    }
+
+    /// The config at `path`; `None` when it does not exist.
+    pub fn load_file(path: &Path) -> Result<Option<S2iFile>, S2iFileError> {
+        let path = path.to_path_buf();
+        let f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(S2iFileError::Read { path, message: e.to_string() }),
+        };
+        let read_err = |e: std::io::Error| S2iFileError::Read { path: path.clone(), message: e.to_string() };
+        if !f.metadata().map_err(read_err)?.is_file() {
+            return Err(S2iFileError::Read { path, message: "not a regular file".into() });
+        }
+        let mut bytes = Vec::new();
+        f.take(MAX_SIZE + 1).read_to_end(&mut bytes).map_err(read_err)?;
+        if bytes.len() as u64 > MAX_SIZE {
+            return Err(S2iFileError::Read { path, message: format!("larger than {MAX_SIZE} bytes") });
+        }
+        let parsed = Self::parse(&bytes).map_err(|message| S2iFileError::Malformed { path: path.clone(), message })?;
+        Ok(Some(parsed))
+    }
+
+    /// The keys holding the saved values of flag `name` (`NAME`, `NAME-0`, …).
+    fn keys_of(&self, name: &str) -> Vec<String> {
+        self.flags
+            .keys()
+            .filter(|k| {
+                *k == name
+                    || k.strip_prefix(name)
+                        .and_then(|r| r.strip_prefix('-'))
+                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Refuses an untrusted file (at `path`) that would restore a host grant: one of the
+    /// `restored` flags not in [`HARMLESS_FLAGS`], or, when `positionals` are restored, a
+    /// SOURCE other than a local path inside `dir` (the directory the file speaks for; a
+    /// remote one would be fetched with the host's credentials) or a `docker://` TAG (a
+    /// registry written with them). Every such entry is named.
+    pub fn check_untrusted(&self, path: &Path, restored: &[&str], positionals: bool, dir: &Path) -> Result<(), S2iFileError> {
+        let mut entries: Vec<String> = Vec::new();
+        for flag in restored.iter().filter(|f| !HARMLESS_FLAGS.contains(f)) {
+            entries.extend(self.keys_of(flag).into_iter().map(|k| format!("{k:?} (--{flag})")));
+        }
+        if positionals {
+            let is_local = matches!(SourceLocation::parse(&self.source), Ok(SourceLocation::Local(_)));
+            let local_inside = is_local
+                && match (dir.join(&self.source).canonicalize(), dir.canonicalize()) {
+                    (Ok(src), Ok(dir)) => src.starts_with(dir),
+                    // A missing source is the fetch's error to report; it reads nothing.
+                    (Err(_), _) => !Path::new(&self.source).components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)),
+                    (_, Err(_)) => false,
+                };
+            if !local_inside {
+                entries.push(format!("\"source\" ({:?}: only a local path inside {} is restored)", self.source, dir.display()));
+            }
+            if self.tag.starts_with("docker://") {
+                entries.push(format!("\"tag\" ({:?}: a registry)", self.tag));
+            }
+        }
+        if entries.is_empty() {
+            Ok(())
+        } else {
+            Err(S2iFileError::Refused { path: path.to_path_buf(), entries })
+        }
+    }
+
+    /// Drops the flags an untrusted file may not restore (so that what is saved into one
+    /// restores); returns their names.
+    pub fn drop_host_grants(&mut self) -> Vec<String> {
+        let mut dropped = Vec::new();
+        self.flags.retain(|k, _| {
+            let name = match k.rsplit_once('-') {
+                Some((n, i)) if !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => k.as_str(),
+            };
+            let keep = HARMLESS_FLAGS.contains(&name);
+            if !keep && !dropped.iter().any(|d| d == name) {
+                dropped.push(name.to_string());
+            }
+            keep
+        });
+        dropped
     }
 
     fn parse(bytes: &[u8]) -> Result<S2iFile, String> {
@@ -119,7 +237,16 @@ impl S2iFile {
 
     /// Writes `dir/.s2ifile` (a temp name in `dir`, then renamed over it).
     pub fn save(&self, dir: &Path) -> Result<PathBuf, S2iFileError> {
-        let path = dir.join(FILE_NAMES[0]);
+        self.save_file(&dir.join(FILE_NAMES[0]))
+    }
+
+    /// Writes the file at `path` (a temp name beside it, then renamed over it).
+    pub fn save_file(&self, path: &Path) -> Result<PathBuf, S2iFileError> {
+        let path = path.to_path_buf();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
         let err = |e: &dyn std::fmt::Display| S2iFileError::Write { path: path.clone(), message: e.to_string() };
         let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| err(&e))?;
         bytes.push(b'\n');

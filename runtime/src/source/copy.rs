@@ -14,7 +14,10 @@
 //!   a broken link inside the root is copied as a link (as upstream); a link that leaves the root
 //!   (absolute, or `..` past the root), or loops, is never dereferenced: it is skipped with a
 //!   warning;
-//! - a directory reached twice through links (a cycle) is skipped with a warning.
+//! - a directory reached twice through links (a cycle) is skipped with a warning;
+//! - exclusions hold through links: a link whose target (resolved inside the root) is left out,
+//!   or lies below a directory that is, is left out too, kept or followed alike, and what is
+//!   copied through a followed directory link is filtered by its real path as well.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -35,7 +38,7 @@ const MAX_DEPTH: usize = 256;
 pub fn copy_tree(src: &Dir, dst: &Dir, opts: &CopyOptions<'_>) -> io::Result<Vec<String>> {
     let root = src.dir_metadata()?;
     let mut ctx = Walk { src, dst, opts, warnings: Vec::new(), ancestors: vec![(root.dev(), root.ino())] };
-    ctx.dir(Path::new(""), 0)?;
+    ctx.dir(Path::new(""), Path::new(""), 0)?;
     Ok(ctx.warnings)
 }
 
@@ -52,7 +55,8 @@ fn rel_str(p: &Path) -> String {
 }
 
 impl Walk<'_, '_> {
-    fn dir(&mut self, rel: &Path, depth: usize) -> io::Result<()> {
+    /// Copies the directory `rel`, whose real path in the tree (its links resolved) is `real`.
+    fn dir(&mut self, rel: &Path, real: &Path, depth: usize) -> io::Result<()> {
         if depth > MAX_DEPTH {
             self.warnings.push(format!("{}: directory nesting too deep, not copied", rel_str(rel)));
             return Ok(());
@@ -62,13 +66,14 @@ impl Walk<'_, '_> {
         names.sort();
         for name in names {
             let child: PathBuf = rel.join(&name);
-            if (self.opts.skip)(&rel_str(&child)) {
+            let real_child = real.join(&name);
+            if (self.opts.skip)(&rel_str(&child)) || (real != rel && (self.opts.skip)(&rel_str(&real_child))) {
                 continue;
             }
             let meta = self.src.symlink_metadata(&child)?;
             let ft = meta.file_type();
             if ft.is_dir() {
-                self.enter_dir(&child, &meta, depth)?;
+                self.enter_dir(&child, &real_child, &meta, depth)?;
             } else if ft.is_file() {
                 self.file(&child, false)?;
             } else if ft.is_symlink() {
@@ -80,7 +85,7 @@ impl Walk<'_, '_> {
         Ok(())
     }
 
-    fn enter_dir(&mut self, rel: &Path, meta: &cap_std::fs::Metadata, depth: usize) -> io::Result<()> {
+    fn enter_dir(&mut self, rel: &Path, real: &Path, meta: &cap_std::fs::Metadata, depth: usize) -> io::Result<()> {
         let id = (meta.dev(), meta.ino());
         if self.ancestors.contains(&id) {
             self.warnings.push(format!("{}: directory cycle through symlinks, not copied", rel_str(rel)));
@@ -88,7 +93,7 @@ impl Walk<'_, '_> {
         }
         self.dst.create_dir(rel)?;
         self.ancestors.push(id);
-        let r = self.dir(rel, depth + 1);
+        let r = self.dir(rel, real, depth + 1);
         self.ancestors.pop();
         r?;
         // Owner keeps write access so the staged tree can be cleaned up and modified by later steps.
@@ -126,12 +131,25 @@ impl Walk<'_, '_> {
 
     fn symlink(&mut self, rel: &Path, depth: usize) -> io::Result<()> {
         let target = self.src.read_link_contents(rel)?;
+        // Where the link leads inside the root (an error: broken, a loop, or it leaves the root).
+        let real = self.src.canonicalize(rel).ok().map(|r| r.components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect::<PathBuf>());
+        if let Some(real) = real.as_ref().filter(|r| self.excluded_with_parents(r)) {
+            self.warnings.push(format!(
+                "{}: symlink to {}, which is excluded, not copied",
+                rel_str(rel),
+                rel_str(real)
+            ));
+            return Ok(());
+        }
         if self.opts.keep_symlinks {
             return self.dst.symlink_contents(&target, rel);
         }
         // `metadata` follows links but cap-std refuses any resolution that leaves the root.
         match self.src.metadata(rel) {
-            Ok(m) if m.is_dir() => self.enter_dir(rel, &m, depth),
+            Ok(m) if m.is_dir() => {
+                let real = real.unwrap_or_else(|| rel.to_path_buf());
+                self.enter_dir(rel, &real, &m, depth)
+            }
             Ok(m) if m.is_file() => self.file(rel, true),
             Ok(_) => {
                 self.warnings.push(format!("{}: symlink to a special file, not copied", rel_str(rel)));
@@ -149,6 +167,17 @@ impl Walk<'_, '_> {
                 Ok(())
             }
         }
+    }
+}
+
+impl Walk<'_, '_> {
+    /// Whether `real` or one of its parent directories is left out.
+    fn excluded_with_parents(&self, real: &Path) -> bool {
+        let mut p = PathBuf::new();
+        real.iter().any(|c| {
+            p.push(c);
+            (self.opts.skip)(&rel_str(&p))
+        })
     }
 }
 

@@ -5,9 +5,12 @@
 //! Hardening: libgit2 runs no hooks and never prompts (a credential it cannot find is an
 //! error, not a hang); ssh keys come from the ssh agent only and host keys are checked against
 //! `known_hosts` by libgit2; stalled connections time out ([`TIMEOUT_MS`]); a `--ref` starting
-//! with `-` is refused; `file://` and local-path submodules are only followed when the
-//! superproject itself is local (git's own rule since 2.38.1, CVE-2022-39253), so a remote
-//! repository cannot pull host repositories into the image.
+//! with `-` is refused; a submodule whose URL reaches the local filesystem (`file://`, a path,
+//! or a relative URL of a local superproject) is refused unless `--allow-local-submodules`
+//! (git's own `protocol.file.allow=user` since 2.38.1, CVE-2022-39253, made explicit), so no
+//! repository can pull other host repositories into the image; and a local repository's
+//! metadata (its `.git`, a `gitdir:` file, `commondir`, object alternates, any symlink in it)
+//! must resolve inside its own tree ([`check_local_repo`]).
 
 use std::path::Path;
 use std::sync::Once;
@@ -79,13 +82,13 @@ fn fetch_options<'a>() -> FetchOptions<'a> {
 
 /// Full clone (like upstream: no depth limit, so any commit can be checked out), then
 /// checkout of `git_ref`, then recursive submodules unless `ignore_submodules`.
-/// `local`: the superproject is a local path or `file://` URL (see the module doc).
+/// `allow_local_submodules`: follow submodule URLs that reach the local filesystem.
 pub fn clone(
     url: &str,
     dest: &Path,
     git_ref: Option<&str>,
     ignore_submodules: bool,
-    local: bool,
+    allow_local_submodules: bool,
 ) -> Result<(), SourceError> {
     if let Some(r) = git_ref {
         if r.starts_with('-') || r.is_empty() || r.contains('\0') {
@@ -106,9 +109,106 @@ pub fn clone(
         checkout_ref(&repo, r)?;
     }
     if !ignore_submodules {
-        update_submodules(&repo, local)?;
+        update_submodules(&repo, allow_local_submodules)?;
     }
     Ok(())
+}
+
+/// How many alternates deep libgit2 follows (it stops at 5); more is refused here.
+const MAX_ALTERNATES_DEPTH: usize = 5;
+/// Entries of a git dir looked at for symlinks before giving up (a huge one is refused).
+const MAX_GIT_ENTRIES: usize = 200_000;
+
+/// Refuses a local repository at `tree` (a work tree with `.git`, or a bare repository) whose
+/// git metadata would make the clone read another repository of the host: `.git` a symlink or
+/// a `gitdir:` file leading outside `tree`, a `commondir` or `objects/info/alternates` entry
+/// outside it, or any symlink inside the git dir resolving outside it. Worktrees made by
+/// `git worktree add` (their `.git` names the main repository) are refused too: build the
+/// main repository, or use `--copy`.
+pub fn check_local_repo(tree: &Path) -> Result<(), SourceError> {
+    // A missing repository is the clone's error to report.
+    let Ok(tree) = tree.canonicalize() else { return Ok(()) };
+    let refuse = |what: String| SourceError::Git {
+        step: "open".into(),
+        message: format!("{what}, outside the source {}: refused (a local source may not read another repository)", tree.display()),
+    };
+    let inside = |p: &Path, what: &str| -> Result<std::path::PathBuf, SourceError> {
+        let real = p.canonicalize().map_err(super::io_err(p))?;
+        if real.starts_with(&tree) {
+            Ok(real)
+        } else {
+            Err(refuse(format!("{what} leads to {}", real.display())))
+        }
+    };
+    let dotgit = tree.join(".git");
+    let git_dir = match std::fs::symlink_metadata(&dotgit) {
+        Err(_) => tree.clone(),
+        Ok(m) if m.file_type().is_symlink() => inside(&dotgit, ".git (a symlink)")?,
+        Ok(m) if m.is_file() => {
+            let text = read_pointer(&dotgit)?;
+            let target = text.strip_prefix("gitdir:").map(str::trim).ok_or_else(|| SourceError::Git {
+                step: "open".into(),
+                message: format!("{}: a .git file that is not `gitdir: PATH`", dotgit.display()),
+            })?;
+            inside(&tree.join(target), ".git (a `gitdir:` file)")?
+        }
+        Ok(_) => inside(&dotgit, ".git")?,
+    };
+    let mut dirs = vec![git_dir.clone()];
+    let commondir = git_dir.join("commondir");
+    if commondir.exists() {
+        let text = read_pointer(&commondir)?;
+        dirs.push(inside(&git_dir.join(text.trim()), "its `commondir`")?);
+    }
+    let mut objects: Vec<(std::path::PathBuf, usize)> = dirs.iter().map(|d| (d.join("objects"), 0)).collect();
+    while let Some((obj, depth)) = objects.pop() {
+        let alternates = obj.join("info/alternates");
+        if !alternates.exists() {
+            continue;
+        }
+        if depth >= MAX_ALTERNATES_DEPTH {
+            return Err(refuse(format!("{} nests alternates too deep", alternates.display())));
+        }
+        for line in read_pointer(&alternates)?.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let alt = inside(&obj.join(line), "an entry of objects/info/alternates")?;
+            objects.push((alt, depth + 1));
+        }
+    }
+    let mut seen = 0;
+    for d in &dirs {
+        let mut stack = vec![d.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).map_err(super::io_err(&dir))?.flatten() {
+                seen += 1;
+                if seen > MAX_GIT_ENTRIES {
+                    return Err(refuse(format!("{} has more than {MAX_GIT_ENTRIES} entries", d.display())));
+                }
+                let Ok(ft) = e.file_type() else { continue };
+                if ft.is_symlink() {
+                    // A broken link reads nothing; one that resolves must stay inside.
+                    if e.path().canonicalize().is_ok() {
+                        inside(&e.path(), &format!("the symlink {}", e.path().display()))?;
+                    }
+                } else if ft.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A small git pointer file (`gitdir:`, `commondir`, `alternates`).
+fn read_pointer(path: &Path) -> Result<String, SourceError> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+        .map_err(super::io_err(path))?;
+    Ok(text)
 }
 
 /// `git checkout REF` as the CLI resolves it: a local branch, else a branch of `origin` (a
@@ -169,7 +269,7 @@ fn is_local_url(url: &str) -> bool {
 
 /// `git submodule update --init --recursive`: each submodule cloned and checked out at the
 /// commit the superproject records, then its own submodules.
-fn update_submodules(repo: &Repository, local: bool) -> Result<(), SourceError> {
+fn update_submodules(repo: &Repository, allow_local: bool) -> Result<(), SourceError> {
     let mut subs = repo.submodules().map_err(err("submodule update"))?;
     for sm in subs.iter_mut() {
         let name = String::from_utf8_lossy(sm.name_bytes()).into_owned();
@@ -180,11 +280,11 @@ fn update_submodules(repo: &Repository, local: bool) -> Result<(), SourceError> 
             .config()
             .and_then(|c| c.get_string(&format!("submodule.{name}.url")))
             .map_err(err(step.clone()))?;
-        if !local && is_local_url(&url) {
+        if !allow_local && is_local_url(&url) {
             return Err(SourceError::Git {
                 step,
                 message: format!(
-                    "submodule URL {url:?} reaches the local filesystem, refused for a remote repository"
+                    "submodule URL {url:?} reaches the local filesystem: refused (pass --allow-local-submodules to follow it)"
                 ),
             });
         }
@@ -195,7 +295,7 @@ fn update_submodules(repo: &Repository, local: bool) -> Result<(), SourceError> 
         opts.checkout(checkout);
         sm.update(true, Some(&mut opts)).map_err(err(step.clone()))?;
         let sub = sm.open().map_err(err(step))?;
-        update_submodules(&sub, local)?;
+        update_submodules(&sub, allow_local)?;
     }
     Ok(())
 }

@@ -98,6 +98,8 @@ pub struct SourceSpec {
     /// `None` excludes nothing (`--exclude ""`).
     pub exclude: Option<Regex>,
     pub ignore_submodules: bool,
+    /// Follow submodules whose URL reaches the local filesystem (`file://`, a path).
+    pub allow_local_submodules: bool,
 }
 
 impl SourceSpec {
@@ -111,6 +113,7 @@ impl SourceSpec {
             keep_symlinks: false,
             exclude: Some(Regex::new(DEFAULT_EXCLUDE).expect("valid default regex")),
             ignore_submodules: false,
+            allow_local_submodules: false,
         }
     }
 
@@ -212,8 +215,10 @@ pub fn fetch(spec: &SourceSpec, staging: &Path) -> Result<FetchedSource, SourceE
     let mut is_git = false;
     let tree: PathBuf = match &spec.location {
         SourceLocation::Git(url) => {
-            let local = url.starts_with("file://");
-            git::clone(url, &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules, local)?;
+            if let Some(path) = url.strip_prefix("file://") {
+                git::check_local_repo(Path::new(path))?;
+            }
+            git::clone(url, &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules, spec.allow_local_submodules)?;
             commit = Some(git::commit_info(&clone_dir)?);
             is_git = true;
             clone_dir.clone()
@@ -227,8 +232,9 @@ pub fn fetch(spec: &SourceSpec, staging: &Path) -> Result<FetchedSource, SourceE
             if stg.starts_with(&src) {
                 return Err(SourceError::RecursiveCopy { source_dir: src, staging: stg });
             }
-            if !spec.copy && src.join(".git").exists() {
-                git::clone(&src.to_string_lossy(), &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules, true)?;
+            if !spec.copy && (src.join(".git").exists() || src.join(".git").is_symlink()) {
+                git::check_local_repo(&src)?;
+                git::clone(&src.to_string_lossy(), &clone_dir, spec.git_ref.as_deref(), spec.ignore_submodules, spec.allow_local_submodules)?;
                 commit = Some(git::commit_info(&clone_dir)?);
                 is_git = true;
                 clone_dir.clone()
