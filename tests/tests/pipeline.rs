@@ -1189,7 +1189,20 @@ fn a_source_build_sees_its_secret_read_only_and_the_image_does_not_hold_it() {
         "{}",
         describe(&out)
     );
-    let (rootfs, _) = w.unpack("site:latest", "site");
+    // A wasip1 image: umoci's raw unpack (no runtime config).
+    let layout = w.path("site/layout");
+    run_ok(
+        w.ws2i()
+            .args(["--quiet", "copy", "site:latest"])
+            .arg(format!("oci:{}:img", layout.display())),
+    );
+    let rootfs = w.path("site/rootfs");
+    run_ok(
+        Command::new("umoci")
+            .args(["raw", "unpack", "--rootless", "--image"])
+            .arg(format!("{}:img", layout.display()))
+            .arg(&rootfs),
+    );
     assert_eq!(
         fs::read_to_string(rootfs.join("opt/app-root/seen-token")).unwrap(),
         "s3cret-value",
@@ -1262,13 +1275,25 @@ fn image_source_as_names_docker_context_and_unknown_fields() {
 fn cancel_build_stops_a_running_hook_within_a_second() {
     let w = World::with_go();
     slow_bc(&w, "Serial");
+    // Enough Go that the compile hook runs for several seconds.
+    let repo = w.path("repos/app");
+    let mut big = String::from("package main\n\n");
+    for i in 0..1500 {
+        big.push_str(&format!(
+            "func f{i}(x int) int {{ if x > {i} {{ return x * {} % 7919 }}; return x + {i} }}\n",
+            i + 1
+        ));
+    }
+    fs::write(repo.join("big.go"), big).unwrap();
+    git(&repo, &["add", "big.go"]);
+    git(&repo, &["commit", "-q", "-m", "big"]);
     let child = start(&w, "slow");
     // Wait for the compile hook itself, not just the Running phase.
-    wait_until("the assemble hook to run", || {
-        w.cmd(&["logs", "slow-1"]).status.success()
-            && stdout(&w.cmd(&["logs", "slow-1"])).contains("assemble")
+    wait_until("the compile to start", || {
+        let out = w.cmd(&["logs", "slow-1"]);
+        out.status.success() && stdout(&out).contains("---> Compiling")
     });
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_secs(1));
     let t0 = Instant::now();
     w.ok(&["cancel-build", "slow-1"]);
     let out = child.wait_with_output().unwrap();
