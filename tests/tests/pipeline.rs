@@ -251,7 +251,11 @@ fn example_chain_builds_in_order_then_a_commit_cascades_and_a_rollback_runs_the_
         );
     }
     let app1 = &b[1];
-    assert_eq!((s(&app1["apiVersion"]), s(&app1["kind"])), ("build.openshift.io/v1", "Build"), "OKD's shape");
+    assert_eq!(
+        (s(&app1["apiVersion"]), s(&app1["kind"])),
+        ("build.openshift.io/v1", "Build"),
+        "OKD's shape"
+    );
     assert_eq!(
         app1["spec"]["strategy"]["sourceStrategy"]["from"]["kind"], "DockerImage",
         "frozen: {app1:#}"
@@ -979,7 +983,10 @@ fn import_image_pins_a_pushed_image_by_digest_and_a_new_digest_cascades() {
     let h1 = w.history("base", "1");
     assert_eq!(h1.len(), 1);
     let is = w.json(&["get", "is", "base"]);
-    assert_eq!(is["spec"]["tags"][0]["from"]["kind"], "DockerImage", "{is:#}");
+    assert_eq!(
+        is["spec"]["tags"][0]["from"]["kind"], "DockerImage",
+        "{is:#}"
+    );
     assert_eq!(is["spec"]["tags"][0]["from"]["name"], remote.as_str());
     assert_eq!(w.phase("down-1"), "Complete");
     let b1 = w.build("down-1");
@@ -1067,7 +1074,9 @@ fn secrets_and_config_maps_reach_the_build_and_a_missing_one_keeps_it_new() {
     let out = w.apply(&bc);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(
-        stderr(&out).contains("spec.source.sourceSecret is not used: ws2i clones with the host's git credentials"),
+        stderr(&out).contains(
+            "spec.source.sourceSecret is not used: ws2i clones with the host's git credentials"
+        ),
         "{}",
         describe(&out)
     );
@@ -1103,7 +1112,11 @@ fn secrets_and_config_maps_reach_the_build_and_a_missing_one_keeps_it_new() {
     );
     let out = w.apply(&sec);
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(stderr(&out).contains("secret/token created"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("secret/token created"),
+        "{}",
+        describe(&out)
+    );
     let b = w.build("withsec-1");
     assert_eq!(s(&b["status"]["reason"]), "MissingConfigMap", "{b:#}");
     assert!(
@@ -1246,7 +1259,10 @@ fn image_source_as_names_docker_context_and_unknown_fields() {
     let out = w.apply(&f);
     assert!(out.status.success(), "{}", describe(&out));
     let err = stderr(&out);
-    for field in ["spec.strategy.dockerStrategy.fooBar", "spec.source.git.fooRef"] {
+    for field in [
+        "spec.strategy.dockerStrategy.fooBar",
+        "spec.source.git.fooRef",
+    ] {
         assert!(
             err.contains(&format!(
                 "warning: BuildConfig/multi: unknown field \"{field}\" (ignored)"

@@ -435,9 +435,9 @@ fn get(p: &mut Pipeline<'_>, kind: &str, name: Option<&str>, format: Option<Form
                 None => print!("{}", print::config_maps_table(&items)),
             }
         }
-        other => bail!(
-            "unknown resource type {other:?}: use bc, builds, is, istag, secret or configmap"
-        ),
+        other => {
+            bail!("unknown resource type {other:?}: use bc, builds, is, istag, secret or configmap")
+        }
     }
     Ok(())
 }

@@ -348,8 +348,15 @@ fn unknown_fields(input: &serde_yaml::Value, obj: &Object) -> Vec<String> {
                 let ty = t["type"].as_str().unwrap_or_default();
                 let known = matches!(
                     ty,
-                    "ConfigChange" | "ImageChange" | "imageChange" | "GitHub" | "github"
-                        | "Generic" | "generic" | "GitLab" | "Bitbucket"
+                    "ConfigChange"
+                        | "ImageChange"
+                        | "imageChange"
+                        | "GitHub"
+                        | "github"
+                        | "Generic"
+                        | "generic"
+                        | "GitLab"
+                        | "Bitbucket"
                 );
                 !known && path.starts_with(&format!("spec.triggers[{i}]."))
             })
@@ -472,8 +479,7 @@ fn validate_key(field: &str, k: &str) -> Result<(), String> {
         && k.len() <= 253
         && k != "."
         && k != ".."
-        && k
-            .bytes()
+        && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
     if ok {
         Ok(())
@@ -490,7 +496,9 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -1026,5 +1034,76 @@ spec:
                 .contains("default ImageChange trigger can only be used"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_path_and_known_or_empty_ones_are_not() {
+        let text = "apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {name: app, uid: u1}\n\
+                    spec:\n  source: {git: {uri: 'file:///r'}}\n  strategy:\n    sourceStrategy:\n      \
+                    from: {kind: DockerImage, name: b}\n      fooBar: 1\n      forcePull: false\n      env: [{name: A, value: b, valueFrom: {x: 1}}]\n  \
+                    triggers: [{type: ConfigChange}, {imageChange: {type: ImageChange}}]\nstatus: {lastVersion: 3}\n";
+        let l = load_str(text, "u.yaml").unwrap();
+        let unknown: Vec<&String> = l
+            .warnings
+            .iter()
+            .filter(|w| w.contains("unknown field"))
+            .collect();
+        assert_eq!(
+            unknown,
+            [
+                "BuildConfig/app: unknown field \"spec.strategy.sourceStrategy.env[0].valueFrom\" (ignored)",
+                "BuildConfig/app: unknown field \"spec.strategy.sourceStrategy.fooBar\" (ignored)",
+            ],
+            "{:?}",
+            l.warnings
+        );
+        assert_eq!(
+            l.warnings.len(),
+            3,
+            "plus the dropped trigger: {:?}",
+            l.warnings
+        );
+        let l = load_str(SEED_BC, "seed.yaml").unwrap();
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn secrets_merge_string_data_and_base64_round_trips() {
+        for s in ["", "a", "ab", "abc", "s3cret-value", "\u{0}\u{1}\u{ff}"] {
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
+                s.as_bytes(),
+                "{s:?}"
+            );
+        }
+        assert_eq!(base64_encode(b"s3cret-value"), "czNjcmV0LXZhbHVl");
+        assert!(base64_decode("a*b=").is_err());
+        let l = load_str(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: t}\ndata: {a: YQ==, b: Yg==}\nstringData: {b: bee}\n",
+            "s.yaml",
+        )
+        .unwrap();
+        let Object::Secret(s) = &l.objects[0] else {
+            panic!()
+        };
+        assert!(s.string_data.is_empty());
+        assert_eq!(
+            base64_decode(&s.data["b"]).unwrap(),
+            b"bee",
+            "stringData wins"
+        );
+        assert_eq!(s.redacted().data["a"], "<redacted: 1 bytes>");
+        let e = load_str(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {'../x': y}\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("key \"../x\""), "{e}");
+        let e = load_str(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: t}\ndata: {a: 'no!'}\n",
+            "s.yaml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("data[\"a\"]: not base64"), "{e}");
     }
 }

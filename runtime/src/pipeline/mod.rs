@@ -34,8 +34,8 @@ use logs::{BuildLogFile, Echo};
 use objects::*;
 
 use crate::image::registry::RegistryOptions;
-use crate::sandbox::CancelToken;
 use crate::image::{LocalRef, NameTag, Store};
+use crate::sandbox::CancelToken;
 use crate::Digest;
 
 /// What a command tells its user as it goes (besides the build log lines of [`Echo`]).
@@ -224,7 +224,10 @@ impl<'a> Pipeline<'a> {
                         let what = upsert_meta(
                             &mut cm.metadata,
                             old.as_ref().map(|o| {
-                                (&o.metadata, (&o.data, &o.binary_data) == (&cm.data, &cm.binary_data))
+                                (
+                                    &o.metadata,
+                                    (&o.data, &o.binary_data) == (&cm.data, &cm.binary_data),
+                                )
                             }),
                         );
                         if what != Applied::Unchanged {
@@ -626,7 +629,11 @@ impl<'a> Pipeline<'a> {
             let Object::ImageStream(is) = obj else {
                 continue;
             };
-            let ns = is.metadata.namespace.clone().unwrap_or_else(|| self.ns.clone());
+            let ns = is
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.ns.clone());
             let old = self.db.read(|tx| tx.image_stream(&ns, &is.metadata.name))?;
             if old.is_some_and(|o| o.spec == is.spec) {
                 continue;

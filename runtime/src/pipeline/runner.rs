@@ -371,7 +371,10 @@ fn input_files<'i>(i: &'i BuildInput) -> Result<&'i [(String, Vec<u8>)], Fail> {
     i.files.as_deref().ok_or_else(|| {
         Fail(
             "GenericBuildFailed",
-            format!("{}: {} was deleted after the build was queued", i.field, i.what),
+            format!(
+                "{}: {} was deleted after the build was queued",
+                i.field, i.what
+            ),
         )
     })
 }
@@ -390,7 +393,10 @@ fn inject_inputs(
     let io = |e: std::io::Error| Fail("GenericBuildFailed", format!("staging build inputs: {e}"));
     let mut mounts: Vec<s2i::HostMount> = Vec::new();
     for (n, i) in env.inputs.iter().enumerate() {
-        if mounts.iter().any(|m| m.guest.starts_with(&format!("{}/", i.mount))) {
+        if mounts
+            .iter()
+            .any(|m| m.guest.starts_with(&format!("{}/", i.mount)))
+        {
             continue; // the same object twice (two destinationDirs): one mount
         }
         let host_dir = dir.join(n.to_string());
