@@ -367,7 +367,7 @@ fn s2i_build(
     }
 }
 
-fn input_files<'i>(i: &'i BuildInput) -> Result<&'i [(String, Vec<u8>)], Fail> {
+fn input_files(i: &BuildInput) -> Result<&[(String, Vec<u8>)], Fail> {
     i.files.as_deref().ok_or_else(|| {
         Fail(
             "GenericBuildFailed",
