@@ -251,7 +251,11 @@ fn example_chain_builds_in_order_then_a_commit_cascades_and_a_rollback_runs_the_
         );
     }
     let app1 = &b[1];
-    assert_eq!((s(&app1["apiVersion"]), s(&app1["kind"])), ("build.openshift.io/v1", "Build"), "OKD's shape");
+    assert_eq!(
+        (s(&app1["apiVersion"]), s(&app1["kind"])),
+        ("build.openshift.io/v1", "Build"),
+        "OKD's shape"
+    );
     assert_eq!(
         app1["spec"]["strategy"]["sourceStrategy"]["from"]["kind"], "DockerImage",
         "frozen: {app1:#}"
@@ -861,6 +865,11 @@ fn the_seed_articles_yaml_is_accepted_its_dropped_triggers_are_named_and_the_err
             || err.contains("Did you mean \"- type: ImageChange\\n  imageChange: {}\"?"),
         "{err}"
     );
+    assert!(
+        !err.contains("unknown field"),
+        "the seed's YAML has only the dropped-trigger warnings: {err}"
+    );
+    assert_eq!(err.matches("warning: ").count(), 3, "{err}");
     let b = w.build("golang-builder-1");
     assert_eq!(
         (s(&b["status"]["phase"]), s(&b["status"]["reason"])),
@@ -900,4 +909,422 @@ fn the_seed_articles_yaml_is_accepted_its_dropped_triggers_are_named_and_the_err
             && table.contains("Failed (DockerBuildFailed)"),
         "{table}"
     );
+}
+
+/// A store image `name` built FROM scratch in milliseconds: `files` (path, content) copied in.
+fn tiny_image(w: &World, name: &str, files: &[(&str, &str)]) {
+    let ctx = w.path(&format!("ctx-{}", name.replace(['/', ':'], "-")));
+    fs::create_dir_all(&ctx).unwrap();
+    let mut cf = String::from("FROM scratch\n");
+    for (p, text) in files {
+        fs::write(ctx.join(p), text).unwrap();
+        cf.push_str(&format!("COPY {p} /{p}\n"));
+    }
+    fs::write(ctx.join("Containerfile"), cf).unwrap();
+    run_ok(w.ws2i().args(["--quiet", "bud", "-t", name]).arg(&ctx));
+}
+
+fn write(w: &World, name: &str, text: &str) -> PathBuf {
+    let f = w.path(name);
+    fs::write(&f, text).unwrap();
+    f
+}
+
+#[test]
+fn import_image_pins_a_pushed_image_by_digest_and_a_new_digest_cascades() {
+    let reg = ws2i_tests::registry::Registry::start().unwrap();
+    let host = reg.host();
+    let remote = format!("{host}/base:1");
+    let w = World::new();
+    let push = |files: &[(&str, &str)]| {
+        tiny_image(&w, "local/base:x", files);
+        run_ok(w.ws2i().args([
+            "--quiet",
+            "push",
+            "local/base:x",
+            &format!("docker://{remote}"),
+        ]));
+    };
+    push(&[("v.txt", "one\n")]);
+
+    // A missing stream needs --confirm.
+    let out = w.cmd(&["import-image", "base:1", &format!("--from={remote}")]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("imagestream base not found: add --confirm"),
+        "{}",
+        describe(&out)
+    );
+
+    // Downstream: a Docker build FROM base:1, rebuilt when the tag changes.
+    let down = write(
+        &w,
+        "down.yaml",
+        "apiVersion: image.openshift.io/v1\nkind: ImageStream\nmetadata: {name: down}\n---\n\
+         apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {name: down}\nspec:\n  \
+         source: {dockerfile: \"FROM scratch\\nLABEL down=yes\\n\"}\n  \
+         strategy: {dockerStrategy: {from: {kind: ImageStreamTag, name: 'base:1'}}}\n  \
+         output: {to: {kind: ImageStreamTag, name: 'down:latest'}}\n  triggers: [{type: ImageChange}]\n",
+    );
+    w.ok(&["apply", "-f", down.to_str().unwrap()]);
+    assert!(w.builds().is_empty());
+
+    let out = w.ok(&[
+        "import-image",
+        "base:1",
+        &format!("--from={remote}"),
+        "--confirm",
+    ]);
+    assert!(
+        stdout(&out).contains(&format!("Tag base:1 imported from {remote}: sha256:")),
+        "{}",
+        describe(&out)
+    );
+    let h1 = w.history("base", "1");
+    assert_eq!(h1.len(), 1);
+    let is = w.json(&["get", "is", "base"]);
+    assert_eq!(
+        is["spec"]["tags"][0]["from"]["kind"], "DockerImage",
+        "{is:#}"
+    );
+    assert_eq!(is["spec"]["tags"][0]["from"]["name"], remote.as_str());
+    assert_eq!(w.phase("down-1"), "Complete");
+    let b1 = w.build("down-1");
+    assert!(
+        s(&b1["spec"]["strategy"]["dockerStrategy"]["from"]["name"]).ends_with(&h1[0]),
+        "pinned by digest: {b1:#}"
+    );
+
+    // The registry's tag moves: import-image (the spec's from) appends it and cascades.
+    push(&[("v.txt", "two\n")]);
+    let out = w.ok(&["import-image", "base:1"]);
+    assert!(stdout(&out).contains("imported from"), "{}", describe(&out));
+    let h2 = w.history("base", "1");
+    assert_eq!(h2.len(), 2, "{h2:?}");
+    assert_eq!(h2[1], h1[0]);
+    assert_eq!(w.phase("down-2"), "Complete");
+
+    // Same digest again: no history item, nothing fires.
+    let out = w.ok(&["import-image", "base:1"]);
+    assert!(
+        stdout(&out).contains("no new history item"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(w.history("base", "1").len(), 2);
+    assert_eq!(w.builds().len(), 2);
+
+    // Changing the source needs --confirm.
+    let out = w.cmd(&["import-image", "base:1", "--from=elsewhere.example/x:1"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("add --confirm to import"),
+        "{}",
+        describe(&out)
+    );
+
+    // Applying a stream whose spec tag is a registry DockerImage imports it (OKD's import at
+    // creation); an unreachable one warns, its tag stays empty and the build waiting on it New.
+    let apply = write(
+        &w,
+        "imports.yaml",
+        &format!(
+            "apiVersion: image.openshift.io/v1\nkind: ImageStream\nmetadata: {{name: golang}}\nspec:\n  tags:\n  \
+             - name: '1.12'\n    from: {{kind: DockerImage, name: '{remote}'}}\n---\n\
+             apiVersion: image.openshift.io/v1\nkind: ImageStream\nmetadata: {{name: gone}}\nspec:\n  tags:\n  \
+             - name: '1'\n    from: {{kind: DockerImage, name: '127.0.0.1:1/nothing:1'}}\n---\n\
+             apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {{name: waits}}\nspec:\n  \
+             source: {{dockerfile: 'FROM scratch'}}\n  strategy: {{dockerStrategy: {{from: {{kind: ImageStreamTag, name: 'gone:1'}}}}}}\n  \
+             triggers: [{{type: ConfigChange}}]\n"
+        ),
+    );
+    let out = w.apply(&apply);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(w.history("golang", "1.12"), vec![h2[0].clone()]);
+    assert!(
+        stderr(&out).contains(
+            "warning: imagestream/gone: spec.tags[0] (1): cannot import 127.0.0.1:1/nothing:1"
+        ) && stderr(&out).contains("the tag has no image"),
+        "{}",
+        describe(&out)
+    );
+    assert!(w.history("gone", "1").is_empty());
+    let b = w.build("waits-1");
+    assert_eq!(b["status"]["phase"], "New", "{b:#}");
+    assert!(
+        s(&b["status"]["message"]).contains("image stream tag gone:1 has no image yet"),
+        "{b:#}"
+    );
+}
+
+#[test]
+fn secrets_and_config_maps_reach_the_build_and_a_missing_one_keeps_it_new() {
+    let w = World::new();
+    let bc = write(
+        &w,
+        "bc.yaml",
+        "apiVersion: image.openshift.io/v1\nkind: ImageStream\nmetadata: {name: withsec}\n---\n\
+         apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {name: withsec}\nspec:\n  source:\n    \
+         dockerfile: \"FROM scratch\\nCOPY creds/ /creds/\\nCOPY conf/ /conf/\\n\"\n    \
+         secrets: [{secret: {name: token}, destinationDir: creds}]\n    \
+         configMaps: [{configMap: {name: settings}, destinationDir: conf}]\n    \
+         sourceSecret: {name: git-creds}\n  \
+         strategy: {dockerStrategy: {}}\n  output: {to: {kind: ImageStreamTag, name: 'withsec:latest'}}\n  \
+         triggers: [{type: ConfigChange}]\n",
+    );
+    let out = w.apply(&bc);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains(
+            "spec.source.sourceSecret is not used: ws2i clones with the host's git credentials"
+        ),
+        "{}",
+        describe(&out)
+    );
+    let b = w.build("withsec-1");
+    assert_eq!(
+        (s(&b["status"]["phase"]), s(&b["status"]["reason"])),
+        ("New", "MissingSecret"),
+        "{b:#}"
+    );
+    assert!(
+        s(&b["status"]["message"]).contains("secret token does not exist"),
+        "{b:#}"
+    );
+
+    // Bad base64 is refused naming the key; nothing is written.
+    let bad = write(
+        &w,
+        "bad.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: token}\ndata: {token: 'not*base64'}\n",
+    );
+    let out = w.apply(&bad);
+    assert!(
+        !out.status.success() && stderr(&out).contains("data[\"token\"]: not base64"),
+        "{}",
+        describe(&out)
+    );
+
+    let sec = write(
+        &w,
+        "secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: token}\ntype: Opaque\n\
+         data: {token: czNjcmV0LXZhbHVl}\nstringData: {user: builder}\n",
+    );
+    let out = w.apply(&sec);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("secret/token created"),
+        "{}",
+        describe(&out)
+    );
+    let b = w.build("withsec-1");
+    assert_eq!(s(&b["status"]["reason"]), "MissingConfigMap", "{b:#}");
+    assert!(
+        s(&b["status"]["message"]).contains("configmap settings does not exist"),
+        "{b:#}"
+    );
+
+    // get shows keys, never values.
+    let table = stdout(&w.ok(&["get", "secret"]));
+    assert!(
+        table.contains("token") && table.contains("Opaque") && table.contains(" 2 "),
+        "{table}"
+    );
+    let j = stdout(&w.ok(&["get", "secret", "token", "-o", "json"]));
+    assert!(
+        !j.contains("czNjcmV0") && !j.contains("s3cret") && !j.contains("YnVpbGRlcg"),
+        "{j}"
+    );
+    assert!(j.contains("redacted: 12 bytes"), "{j}");
+
+    let cm = write(
+        &w,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n\
+         data: {app.conf: \"level=debug\\n\"}\nbinaryData: {blob.bin: AAEC}\n",
+    );
+    let out = w.apply(&cm);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(w.phase("withsec-1"), "Complete", "{}", describe(&out));
+    let table = stdout(&w.ok(&["get", "configmap"]));
+    assert!(table.contains("settings"), "{table}");
+
+    let (rootfs, _) = w.unpack("withsec:latest", "withsec");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("creds/token")).unwrap(),
+        "s3cret-value"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("creds/user")).unwrap(),
+        "builder"
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("conf/app.conf")).unwrap(),
+        "level=debug\n"
+    );
+    assert_eq!(fs::read(rootfs.join("conf/blob.bin")).unwrap(), [0u8, 1, 2]);
+}
+
+#[test]
+fn a_source_build_sees_its_secret_read_only_and_the_image_does_not_hold_it() {
+    let w = World::new();
+    ws2i_tests::builders::make_builder(
+        &w.home(),
+        "ws2i-test/test-builder:latest",
+        &["assemble", "run", "save-artifacts", "usage"],
+    );
+    let src = w.path("src");
+    fs::create_dir_all(src.join(".s2i")).unwrap();
+    fs::write(src.join("index.html"), "hello\n").unwrap();
+    fs::write(
+        src.join(".s2i/environment"),
+        "TEST_COPY=/var/run/secrets/openshift.io/build/token/token:/opt/app-root/seen-token\n",
+    )
+    .unwrap();
+    let repo = w.repo("site", &src);
+    let f = write(
+        &w,
+        "src.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: token}}\nstringData: {{token: s3cret-value}}\n---\n\
+             apiVersion: image.openshift.io/v1\nkind: ImageStream\nmetadata: {{name: site}}\n---\n\
+             apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {{name: site}}\nspec:\n  \
+             source: {{git: {{uri: 'file://{}'}}, secrets: [{{secret: {{name: token}}, destinationDir: creds}}]}}\n  \
+             strategy: {{sourceStrategy: {{from: {{kind: DockerImage, name: 'ws2i-test/test-builder:latest'}}}}}}\n  \
+             output: {{to: {{kind: ImageStreamTag, name: 'site:latest'}}}}\n  triggers: [{{type: ConfigChange}}]\n",
+            repo.display()
+        ),
+    );
+    let out = w.apply(&f);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("injected read-only at /var/run/secrets/openshift.io/build/token"),
+        "{}",
+        describe(&out)
+    );
+    // A wasip1 image: umoci's raw unpack (no runtime config).
+    let layout = w.path("site/layout");
+    run_ok(
+        w.ws2i()
+            .args(["--quiet", "copy", "site:latest"])
+            .arg(format!("oci:{}:img", layout.display())),
+    );
+    let rootfs = w.path("site/rootfs");
+    run_ok(
+        Command::new("umoci")
+            .args(["raw", "unpack", "--rootless", "--image"])
+            .arg(format!("{}:img", layout.display()))
+            .arg(&rootfs),
+    );
+    assert_eq!(
+        fs::read_to_string(rootfs.join("opt/app-root/seen-token")).unwrap(),
+        "s3cret-value",
+        "assemble read the secret"
+    );
+    assert!(rootfs.join("opt/app-root/src/index.html").is_file());
+    assert!(
+        !rootfs.join("var/run/secrets").exists(),
+        "the injected secret is not in the image"
+    );
+}
+
+#[test]
+fn image_source_as_names_docker_context_and_unknown_fields() {
+    let w = World::new();
+    tiny_image(&w, "tools:1", &[("tool.txt", "a tool\n")]);
+    // The Docker context is the whole tree: .s2i/bin stays in it.
+    let ctx = w.path("ctx-src");
+    fs::create_dir_all(ctx.join(".s2i/bin")).unwrap();
+    fs::write(ctx.join(".s2i/bin/assemble"), "not a hook here\n").unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM mybase\nCOPY --from=mybase /tool.txt /copied.txt\nCOPY .s2i/bin/assemble /assemble.txt\n",
+    )
+    .unwrap();
+    let repo = w.repo("ctx", &ctx);
+    let f = write(
+        &w,
+        "as.yaml",
+        &format!(
+            "apiVersion: image.openshift.io/v1\nkind: ImageStream\nmetadata: {{name: multi, uid: abc}}\n---\n\
+             apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {{name: multi, uid: abc, managedFields: [{{x: 1}}]}}\nspec:\n  \
+             source:\n    git: {{uri: 'file://{}', fooRef: main}}\n    \
+             images: [{{from: {{kind: DockerImage, name: 'tools:1'}}, as: [mybase]}}]\n  \
+             strategy: {{dockerStrategy: {{fooBar: 1, noCache: false}}}}\n  \
+             output: {{to: {{kind: ImageStreamTag, name: 'multi:latest'}}}}\n  \
+             triggers: [{{type: ConfigChange}}, {{imageChange: {{type: ImageChange}}}}]\nstatus: {{lastVersion: 7}}\n",
+            repo.display()
+        ),
+    );
+    let out = w.apply(&f);
+    assert!(out.status.success(), "{}", describe(&out));
+    let err = stderr(&out);
+    for field in [
+        "spec.strategy.dockerStrategy.fooBar",
+        "spec.source.git.fooRef",
+    ] {
+        assert!(
+            err.contains(&format!(
+                "warning: BuildConfig/multi: unknown field \"{field}\" (ignored)"
+            )),
+            "{field}: {err}"
+        );
+    }
+    assert_eq!(
+        err.matches("unknown field").count(),
+        2,
+        "metadata, status and the dropped trigger's fields are not reported: {err}"
+    );
+    assert!(err.contains("spec.triggers[1] has no type"), "{err}");
+    assert_eq!(w.phase("multi-1"), "Complete", "{err}");
+    let (rootfs, _) = w.unpack("multi:latest", "multi");
+    for (p, want) in [
+        ("tool.txt", "a tool\n"),
+        ("copied.txt", "a tool\n"),
+        ("assemble.txt", "not a hook here\n"),
+    ] {
+        assert_eq!(fs::read_to_string(rootfs.join(p)).unwrap(), want, "{p}");
+    }
+}
+
+#[test]
+fn cancel_build_stops_a_running_hook_within_a_second() {
+    let w = World::with_go();
+    slow_bc(&w, "Serial");
+    // Enough Go that the compile hook runs for several seconds.
+    let repo = w.path("repos/app");
+    let mut big = String::from("package main\n\n");
+    for i in 0..1500 {
+        big.push_str(&format!(
+            "func f{i}(x int) int {{ if x > {i} {{ return x * {} % 7919 }}; return x + {i} }}\n",
+            i + 1
+        ));
+    }
+    fs::write(repo.join("big.go"), big).unwrap();
+    git(&repo, &["add", "big.go"]);
+    git(&repo, &["commit", "-q", "-m", "big"]);
+    let child = start(&w, "slow");
+    // Wait for the compile hook itself, not just the Running phase.
+    wait_until("the compile to start", || {
+        let out = w.cmd(&["logs", "slow-1"]);
+        out.status.success() && stdout(&out).contains("---> Compiling")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = Instant::now();
+    w.ok(&["cancel-build", "slow-1"]);
+    let out = child.wait_with_output().unwrap();
+    let took = t0.elapsed();
+    assert!(!out.status.success(), "{}", describe(&out));
+    let b = w.build("slow-1");
+    assert_eq!(
+        (s(&b["status"]["phase"]), s(&b["status"]["reason"])),
+        ("Cancelled", "CancelledBuild"),
+        "{b:#}"
+    );
+    assert!(
+        took < Duration::from_millis(2500),
+        "the hook ran on for {took:?} after cancel-build"
+    );
+    assert!(w.history("app", "1.0").is_empty(), "no stream changed");
+    eprintln!("cancel-build took effect in {took:?}");
 }

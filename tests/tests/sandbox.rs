@@ -100,6 +100,7 @@ fn small_budget() -> Budget {
         spawn_count: 20,
         spawn_depth: 4,
         jobs: 2,
+        cancel: Default::default(),
     }
 }
 

@@ -38,6 +38,7 @@ impl BudgetArgs {
             spawn_count: self.max_spawns,
             spawn_depth: self.max_spawn_depth,
             jobs: self.jobs,
+            cancel: Default::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::{Global, OutputFormat};
 use crate::image::Store;
 use crate::pipeline::logs::Echo;
 use crate::pipeline::objects::{EnvVar, DEFAULT_NAMESPACE};
-use crate::pipeline::{load, print, Events, Pipeline, Report, StartOptions};
+use crate::pipeline::{load, print, Events, ImportOptions, Pipeline, Report, StartOptions};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct NsArg {
@@ -42,7 +42,8 @@ pub enum PipelineCommand {
         #[command(flatten)]
         ns: NsArg,
     },
-    /// List objects: bc, builds, is, istag (oc's columns).
+    /// List objects: bc, builds, is, istag, secret, configmap (oc's columns; secret values are
+    /// never shown).
     Get {
         kind: String,
         name: Option<String>,
@@ -98,6 +99,24 @@ pub enum PipelineCommand {
     CancelBuild {
         #[arg(required = true)]
         targets: Vec<String>,
+        #[command(flatten)]
+        ns: NsArg,
+    },
+    /// Import a DockerImage into an image-stream tag (oc import-image): pin it by digest, pull
+    /// it into the store, fire the triggers that watch the tag when the digest is new.
+    ImportImage {
+        /// IS or IS:TAG (default tag: latest).
+        target: String,
+        /// The image to import (HOST/REPO:TAG of a registry, or a store image); default: the
+        /// tag's spec `from`.
+        #[arg(long)]
+        from: Option<String>,
+        /// Create the stream or tag if missing, or change the tag's import source.
+        #[arg(long)]
+        confirm: bool,
+        /// Import every tag of the stream whose from is a DockerImage.
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         ns: NsArg,
     },
@@ -287,6 +306,23 @@ pub fn run(g: &Global, cmd: PipelineCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        PipelineCommand::ImportImage {
+            target,
+            from,
+            confirm,
+            all,
+            ns,
+        } => {
+            let mut p = open(&ns, &console)?;
+            let opts = ImportOptions { from, confirm, all };
+            let (msgs, report) = p
+                .import_image(&target, &opts)
+                .with_context(|| format!("ws2i import-image {target}"))?;
+            for m in msgs {
+                println!("{m}");
+            }
+            Ok(exit(&report))
+        }
         PipelineCommand::Delete { kind, name, ns } => {
             let mut p = open(&ns, &console)?;
             println!("{}", p.delete(&kind, &name)?);
@@ -376,7 +412,32 @@ fn get(p: &mut Pipeline<'_>, kind: &str, name: Option<&str>, format: Option<Form
                 None => print!("{}", print::istags_table(&items, wide)),
             }
         }
-        other => bail!("unknown resource type {other:?}: use bc, builds, is or istag"),
+        "secret" | "secrets" => {
+            // Values never leave the database: -o json|yaml shows each key's size.
+            let items: Vec<_> = p.secrets(name)?.iter().map(|x| x.redacted()).collect();
+            let names: Vec<String> = items
+                .iter()
+                .map(|x| format!("secret/{}", x.metadata.name))
+                .collect();
+            match structured {
+                Some(f) => emit(&items, name.is_some(), f, &names)?,
+                None => print!("{}", print::secrets_table(&items)),
+            }
+        }
+        "cm" | "configmap" | "configmaps" => {
+            let items = p.config_maps(name)?;
+            let names: Vec<String> = items
+                .iter()
+                .map(|x| format!("configmap/{}", x.metadata.name))
+                .collect();
+            match structured {
+                Some(f) => emit(&items, name.is_some(), f, &names)?,
+                None => print!("{}", print::config_maps_table(&items)),
+            }
+        }
+        other => {
+            bail!("unknown resource type {other:?}: use bc, builds, is, istag, secret or configmap")
+        }
     }
     Ok(())
 }

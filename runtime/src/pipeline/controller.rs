@@ -34,6 +34,10 @@ use crate::Digest;
 /// Reasons a New build waits (OKD's reasons for an unresolvable reference).
 pub const WAIT_IMAGE: &str = "InvalidImageReference";
 pub const WAIT_OUTPUT: &str = "InvalidOutputReference";
+/// ws2i's reasons for a New build whose `source.secrets`/`source.configMaps` name an object that
+/// does not exist yet (it starts when the object is applied).
+pub const WAIT_SECRET: &str = "MissingSecret";
+pub const WAIT_CONFIG_MAP: &str = "MissingConfigMap";
 /// ws2i's annotation: a binary build's input directory (`start-build --from-dir`).
 pub const FROM_DIR: &str = "ws2i.io/from-dir";
 
@@ -402,6 +406,31 @@ fn pin(tx: &Tx<'_>, b: &mut Build, trigger: Option<&(String, String, String)>) -
         }
     }
     if waiting.is_none() {
+        let src = &b.spec.common.source;
+        for (i, sec) in src.secrets.iter().enumerate() {
+            if tx.secret(&ns, &sec.secret.name)?.is_none() {
+                waiting.get_or_insert((
+                    WAIT_SECRET,
+                    format!(
+                        "spec.source.secrets[{i}]: secret {} does not exist (apply it, and this build starts)",
+                        sec.secret.name
+                    ),
+                ));
+            }
+        }
+        for (i, cm) in src.config_maps.iter().enumerate() {
+            if tx.config_map(&ns, &cm.config_map.name)?.is_none() {
+                waiting.get_or_insert((
+                    WAIT_CONFIG_MAP,
+                    format!(
+                        "spec.source.configMaps[{i}]: configmap {} does not exist (apply it, and this build starts)",
+                        cm.config_map.name
+                    ),
+                ));
+            }
+        }
+    }
+    if waiting.is_none() {
         if let Some(to) = &b.spec.common.output.to {
             if to.kind == RefKind::ImageStreamTag {
                 let (s, t) = split_istag(&to.name).context("output is STREAM:TAG")?;
@@ -431,7 +460,10 @@ fn pin(tx: &Tx<'_>, b: &mut Build, trigger: Option<&(String, String, String)>) -
 
 pub fn is_waiting(b: &Build) -> bool {
     b.status.phase == BuildPhase::New
-        && matches!(b.status.reason.as_deref(), Some(WAIT_IMAGE | WAIT_OUTPUT))
+        && matches!(
+            b.status.reason.as_deref(),
+            Some(WAIT_IMAGE | WAIT_OUTPUT | WAIT_SECRET | WAIT_CONFIG_MAP)
+        )
 }
 
 /// Whether a build this process watches will still move without it: it runs in another live
@@ -907,6 +939,8 @@ mod rules {
                     match o {
                         Object::ImageStream(is) => tx.put_image_stream(is)?,
                         Object::BuildConfig(bc) => tx.put_build_config(bc)?,
+                        Object::Secret(x) => tx.put_secret(x)?,
+                        Object::ConfigMap(x) => tx.put_config_map(x)?,
                     }
                 }
                 Ok(())

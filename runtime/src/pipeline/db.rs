@@ -107,6 +107,12 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // It holds Secrets: readable by this user only (SQLite gives -wal and -shm the same mode).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("restricting {}", path.display()))?;
+        }
         let mut db = Db { conn, path };
         db.write(|tx| Ok(tx.execute_batch(SCHEMA)?))
             .with_context(|| format!("creating the schema of {}", db.path.display()))?;
@@ -371,6 +377,30 @@ impl Tx<'_> {
             )?,
         };
         Ok(())
+    }
+
+    pub fn secret(&self, ns: &str, name: &str) -> Result<Option<Secret>> {
+        self.get_object("Secret", ns, name)
+    }
+
+    pub fn secrets(&self, ns: &str) -> Result<Vec<Secret>> {
+        self.list_objects("Secret", ns)
+    }
+
+    pub fn put_secret(&self, s: &Secret) -> Result<()> {
+        self.put_object("Secret", &s.metadata, s)
+    }
+
+    pub fn config_map(&self, ns: &str, name: &str) -> Result<Option<ConfigMap>> {
+        self.get_object("ConfigMap", ns, name)
+    }
+
+    pub fn config_maps(&self, ns: &str) -> Result<Vec<ConfigMap>> {
+        self.list_objects("ConfigMap", ns)
+    }
+
+    pub fn put_config_map(&self, c: &ConfigMap) -> Result<()> {
+        self.put_object("ConfigMap", &c.metadata, c)
     }
 
     pub fn build_config(&self, ns: &str, name: &str) -> Result<Option<BuildConfig>> {

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::objects::*;
 use crate::containerfile::{Args, Containerfile, Keyword};
@@ -19,6 +20,8 @@ use crate::containerfile::{Args, Containerfile, Keyword};
 pub enum Object {
     ImageStream(ImageStream),
     BuildConfig(BuildConfig),
+    Secret(Secret),
+    ConfigMap(ConfigMap),
 }
 
 impl Object {
@@ -26,19 +29,34 @@ impl Object {
         match self {
             Object::ImageStream(_) => "ImageStream",
             Object::BuildConfig(_) => "BuildConfig",
+            Object::Secret(_) => "Secret",
+            Object::ConfigMap(_) => "ConfigMap",
         }
     }
     pub fn meta(&self) -> &ObjectMeta {
         match self {
             Object::ImageStream(o) => &o.metadata,
             Object::BuildConfig(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
         }
     }
-    /// oc's `kind.group/name`, e.g. `buildconfig.build.openshift.io/app`.
-    pub fn qualified_name(&self) -> String {
+    pub fn meta_mut(&mut self) -> &mut ObjectMeta {
         match self {
-            Object::ImageStream(o) => format!("imagestream.image.openshift.io/{}", o.metadata.name),
-            Object::BuildConfig(o) => format!("buildconfig.build.openshift.io/{}", o.metadata.name),
+            Object::ImageStream(o) => &mut o.metadata,
+            Object::BuildConfig(o) => &mut o.metadata,
+            Object::Secret(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
+        }
+    }
+    /// oc's `kind.group/name`, e.g. `buildconfig.build.openshift.io/app`, `secret/token`.
+    pub fn qualified_name(&self) -> String {
+        let n = &self.meta().name;
+        match self {
+            Object::ImageStream(_) => format!("imagestream.image.openshift.io/{n}"),
+            Object::BuildConfig(_) => format!("buildconfig.build.openshift.io/{n}"),
+            Object::Secret(_) => format!("secret/{n}"),
+            Object::ConfigMap(_) => format!("configmap/{n}"),
         }
     }
 }
@@ -154,26 +172,29 @@ pub fn load_str(text: &str, origin: &str) -> Result<Loaded, LoadError> {
                     let at = format!("{here}: items[{j}]");
                     let h: Head = serde_yaml::from_value(item.clone())
                         .map_err(|e| invalid(&at, format!("not a Kubernetes object: {e}")))?;
-                    let obj = typed(&at, &h, || serde_yaml::from_value::<BcOrIs>(item))?;
-                    push(&mut out, &at, obj)?;
+                    let input = item.clone();
+                    let obj = typed(&at, &h, || serde_yaml::from_value::<Typed>(item))?;
+                    push(&mut out, &at, &input, obj)?;
                 }
             }
             _ => {
-                let obj = typed(&here, &head, || BcOrIs::deserialize_kind(doc, &head.kind))?;
-                push(&mut out, &here, obj)?;
+                let obj = typed(&here, &head, || Typed::deserialize_kind(doc, &head.kind))?;
+                push(&mut out, &here, &value, obj)?;
             }
         }
     }
     Ok(out)
 }
 
-/// The two kinds `apply` takes, deserialized by kind.
-enum BcOrIs {
+/// The kinds `apply` takes, deserialized by kind.
+enum Typed {
     Bc(BuildConfig),
     Is(ImageStream),
+    Secret(Secret),
+    ConfigMap(ConfigMap),
 }
 
-impl<'de> Deserialize<'de> for BcOrIs {
+impl<'de> Deserialize<'de> for Typed {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // Only used for List items, which were already read as Values.
         let v = serde_yaml::Value::deserialize(d)?;
@@ -182,31 +203,31 @@ impl<'de> Deserialize<'de> for BcOrIs {
             .and_then(|k| k.as_str())
             .unwrap_or_default()
             .to_string();
+        let e = serde::de::Error::custom;
         match kind.as_str() {
-            "BuildConfig" => serde_yaml::from_value(v)
-                .map(BcOrIs::Bc)
-                .map_err(serde::de::Error::custom),
-            _ => serde_yaml::from_value(v)
-                .map(BcOrIs::Is)
-                .map_err(serde::de::Error::custom),
+            "BuildConfig" => serde_yaml::from_value(v).map(Typed::Bc).map_err(e),
+            "Secret" => serde_yaml::from_value(v).map(Typed::Secret).map_err(e),
+            "ConfigMap" => serde_yaml::from_value(v).map(Typed::ConfigMap).map_err(e),
+            _ => serde_yaml::from_value(v).map(Typed::Is).map_err(e),
         }
     }
 }
 
-impl BcOrIs {
+impl Typed {
     fn deserialize_kind(
         doc: serde_yaml::Deserializer<'_>,
         kind: &str,
     ) -> Result<Self, serde_yaml::Error> {
-        if kind == "BuildConfig" {
-            BuildConfig::deserialize(doc).map(BcOrIs::Bc)
-        } else {
-            ImageStream::deserialize(doc).map(BcOrIs::Is)
+        match kind {
+            "BuildConfig" => BuildConfig::deserialize(doc).map(Typed::Bc),
+            "Secret" => Secret::deserialize(doc).map(Typed::Secret),
+            "ConfigMap" => ConfigMap::deserialize(doc).map(Typed::ConfigMap),
+            _ => ImageStream::deserialize(doc).map(Typed::Is),
         }
     }
 }
 
-const KINDS: &str = "ImageStream, BuildConfig and List";
+const KINDS: &str = "ImageStream, BuildConfig, Secret, ConfigMap and List";
 
 fn check_api(here: &str, head: &Head, allowed: &[&str]) -> Result<(), LoadError> {
     if allowed.contains(&head.api_version.as_str()) {
@@ -232,11 +253,12 @@ fn check_api(here: &str, head: &Head, allowed: &[&str]) -> Result<(), LoadError>
 fn typed(
     here: &str,
     head: &Head,
-    de: impl FnOnce() -> Result<BcOrIs, serde_yaml::Error>,
-) -> Result<(BcOrIs, bool), LoadError> {
+    de: impl FnOnce() -> Result<Typed, serde_yaml::Error>,
+) -> Result<(Typed, bool), LoadError> {
     let allowed: &[&str] = match head.kind.as_str() {
         "BuildConfig" => &[BUILD_API, "v1"],
         "ImageStream" => &[IMAGE_API, "v1"],
+        "Secret" | "ConfigMap" => &["v1"],
         "" => return Err(invalid(here, format!("no kind: ws2i reads {KINDS}"))),
         other => {
             return Err(invalid(
@@ -254,15 +276,134 @@ fn typed(
     Ok((obj, head.api_version != "v1"))
 }
 
-fn push(out: &mut Loaded, here: &str, (obj, group_api): (BcOrIs, bool)) -> Result<(), LoadError> {
+fn push(
+    out: &mut Loaded,
+    here: &str,
+    input: &serde_yaml::Value,
+    (obj, group_api): (Typed, bool),
+) -> Result<(), LoadError> {
     let obj = match obj {
-        BcOrIs::Bc(bc) => Object::BuildConfig(bc),
-        BcOrIs::Is(is) => Object::ImageStream(is),
+        Typed::Bc(bc) => Object::BuildConfig(bc),
+        Typed::Is(is) => Object::ImageStream(is),
+        Typed::Secret(s) => Object::Secret(s),
+        Typed::ConfigMap(c) => Object::ConfigMap(c),
     };
+    let unknown = unknown_fields(input, &obj);
     let (obj, warnings) = prepare(obj, group_api).map_err(|m| invalid(here, m))?;
+    let who = format!("{}/{}", obj.kind(), obj.meta().name);
+    out.warnings.extend(
+        unknown
+            .into_iter()
+            .map(|f| format!("{who}: unknown field {f:?} (ignored)")),
+    );
     out.warnings.extend(warnings);
     out.objects.push(obj);
     Ok(())
+}
+
+/// kubectl's field validation, as warnings: the paths of `input` that the typed object does not
+/// hold (`spec.triggers[1].imageChange.fooBar`). Not reported: `status` (ws2i's own, ignored on
+/// input), the standard `metadata` fields ws2i does not keep (`uid`, `managedFields`, …), the
+/// fields of a trigger OKD drops (its own warning says why), and a field set to an empty value
+/// (null, false, "", [], {}): ws2i omits those on output, so it cannot tell them from a known
+/// field at its default.
+fn unknown_fields(input: &serde_yaml::Value, obj: &Object) -> Vec<String> {
+    const META: &[&str] = &[
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    ];
+    let (Ok(input), Ok(typed)) = (
+        serde_json::to_value(input),
+        match obj {
+            Object::ImageStream(o) => serde_json::to_value(o),
+            Object::BuildConfig(o) => serde_json::to_value(o),
+            Object::Secret(o) => serde_json::to_value(o),
+            Object::ConfigMap(o) => serde_json::to_value(o),
+        },
+    ) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    diff_fields(&input, &typed, "", &mut out);
+    let dropped = |path: &str| {
+        input["spec"]["triggers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .any(|(i, t)| {
+                let ty = t["type"].as_str().unwrap_or_default();
+                let known = matches!(
+                    ty,
+                    "ConfigChange"
+                        | "ImageChange"
+                        | "imageChange"
+                        | "GitHub"
+                        | "github"
+                        | "Generic"
+                        | "generic"
+                        | "GitLab"
+                        | "Bitbucket"
+                );
+                !known && path.starts_with(&format!("spec.triggers[{i}]."))
+            })
+    };
+    out.retain(|p| {
+        let top_meta = p
+            .strip_prefix("metadata.")
+            .is_some_and(|f| META.contains(&f.split(['.', '[']).next().unwrap_or_default()));
+        !(p == "status" || p.starts_with("status.") || top_meta || dropped(p))
+    });
+    out
+}
+
+fn diff_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, typed) {
+        (Value::Object(i), Value::Object(t)) => {
+            for (k, v) in i {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match t.get(k) {
+                    Some(tv) => diff_fields(v, tv, &p, out),
+                    None if is_empty_value(v) => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(t)) => {
+            for (n, (iv, tv)) in i.iter().zip(t).enumerate() {
+                diff_fields(iv, tv, &format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Number(_) => false,
+    }
 }
 
 /// OKD's defaulting, trigger dropping and validation. `group_api`: the object came through
@@ -292,9 +433,115 @@ pub fn prepare(obj: Object, group_api: bool) -> Result<(Object, Vec<String>), St
             let mut warnings = Vec::new();
             default_bc(&mut bc, group_api, &mut warnings);
             validate_bc(&bc)?;
+            if bc.spec.common.source.source_secret.is_some() {
+                warnings.push(format!(
+                    "buildconfig/{}: spec.source.sourceSecret is not used: ws2i clones with the host's git credentials (ssh agent, git credential helpers)",
+                    bc.metadata.name
+                ));
+            }
             Ok((Object::BuildConfig(bc), warnings))
         }
+        Object::Secret(mut s) => {
+            s.metadata.generation = None;
+            validate_name("metadata.name", &s.metadata.name)?;
+            for (k, v) in &s.data {
+                validate_key("data", k)?;
+                base64_decode(v).map_err(|e| format!("data[{k:?}]: not base64: {e}"))?;
+            }
+            // The API server's rule: stringData is merged into data, stringData winning.
+            for (k, v) in std::mem::take(&mut s.string_data) {
+                validate_key("stringData", &k)?;
+                s.data.insert(k, base64_encode(v.as_bytes()));
+            }
+            Ok((Object::Secret(s), Vec::new()))
+        }
+        Object::ConfigMap(mut c) => {
+            c.metadata.generation = None;
+            validate_name("metadata.name", &c.metadata.name)?;
+            for k in c.data.keys() {
+                validate_key("data", k)?;
+            }
+            for (k, v) in &c.binary_data {
+                validate_key("binaryData", k)?;
+                if c.data.contains_key(k) {
+                    return Err(format!("binaryData[{k:?}]: the key is in data too"));
+                }
+                base64_decode(v).map_err(|e| format!("binaryData[{k:?}]: not base64: {e}"))?;
+            }
+            Ok((Object::ConfigMap(c), Vec::new()))
+        }
     }
+}
+
+/// A Secret or ConfigMap key becomes a file name: Kubernetes' `[-._a-zA-Z0-9]+`, not `.`/`..`.
+fn validate_key(field: &str, k: &str) -> Result<(), String> {
+    let ok = !k.is_empty()
+        && k.len() <= 253
+        && k != "."
+        && k != ".."
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: key {k:?} must be letters, digits, '-', '_' or '.' (it becomes a file name)"
+        ))
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (what Kubernetes writes in `data`).
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64; padding optional, whitespace (line breaks of wrapped values) ignored.
+pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let mut padding = false;
+    for (i, ch) in text.bytes().enumerate() {
+        if ch.is_ascii_whitespace() {
+            continue;
+        }
+        if ch == b'=' {
+            padding = true;
+            continue;
+        }
+        if padding {
+            return Err(format!("data after '=' padding at byte {i}"));
+        }
+        let v = B64
+            .iter()
+            .position(|&b| b == ch)
+            .ok_or_else(|| format!("invalid character {:?} at byte {i}", ch as char))?;
+        acc = acc << 6 | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    if bits >= 6 {
+        return Err("truncated input".into());
+    }
+    Ok(out)
 }
 
 fn default_bc(bc: &mut BuildConfig, group_api: bool, warnings: &mut Vec<String>) {
@@ -536,8 +783,8 @@ fn validate_bc(bc: &BuildConfig) -> Result<(), String> {
     }
     for (i, img) in s.images.iter().enumerate() {
         check_ref(&format!("spec.source.images[{i}].from"), &img.from)?;
-        if !img.as_names.is_empty() {
-            return Err(format!("spec.source.images[{i}].as: replacing FROM/COPY --from names is not supported by ws2i yet"));
+        for (j, n) in img.as_names.iter().enumerate() {
+            check_nonempty(&format!("spec.source.images[{i}].as[{j}]"), n)?;
         }
         for (j, p) in img.paths.iter().enumerate() {
             let f = format!("spec.source.images[{i}].paths[{j}]");
@@ -550,8 +797,15 @@ fn validate_bc(bc: &BuildConfig) -> Result<(), String> {
             check_relative(&format!("{f}.destinationDir"), &p.destination_dir)?;
         }
     }
-    if !s.secrets.is_empty() || !s.config_maps.is_empty() || s.source_secret.is_some() {
-        return Err("spec.source.secrets/configMaps/sourceSecret: ws2i has no Secret or ConfigMap objects yet; remove them (use a file:// git source or --from-dir)".into());
+    for (i, sec) in s.secrets.iter().enumerate() {
+        let f = format!("spec.source.secrets[{i}]");
+        validate_name(&format!("{f}.secret.name"), &sec.secret.name)?;
+        check_relative(&format!("{f}.destinationDir"), &sec.destination_dir)?;
+    }
+    for (i, cm) in s.config_maps.iter().enumerate() {
+        let f = format!("spec.source.configMaps[{i}]");
+        validate_name(&format!("{f}.configMap.name"), &cm.config_map.name)?;
+        check_relative(&format!("{f}.destinationDir"), &cm.destination_dir)?;
     }
     if c.post_commit.is_some() {
         return Err("spec.postCommit: ws2i cannot run a post-commit hook (it runs a command in the output image)".into());
@@ -780,5 +1034,76 @@ spec:
                 .contains("default ImageChange trigger can only be used"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_path_and_known_or_empty_ones_are_not() {
+        let text = "apiVersion: build.openshift.io/v1\nkind: BuildConfig\nmetadata: {name: app, uid: u1}\n\
+                    spec:\n  source: {git: {uri: 'file:///r'}}\n  strategy:\n    sourceStrategy:\n      \
+                    from: {kind: DockerImage, name: b}\n      fooBar: 1\n      forcePull: false\n      env: [{name: A, value: b, valueFrom: {x: 1}}]\n  \
+                    triggers: [{type: ConfigChange}, {imageChange: {type: ImageChange}}]\nstatus: {lastVersion: 3}\n";
+        let l = load_str(text, "u.yaml").unwrap();
+        let unknown: Vec<&String> = l
+            .warnings
+            .iter()
+            .filter(|w| w.contains("unknown field"))
+            .collect();
+        assert_eq!(
+            unknown,
+            [
+                "BuildConfig/app: unknown field \"spec.strategy.sourceStrategy.env[0].valueFrom\" (ignored)",
+                "BuildConfig/app: unknown field \"spec.strategy.sourceStrategy.fooBar\" (ignored)",
+            ],
+            "{:?}",
+            l.warnings
+        );
+        assert_eq!(
+            l.warnings.len(),
+            3,
+            "plus the dropped trigger: {:?}",
+            l.warnings
+        );
+        let l = load_str(SEED_BC, "seed.yaml").unwrap();
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn secrets_merge_string_data_and_base64_round_trips() {
+        for s in ["", "a", "ab", "abc", "s3cret-value", "\u{0}\u{1}\u{ff}"] {
+            assert_eq!(
+                base64_decode(&base64_encode(s.as_bytes())).unwrap(),
+                s.as_bytes(),
+                "{s:?}"
+            );
+        }
+        assert_eq!(base64_encode(b"s3cret-value"), "czNjcmV0LXZhbHVl");
+        assert!(base64_decode("a*b=").is_err());
+        let l = load_str(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: t}\ndata: {a: YQ==, b: Yg==}\nstringData: {b: bee}\n",
+            "s.yaml",
+        )
+        .unwrap();
+        let Object::Secret(s) = &l.objects[0] else {
+            panic!()
+        };
+        assert!(s.string_data.is_empty());
+        assert_eq!(
+            base64_decode(&s.data["b"]).unwrap(),
+            b"bee",
+            "stringData wins"
+        );
+        assert_eq!(s.redacted().data["a"], "<redacted: 1 bytes>");
+        let e = load_str(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {'../x': y}\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("key \"../x\""), "{e}");
+        let e = load_str(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: t}\ndata: {a: 'no!'}\n",
+            "s.yaml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("data[\"a\"]: not base64"), "{e}");
     }
 }

@@ -21,7 +21,7 @@ pub mod objects;
 pub mod print;
 pub mod runner;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,7 +33,10 @@ use load::{Loaded, Object};
 use logs::{BuildLogFile, Echo};
 use objects::*;
 
+use crate::image::registry::RegistryOptions;
 use crate::image::{LocalRef, NameTag, Store};
+use crate::sandbox::CancelToken;
+use crate::Digest;
 
 /// What a command tells its user as it goes (besides the build log lines of [`Echo`]).
 pub trait Events: Echo {
@@ -55,6 +58,14 @@ impl Report {
     pub fn build(&self, name: &str) -> Option<&Build> {
         self.builds.iter().find(|b| b.metadata.name == name)
     }
+}
+
+/// `import-image` options (oc's flags).
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub from: Option<String>,
+    pub confirm: bool,
+    pub all: bool,
 }
 
 /// `start-build` options (oc's flags).
@@ -94,6 +105,9 @@ pub struct Pipeline<'a> {
     events: &'a dyn Events,
     /// The builds this command created, ran or waits for.
     watched: BTreeSet<(String, String)>,
+    /// How DockerImage references are imported (the defaults: loopback registries over plain
+    /// HTTP, credentials from the auth file).
+    registry: RegistryOptions,
 }
 
 impl<'a> Pipeline<'a> {
@@ -112,6 +126,7 @@ impl<'a> Pipeline<'a> {
             me: Owner::me(),
             events,
             watched: BTreeSet::new(),
+            registry: RegistryOptions::default(),
         };
         p.report_recovered(&rec);
         Ok(p)
@@ -138,17 +153,19 @@ impl<'a> Pipeline<'a> {
         for w in &loaded.warnings {
             self.events.warning(w);
         }
+        let imports = self.import_spec_tags(&loaded.objects)?;
         let (ns_default, me, store) = (self.ns.clone(), self.me.clone(), self.store.clone());
-        let (results, created) = self.db.write(|tx| {
+        let (results, created, import_warnings) = self.db.write(|tx| {
+            let mut import_warnings = Vec::new();
             let mut results = Vec::new();
             let mut new_bcs = Vec::new();
             let mut namespaces = BTreeSet::new();
             for mut obj in loaded.objects {
-                let ns = match &obj {
-                    Object::ImageStream(o) => o.metadata.namespace.clone(),
-                    Object::BuildConfig(o) => o.metadata.namespace.clone(),
-                }
-                .unwrap_or_else(|| ns_default.clone());
+                let ns = obj
+                    .meta()
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| ns_default.clone());
                 namespaces.insert(ns.clone());
                 let qualified = obj.qualified_name();
                 let what = match &mut obj {
@@ -161,7 +178,13 @@ impl<'a> Pipeline<'a> {
                         );
                         if what != Applied::Unchanged {
                             tx.put_image_stream(is)?;
-                            resolve_spec_tags(tx, &store, &ns, &is.metadata.name)?;
+                            import_warnings.extend(resolve_spec_tags(
+                                tx,
+                                &store,
+                                &ns,
+                                &is.metadata.name,
+                                &imports,
+                            )?);
                         }
                         what
                     }
@@ -183,6 +206,35 @@ impl<'a> Pipeline<'a> {
                         }
                         what
                     }
+                    Object::Secret(sec) => {
+                        sec.metadata.namespace = Some(ns.clone());
+                        let old = tx.secret(&ns, &sec.metadata.name)?;
+                        let what = upsert_meta(
+                            &mut sec.metadata,
+                            old.as_ref().map(|o| (&o.metadata, o.data == sec.data)),
+                        );
+                        if what != Applied::Unchanged {
+                            tx.put_secret(sec)?;
+                        }
+                        what
+                    }
+                    Object::ConfigMap(cm) => {
+                        cm.metadata.namespace = Some(ns.clone());
+                        let old = tx.config_map(&ns, &cm.metadata.name)?;
+                        let what = upsert_meta(
+                            &mut cm.metadata,
+                            old.as_ref().map(|o| {
+                                (
+                                    &o.metadata,
+                                    (&o.data, &o.binary_data) == (&cm.data, &cm.binary_data),
+                                )
+                            }),
+                        );
+                        if what != Applied::Unchanged {
+                            tx.put_config_map(cm)?;
+                        }
+                        what
+                    }
                 };
                 results.push((qualified, what));
             }
@@ -193,10 +245,13 @@ impl<'a> Pipeline<'a> {
             for ns in &namespaces {
                 created.extend(controller::fire_image_triggers(tx, ns, &me)?);
             }
-            Ok((results, created))
+            Ok((results, created, import_warnings))
         })?;
         for (q, what) in &results {
             self.events.event(&format!("{q} {}", what.as_str()));
+        }
+        for w in &import_warnings {
+            self.events.warning(w);
         }
         self.watch_created(&created);
         let report = self.settle()?;
@@ -355,15 +410,18 @@ impl<'a> Pipeline<'a> {
                     == Some("okd")
             });
         let log = BuildLogFile::create(&self.home, &ns, &name, self.events)?;
-        let home = self.home.clone();
-        let cancelled = || is_cancelled(&home, &ns, &name);
+        let cancel = CancelToken::default();
+        let poller = CancelPoller::start(&self.home, &ns, &name, cancel.clone())?;
+        let inputs = self.db.read(|tx| build_inputs(tx, &b))?;
         let env = runner::RunEnv {
             store: &self.store,
             cache_dir: &self.cache,
             okd_metadata: okd,
-            cancelled: &cancelled,
+            cancel,
+            inputs: &inputs,
         };
         let runner::RunResult { outcome, commit } = runner::run(&b, &env, &log);
+        drop(poller);
         let snippet = log.snippet();
         drop(log);
         let (me, store) = (self.me.clone(), self.store.clone());
@@ -563,6 +621,164 @@ impl<'a> Pipeline<'a> {
         Ok((msg, report))
     }
 
+    /// OKD imports a DockerImage spec tag when the stream is created or its spec changes. The
+    /// pulls run here, before `apply`'s transaction, so no network wait holds the database.
+    fn import_spec_tags(&mut self, objects: &[Object]) -> Result<Imports> {
+        let mut out = Imports::new();
+        for obj in objects {
+            let Object::ImageStream(is) = obj else {
+                continue;
+            };
+            let ns = is
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.ns.clone());
+            let old = self.db.read(|tx| tx.image_stream(&ns, &is.metadata.name))?;
+            if old.is_some_and(|o| o.spec == is.spec) {
+                continue;
+            }
+            for t in &is.spec.tags {
+                let Some(f) = t.from.as_ref().filter(|f| f.kind == RefKind::DockerImage) else {
+                    continue;
+                };
+                if t.reference || registry_ref(&f.name).is_none() {
+                    continue;
+                }
+                let r = import_ref(&self.store, &f.name, &self.registry);
+                let key = (ns.clone(), is.metadata.name.clone(), t.name.clone());
+                out.insert(key, r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `ws2i import-image IS[:TAG] [--from=REF] [--confirm] [--all]` (oc's): pins each tag's
+    /// DockerImage reference to the digest it has now, pulling it into the store; a new digest
+    /// is a new history item and fires the triggers that watch the tag.
+    pub fn import_image(
+        &mut self,
+        target: &str,
+        opts: &ImportOptions,
+    ) -> Result<(Vec<String>, Report)> {
+        let ns = self.ns.clone();
+        let (stream, tag) = match target.split_once(':') {
+            Some(_) => {
+                let (s, t) = split_istag(target)
+                    .with_context(|| format!("{target:?}: expected IS or IS:TAG"))?;
+                (s.to_string(), Some(t.to_string()))
+            }
+            None => (target.to_string(), None),
+        };
+        load::validate_name("image stream", &stream).map_err(anyhow::Error::msg)?;
+        let existing = self.db.read(|tx| tx.image_stream(&ns, &stream))?;
+        // (tag, reference) to import, and whether the spec changes.
+        let mut plan: Vec<(String, String)> = Vec::new();
+        let mut spec_change = false;
+        if opts.all {
+            if opts.from.is_some() {
+                bail!("--all with --from imports every tag of a repository: ws2i cannot list a registry's tags; name the tag (IS:TAG --from=REPO:TAG)");
+            }
+            let is = existing
+                .as_ref()
+                .with_context(|| format!("imagestream {stream} not found: --all imports the DockerImage tags of an existing stream"))?;
+            for t in &is.spec.tags {
+                if let Some(f) = t.from.as_ref().filter(|f| f.kind == RefKind::DockerImage) {
+                    if !t.reference {
+                        plan.push((t.name.clone(), f.name.clone()));
+                    }
+                }
+            }
+            if plan.is_empty() {
+                bail!("imagestream {stream} has no tag imported from a DockerImage");
+            }
+        } else {
+            let tag = tag.unwrap_or_else(|| "latest".into());
+            load::validate_tag_name("tag", &tag).map_err(anyhow::Error::msg)?;
+            let spec_from = existing
+                .as_ref()
+                .and_then(|is| is.spec_tag(&tag))
+                .and_then(|t| t.from.clone());
+            let reference = match (&existing, spec_from, &opts.from) {
+                (None, _, _) if !opts.confirm => bail!(
+                    "imagestream {stream} not found: add --confirm to create it (with --from=REF, the image to import)"
+                ),
+                (None, _, None) => {
+                    bail!("imagestream {stream} not found: --from=REF names the image to import")
+                }
+                (Some(_), Some(f), _) if f.kind != RefKind::DockerImage => bail!(
+                    "tag {stream}:{tag} is not imported from a DockerImage (its from is {f}); use `ws2i tag` for stream images"
+                ),
+                (Some(_), Some(f), Some(new)) if &f.name != new && !opts.confirm => bail!(
+                    "tag {stream}:{tag} imports {}; add --confirm to import {new} instead",
+                    f.name
+                ),
+                (Some(_), Some(f), None) => f.name,
+                (Some(_), None, None) => bail!(
+                    "tag {stream}:{tag} has no DockerImage to import: add --from=REF --confirm"
+                ),
+                (Some(_), None, Some(_)) if !opts.confirm => bail!(
+                    "tag {tag} does not exist on imagestream {stream}: add --confirm to create it"
+                ),
+                (_, _, Some(new)) => {
+                    spec_change = true;
+                    new.clone()
+                }
+            };
+            plan.push((tag, reference));
+        }
+        // Network first, outside the transaction; a failed pull writes nothing.
+        let mut pulled = Vec::new();
+        for (t, r) in &plan {
+            let d = import_ref(&self.store, r, &self.registry)
+                .map_err(|e| anyhow::anyhow!("importing {r} into {stream}:{t}: {e}"))?;
+            pulled.push((t.clone(), r.clone(), d));
+        }
+        let (store, me) = (self.store.clone(), self.me.clone());
+        let (msgs, created) = self.db.write(|tx| {
+            let (mut is, existed) = match tx.image_stream(&ns, &stream)? {
+                Some(is) => (is, true),
+                None => {
+                    let mut is = ImageStream::default();
+                    is.metadata.name = stream.clone();
+                    is.metadata.namespace = Some(ns.clone());
+                    upsert_meta(&mut is.metadata, None);
+                    (is, false)
+                }
+            };
+            if spec_change {
+                for (t, r, _) in &pulled {
+                    let spec_tag = TagReference {
+                        name: t.clone(),
+                        from: Some(ObjectReference::docker(r)),
+                        ..Default::default()
+                    };
+                    match is.spec.tags.iter_mut().find(|x| &x.name == t) {
+                        Some(x) => *x = spec_tag,
+                        None => is.spec.tags.push(spec_tag),
+                    }
+                }
+                if existed {
+                    is.metadata.generation = Some(is.metadata.generation.unwrap_or(1) + 1);
+                }
+            }
+            tx.put_image_stream(&is)?;
+            let mut msgs = vec![format!("imagestream.image.openshift.io/{stream} imported")];
+            for (t, r, d) in &pulled {
+                let new = controller::record_image(tx, &store, &ns, &stream, t, d)?;
+                msgs.push(if new {
+                    format!("Tag {stream}:{t} imported from {r}: {d}")
+                } else {
+                    format!("Tag {stream}:{t}: {r} is still {d}; no new history item")
+                });
+            }
+            Ok((msgs, controller::fire_image_triggers(tx, &ns, &me)?))
+        })?;
+        self.watch_created(&created);
+        let report = self.settle()?;
+        Ok((msgs, report))
+    }
+
     /// `ws2i delete bc|build|is NAME`. Deleting a BuildConfig deletes its builds (OKD's owner
     /// references); deleting a stream removes its tags from the store (the images stay until
     /// `ws2i prune`).
@@ -610,7 +826,18 @@ impl<'a> Pipeline<'a> {
                     Vec::new(),
                 ))
             }
-            other => bail!("cannot delete {other:?}: use bc, build or is"),
+            "secret" | "secrets" | "cm" | "configmap" | "configmaps" => {
+                let (k, q) = if kind.starts_with('s') {
+                    ("Secret", "secret")
+                } else {
+                    ("ConfigMap", "configmap")
+                };
+                if !tx.delete_object(k, &ns, name)? {
+                    bail!("{q} {name} not found");
+                }
+                Ok((format!("{q} \"{name}\" deleted"), Vec::new()))
+            }
+            other => bail!("cannot delete {other:?}: use bc, build, is, secret or configmap"),
         })?;
         for b in logs_gone {
             let _ = std::fs::remove_file(logs::log_path(&home, &ns, &b));
@@ -672,6 +899,28 @@ impl<'a> Pipeline<'a> {
         self.db
             .read(|tx| tx.build(&ns, name))?
             .with_context(|| format!("build {name} not found"))
+    }
+
+    pub fn secrets(&mut self, name: Option<&str>) -> Result<Vec<Secret>> {
+        let ns = self.ns.clone();
+        match name {
+            Some(n) => Ok(vec![self
+                .db
+                .read(|tx| tx.secret(&ns, n))?
+                .with_context(|| format!("secret {n} not found"))?]),
+            None => self.db.read(|tx| tx.secrets(&ns)),
+        }
+    }
+
+    pub fn config_maps(&mut self, name: Option<&str>) -> Result<Vec<ConfigMap>> {
+        let ns = self.ns.clone();
+        match name {
+            Some(n) => Ok(vec![self
+                .db
+                .read(|tx| tx.config_map(&ns, n))?
+                .with_context(|| format!("configmap {n} not found"))?]),
+            None => self.db.read(|tx| tx.config_maps(&ns)),
+        }
     }
 
     pub fn image_streams(&mut self) -> Result<Vec<ImageStream>> {
@@ -757,12 +1006,104 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-fn is_cancelled(home: &Path, ns: &str, name: &str) -> bool {
-    Db::open(home)
-        .and_then(|(mut db, _)| db.read(|tx| tx.build(ns, name)))
-        .ok()
-        .flatten()
-        .is_some_and(|b| b.status.cancelled)
+/// The files of a build's `source.secrets` and `source.configMaps`, decoded.
+fn build_inputs(tx: &db::Tx<'_>, b: &Build) -> Result<Vec<runner::BuildInput>> {
+    let ns = b.metadata.namespace();
+    let src = &b.spec.common.source;
+    let decode = |field: &str, kv: &BTreeMap<String, String>| -> Result<Vec<(String, Vec<u8>)>> {
+        kv.iter()
+            .map(|(k, v)| {
+                let bytes = load::base64_decode(v)
+                    .map_err(|e| anyhow::anyhow!("{field}[{k:?}] in the database: {e}"))?;
+                Ok((k.clone(), bytes))
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (i, s) in src.secrets.iter().enumerate() {
+        let files = match tx.secret(ns, &s.secret.name)? {
+            Some(sec) => Some(decode("data", &sec.data)?),
+            None => None,
+        };
+        out.push(runner::BuildInput {
+            field: format!("spec.source.secrets[{i}]"),
+            what: format!("secret {}", s.secret.name),
+            destination_dir: s.destination_dir.clone(),
+            mount: format!("/var/run/secrets/openshift.io/build/{}", s.secret.name),
+            files,
+        });
+    }
+    for (i, c) in src.config_maps.iter().enumerate() {
+        let files = match tx.config_map(ns, &c.config_map.name)? {
+            Some(cm) => {
+                let mut f: Vec<(String, Vec<u8>)> = cm
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                    .collect();
+                f.extend(decode("binaryData", &cm.binary_data)?);
+                Some(f)
+            }
+            None => None,
+        };
+        out.push(runner::BuildInput {
+            field: format!("spec.source.configMaps[{i}]"),
+            what: format!("configmap {}", c.config_map.name),
+            destination_dir: c.destination_dir.clone(),
+            mount: format!("/var/run/configs/openshift.io/build/{}", c.config_map.name),
+            files,
+        });
+    }
+    Ok(out)
+}
+
+/// Watches the database for `ws2i cancel-build` of a running build (another process marks it)
+/// and trips the run's cancel token; the sandbox then stops the hook at its next epoch check.
+/// One connection, polled every [`CancelPoller::EVERY`]; stopped and joined on drop.
+struct CancelPoller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CancelPoller {
+    const EVERY: Duration = Duration::from_millis(200);
+
+    fn start(home: &Path, ns: &str, name: &str, token: CancelToken) -> Result<Self> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (mut db, _) = Db::open(home)?;
+        let (ns, name, flag) = (ns.to_string(), name.to_string(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("ws2i-cancel-poll".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let marked = db
+                        .read(|tx| tx.build(&ns, &name))
+                        .ok()
+                        .flatten()
+                        .is_some_and(|b| b.status.cancelled);
+                    if marked {
+                        token.cancel();
+                        return;
+                    }
+                    std::thread::park_timeout(Self::EVERY);
+                }
+            })
+            .context("starting the cancel poller")?;
+        Ok(CancelPoller {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for CancelPoller {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// Sets creation time and generation for a create, bumps the generation for a change.
@@ -787,12 +1128,21 @@ fn upsert_meta(meta: &mut ObjectMeta, old: Option<(&ObjectMeta, bool)>) -> Appli
 
 /// Spec tags with a `from` get their image at once (OKD resolves ISTag/ISImage synchronously):
 /// an alias copies its tag's image, an ISTag/ISImage of another stream its image, a DockerImage
-/// the store image of that name (`ws2i pull` it first for a registry image).
-fn resolve_spec_tags(tx: &db::Tx<'_>, store: &Store, ns: &str, stream: &str) -> Result<()> {
+/// of a registry what [`Pipeline::import_spec_tags`] imported before the transaction, a
+/// DockerImage of the store that image. Returns a warning per tag that could not be imported
+/// (the tag gets no image; builds waiting on it stay New).
+fn resolve_spec_tags(
+    tx: &db::Tx<'_>,
+    store: &Store,
+    ns: &str,
+    stream: &str,
+    imports: &Imports,
+) -> Result<Vec<String>> {
     let is = tx
         .image_stream(ns, stream)?
         .context("stream just written")?;
-    for t in &is.spec.tags {
+    let mut warnings = Vec::new();
+    for (i, t) in is.spec.tags.iter().enumerate() {
         let Some(f) = &t.from else { continue };
         let digest = match f.kind {
             RefKind::ImageStreamTag => {
@@ -812,17 +1162,74 @@ fn resolve_spec_tags(tx: &db::Tx<'_>, store: &Store, ns: &str, stream: &str) -> 
                 }
             }
             RefKind::DockerImage if t.reference => None,
-            RefKind::DockerImage => match f.name.parse::<LocalRef>() {
-                Ok(r) => store
-                    .resolve(&r)
-                    .ok()
-                    .map(|i| i.manifest_digest.to_string()),
-                Err(_) => None,
-            },
+            RefKind::DockerImage => {
+                let key = (ns.to_string(), stream.to_string(), t.name.clone());
+                match imports.get(&key) {
+                    Some(Ok(d)) => Some(d.to_string()),
+                    Some(Err(e)) => {
+                        warnings.push(format!(
+                            "imagestream/{stream}: spec.tags[{i}] ({}): cannot import {}: {e}; the tag has no image",
+                            t.name, f.name
+                        ));
+                        None
+                    }
+                    None => match f.name.parse::<LocalRef>() {
+                        Ok(r) => store
+                            .resolve(&r)
+                            .ok()
+                            .map(|i| i.manifest_digest.to_string()),
+                        Err(_) => None,
+                    },
+                }
+            }
         };
         if let Some(d) = digest {
             controller::record_image(tx, store, ns, stream, &t.name, &d.parse()?)?;
         }
     }
-    Ok(())
+    Ok(warnings)
+}
+
+/// Imported (or not) DockerImage spec tags, by namespace, stream and tag.
+type Imports = BTreeMap<(String, String, String), std::result::Result<Digest, String>>;
+
+/// A `DockerImage` pull spec that names a registry: `docker://…`, or a first path component
+/// that is a host (has a `.` or a `:`, or is `localhost`), docker's own rule. Anything else is
+/// a store image (`ws2i/go:latest`).
+pub fn registry_ref(name: &str) -> Option<String> {
+    if name.starts_with("docker://") {
+        return Some(name.to_string());
+    }
+    let (first, _) = name.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost")
+        .then(|| format!("docker://{name}"))
+}
+
+/// Pulls a DockerImage reference into the store (a registry's current image, always asked
+/// again) or resolves a store image; the manifest digest it pins to.
+fn import_ref(
+    store: &Store,
+    name: &str,
+    registry: &RegistryOptions,
+) -> std::result::Result<Digest, String> {
+    match registry_ref(name) {
+        Some(r) => {
+            let pull = crate::s2i::Pull {
+                policy: crate::s2i::PullPolicy::Always,
+                flag: "import",
+                registry,
+                progress: false,
+            };
+            crate::s2i::resolve_image(store, &r, &pull)
+                .map(|i| i.manifest_digest)
+                .map_err(|e| e.to_string())
+        }
+        None => {
+            let r: LocalRef = name.parse().map_err(|e| format!("{e}"))?;
+            store
+                .resolve(&r)
+                .map(|i| i.manifest_digest)
+                .map_err(|e| format!("{e:#}"))
+        }
+    }
 }

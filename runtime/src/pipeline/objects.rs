@@ -179,6 +179,14 @@ pub struct SecretBuildSource {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct ConfigMapBuildSource {
+    pub config_map: LocalObjectReference,
+    #[serde(default)]
+    pub destination_dir: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BuildSource {
     /// Derived from the populated fields on output; only `Binary` means something on input.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -198,7 +206,7 @@ pub struct BuildSource {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretBuildSource>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub config_maps: Vec<Value>,
+    pub config_maps: Vec<ConfigMapBuildSource>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -940,6 +948,62 @@ pub struct ImageStreamTag {
 pub struct ImageView {
     pub metadata: ObjectMeta,
     pub docker_image_reference: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets and ConfigMaps (core `v1`): build inputs (`source.secrets`, `source.configMaps`)
+
+fn v1() -> String {
+    "v1".into()
+}
+
+/// A `v1` Secret. After the loader, `data` holds every value (base64, `stringData` merged in
+/// as the API server does) and `stringData` is empty. Values are never printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    #[serde(default = "v1")]
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub string_data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+impl Secret {
+    /// The Secret as `get -o yaml|json` shows it: each value replaced by its size.
+    pub fn redacted(&self) -> Secret {
+        let mut s = self.clone();
+        for v in s.data.values_mut() {
+            let n = super::load::base64_decode(v).map(|b| b.len()).unwrap_or(0);
+            *v = format!("<redacted: {n} bytes>");
+        }
+        s
+    }
+}
+
+/// A `v1` ConfigMap: `data` (text) and `binaryData` (base64).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMap {
+    #[serde(default = "v1")]
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub binary_data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
 }
 
 /// `stream:tag` split; OKD's generator requires exactly one `:`.

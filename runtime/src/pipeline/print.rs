@@ -185,6 +185,36 @@ pub fn streams_table(streams: &[ImageStream]) -> String {
     table(&["NAME", "IMAGE REPOSITORY", "TAGS", "UPDATED"], &rows)
 }
 
+/// kubectl's `get secrets`: the number of keys, never their values.
+pub fn secrets_table(items: &[Secret]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|x| {
+            vec![
+                x.metadata.name.clone(),
+                x.secret_type.clone().unwrap_or_else(|| "Opaque".into()),
+                x.data.len().to_string(),
+                ago(x.metadata.creation_timestamp.as_deref()),
+            ]
+        })
+        .collect();
+    table(&["NAME", "TYPE", "DATA", "AGE"], &rows)
+}
+
+pub fn config_maps_table(items: &[ConfigMap]) -> String {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|x| {
+            vec![
+                x.metadata.name.clone(),
+                (x.data.len() + x.binary_data.len()).to_string(),
+                ago(x.metadata.creation_timestamp.as_deref()),
+            ]
+        })
+        .collect();
+    table(&["NAME", "DATA", "AGE"], &rows)
+}
+
 pub fn istags_table(tags: &[ImageStreamTag], wide: bool) -> String {
     let mut header = vec!["NAME", "IMAGE REFERENCE", "UPDATED"];
     if wide {

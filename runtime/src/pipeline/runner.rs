@@ -30,10 +30,11 @@ use cap_std::fs::Dir;
 use super::controller::{Outcome, FROM_DIR};
 use super::logs::BuildLogFile;
 use super::objects::*;
-use crate::containerfile::{bud, BuildOptions, Containerfile, Keyword};
+use crate::containerfile::{bud, Args, BuildOptions, Containerfile, Keyword};
 use crate::contract::envfile::EnvVar as S2iEnvVar;
 use crate::image::{ImageRef, LocalRef, NameTag, Store};
 use crate::s2i::{self, BuildError, BuildRequest, PullPolicy};
+use crate::sandbox::CancelToken;
 use crate::source::{self, SourceLocation, SourceSpec};
 use crate::Digest;
 
@@ -45,8 +46,27 @@ pub struct RunEnv<'a> {
     pub cache_dir: &'a Path,
     /// Bake OKD's build name and labels into the image (see the module doc).
     pub okd_metadata: bool,
-    /// Polled between stages: a cancelled build stops at the next one.
-    pub cancelled: &'a dyn Fn() -> bool,
+    /// Tripped when the build is cancelled: checked between stages, and by the sandbox, so a
+    /// running hook stops at its next epoch check.
+    pub cancel: CancelToken,
+    /// `source.secrets` then `source.configMaps`.
+    pub inputs: &'a [BuildInput],
+}
+
+/// The files of one `source.secrets[]` or `source.configMaps[]` entry, read from the database
+/// when the build starts.
+#[derive(Debug, Clone)]
+pub struct BuildInput {
+    /// `spec.source.secrets[0]`, for messages.
+    pub field: String,
+    /// `secret NAME` or `configmap NAME`.
+    pub what: String,
+    pub destination_dir: String,
+    /// Where a Source build's assemble finds the files: OKD's mount path for the object,
+    /// `/var/run/secrets/openshift.io/build/NAME` or `/var/run/configs/openshift.io/build/NAME`.
+    pub mount: String,
+    /// File name and bytes; `None` when the object is gone since the build was pinned.
+    pub files: Option<Vec<(String, Vec<u8>)>>,
 }
 
 /// What the run produced besides the outcome.
@@ -79,7 +99,7 @@ impl<E: Into<anyhow::Error>> From<(&'static str, E)> for Fail {
 
 pub fn run(b: &Build, env: &RunEnv<'_>, log: &BuildLogFile<'_>) -> RunResult {
     let mut commit = None;
-    let outcome = match run_stages(b, env, log, &mut commit) {
+    let outcome = match run_stages(b, env, log, &mut commit).map_err(|f| cancelled_or(env, f)) {
         Ok(d) => Outcome::Built(d),
         Err(Fail(reason, message)) => {
             log.write_line(&format!("error: {message}"));
@@ -89,8 +109,17 @@ pub fn run(b: &Build, env: &RunEnv<'_>, log: &BuildLogFile<'_>) -> RunResult {
     RunResult { outcome, commit }
 }
 
+/// A stage that failed because the cancel token stopped its hook is a cancelled build, whatever
+/// error the stage reported.
+fn cancelled_or(env: &RunEnv<'_>, f: Fail) -> Fail {
+    match check_cancel(env) {
+        Err(c) => c,
+        Ok(()) => f,
+    }
+}
+
 fn check_cancel(env: &RunEnv<'_>) -> Result<(), Fail> {
-    if (env.cancelled)() {
+    if env.cancel.is_cancelled() {
         return Err(Fail(
             "CancelledBuild",
             "The build was cancelled by the user.".into(),
@@ -136,7 +165,7 @@ fn run_stages(
                 "a Source build needs source.git or --from-dir".into(),
             )
         })?;
-        return s2i_build(b, ss, spec, env, log, &out, commit);
+        return s2i_build(b, ss, spec, env, log, &out, commit, tmp.path());
     }
 
     log.write_line("ws2i: ==> fetch inputs");
@@ -151,6 +180,7 @@ fn run_stages(
             if let Some(c) = &fetched.info.commit {
                 log.write_line(&format!("ws2i: commit {} ({})", c.id, c.message));
             }
+            restore_scripts(&fetched).map_err(|e| ("FetchSourceFailed", e))?;
             fetched.dir
         }
         None => {
@@ -162,6 +192,9 @@ fn run_stages(
     check_cancel(env)?;
     extract_image_content(b, env, log, &context)?;
     check_cancel(env)?;
+    if matches!(kind, StrategyKind::Docker(_)) {
+        write_inputs(env, log, &context)?;
+    }
     match kind {
         StrategyKind::Docker(ds) => {
             log.write_line("ws2i: ==> manage dockerfile");
@@ -178,6 +211,7 @@ fn run_stages(
                 target: None,
             };
             opts.source_date_epoch = 0;
+            opts.budget.cancel = env.cancel.clone();
             if let Some(d) = c.completion_deadline_seconds {
                 opts.budget.timeout = opts
                     .budget
@@ -191,9 +225,26 @@ fn run_stages(
         StrategyKind::Source(ss) => {
             let mut spec = SourceSpec::new(SourceLocation::Local(context.clone()));
             spec.copy = true;
-            s2i_build(b, ss, spec, env, log, &out, &mut None)
+            s2i_build(b, ss, spec, env, log, &out, &mut None, tmp.path())
         }
     }
+}
+
+/// `source::fetch` stages an S2I source: it moves the scripts of `.s2i/bin` (or `.sti/bin`) out
+/// of the tree. A build context is the whole tree (OKD's rule for Docker builds; an S2I build
+/// that copies image content into the context stages the context itself), so they go back.
+/// Both dirs survive the move, so a script goes back to `.s2i/bin` unless only `.sti/bin` exists.
+fn restore_scripts(fetched: &source::FetchedSource) -> Result<()> {
+    for (name, moved) in &fetched.scripts {
+        let bin = [".s2i/bin", ".sti/bin"]
+            .into_iter()
+            .map(|b| fetched.dir.join(b))
+            .find(|d| d.is_dir() && !d.join(name).exists())
+            .with_context(|| format!("no .s2i/bin to put {name} back into"))?;
+        std::fs::rename(moved, bin.join(name))
+            .with_context(|| format!("restoring .s2i/bin/{name} in the build context"))?;
+    }
+    Ok(())
 }
 
 /// The source of a build: git (at the pinned commit if any) or the `--from-dir` directory.
@@ -232,6 +283,7 @@ fn source_spec(b: &Build) -> Result<Option<SourceSpec>> {
     Ok(Some(s))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn s2i_build(
     b: &Build,
     ss: &SourceBuildStrategy,
@@ -240,6 +292,7 @@ fn s2i_build(
     log: &BuildLogFile<'_>,
     out: &NameTag,
     commit: &mut Option<String>,
+    tmp: &Path,
 ) -> Result<Digest, Fail> {
     let c = &b.spec.common;
     let mut req = BuildRequest::new(
@@ -276,6 +329,10 @@ fn s2i_build(
         req.labels.extend(okd_labels(b));
     }
     req.source_date_epoch = Some(0);
+    req.budget.cancel = env.cancel.clone();
+    if !env.inputs.is_empty() {
+        req.injections = inject_inputs(env, log, &tmp.join("inputs"))?;
+    }
     if let Some(d) = c.completion_deadline_seconds {
         req.budget.timeout = req
             .budget
@@ -308,6 +365,93 @@ fn s2i_build(
             Err(Fail(reason, e.to_string()))
         }
     }
+}
+
+fn input_files(i: &BuildInput) -> Result<&[(String, Vec<u8>)], Fail> {
+    i.files.as_deref().ok_or_else(|| {
+        Fail(
+            "GenericBuildFailed",
+            format!(
+                "{}: {} was deleted after the build was queued",
+                i.field, i.what
+            ),
+        )
+    })
+}
+
+/// Source strategy: each key becomes a read-only file assemble sees at the path OKD's build pod
+/// mounts it at ([`BuildInput::mount`]), injected as `ws2i build --inject` does: never in the
+/// image. Not copied into the source dir (OKD's builder does, then truncates them), because an
+/// assemble that installs the source would carry them into the image. The host copies are
+/// private to the build (0600, removed with its temp dir).
+fn inject_inputs(
+    env: &RunEnv<'_>,
+    log: &BuildLogFile<'_>,
+    dir: &Path,
+) -> Result<Vec<s2i::HostMount>, Fail> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let io = |e: std::io::Error| Fail("GenericBuildFailed", format!("staging build inputs: {e}"));
+    let mut mounts: Vec<s2i::HostMount> = Vec::new();
+    for (n, i) in env.inputs.iter().enumerate() {
+        if mounts
+            .iter()
+            .any(|m| m.guest.starts_with(&format!("{}/", i.mount)))
+        {
+            continue; // the same object twice (two destinationDirs): one mount
+        }
+        let host_dir = dir.join(n.to_string());
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&host_dir)
+            .map_err(io)?;
+        for (key, bytes) in input_files(i)? {
+            let host = host_dir.join(key);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&host)
+                .map_err(io)?;
+            std::io::Write::write_all(&mut f, bytes).map_err(io)?;
+            mounts.push(s2i::HostMount {
+                host,
+                guest: format!("{}/{key}", i.mount),
+            });
+        }
+        log.write_line(&format!(
+            "ws2i: {} ({}) injected read-only at {}",
+            i.field, i.what, i.mount
+        ));
+    }
+    Ok(mounts)
+}
+
+/// Docker strategy (OKD's rule): the files are written into the build context under
+/// `destinationDir` and stay there, for the Dockerfile to COPY.
+fn write_inputs(env: &RunEnv<'_>, log: &BuildLogFile<'_>, context: &Path) -> Result<(), Fail> {
+    let ctx = Dir::open_ambient_dir(context, ambient_authority())
+        .map_err(|e| Fail("GenericBuildFailed", e.to_string()))?;
+    for i in env.inputs {
+        let fail = |e: std::io::Error| {
+            Fail(
+                "GenericBuildFailed",
+                format!("{}: writing {} into the context: {e}", i.field, i.what),
+            )
+        };
+        let d = if i.destination_dir.is_empty() {
+            "."
+        } else {
+            i.destination_dir.as_str()
+        };
+        ctx.create_dir_all(d).map_err(fail)?;
+        let sub = ctx.open_dir(d).map_err(fail)?;
+        for (key, bytes) in input_files(i)? {
+            sub.write(key, bytes).map_err(fail)?;
+        }
+        log.write_line(&format!("ws2i: {} ({}) written to {d}", i.field, i.what));
+    }
+    Ok(())
 }
 
 fn output_current(b: &Build, store: &Store) -> Option<Digest> {
@@ -473,7 +617,21 @@ fn manage_dockerfile(
             b.metadata.namespace().to_string(),
         ));
     }
-    text = rewrite_dockerfile(&text, ds.from.as_ref().map(|f| f.name.as_str()), &extra_env)?;
+    let as_names: BTreeMap<String, String> = b
+        .spec
+        .common
+        .source
+        .images
+        .iter()
+        .filter(|i| i.from.kind == RefKind::DockerImage)
+        .flat_map(|i| i.as_names.iter().map(|n| (n.clone(), i.from.name.clone())))
+        .collect();
+    text = rewrite_dockerfile(
+        &text,
+        ds.from.as_ref().map(|f| f.name.as_str()),
+        &as_names,
+        &extra_env,
+    )?;
     if env.okd_metadata {
         for (k, v) in okd_labels(b) {
             text.push_str(&format!("\nLABEL {k}={}", serde_json::to_string(&v)?));
@@ -483,11 +641,14 @@ fn manage_dockerfile(
     Ok(text)
 }
 
-/// Replaces the image of the last `FROM` (when `from` is set) and inserts `ENV` lines after each
-/// `FROM` (OKD's `replaceLastFrom` and `insertEnvAfterFrom`).
+/// Replaces the image of the last `FROM` (when `from` is set), the `images[].as` names in `FROM`
+/// and `COPY --from` (`as_names`: name → pinned image; a `COPY --from` naming an earlier stage
+/// keeps it), and inserts `ENV` lines after each `FROM` (OKD's `replaceLastFrom`,
+/// `replaceImagesFromSource` and `insertEnvAfterFrom`).
 pub fn rewrite_dockerfile(
     text: &str,
     from: Option<&str>,
+    as_names: &BTreeMap<String, String>,
     env: &[(String, String)],
 ) -> Result<String> {
     let cf = Containerfile::parse(text).map_err(|e| anyhow!("{e}"))?;
@@ -498,18 +659,54 @@ pub fn rewrite_dockerfile(
         .map(|i| i.line)
         .collect();
     let last = *froms.last().context("the Dockerfile has no FROM")?;
+    // Line of each COPY whose --from names a replaced image rather than an earlier stage.
+    let mut stages = Vec::new();
+    let mut copy_from = BTreeMap::new();
+    for ins in &cf.instructions {
+        match ins.keyword {
+            Keyword::From => {
+                if let Args::Shell(a) = &ins.args {
+                    let words: Vec<&str> = a.split_whitespace().collect();
+                    if let [_, kw, name, ..] = words.as_slice() {
+                        if kw.eq_ignore_ascii_case("as") {
+                            stages.push(name.to_string());
+                        }
+                    }
+                }
+            }
+            Keyword::Copy => {
+                let f = ins.flags.iter().find(|f| f.name == "from");
+                if let Some(r) = f.and_then(|f| f.value.as_deref()) {
+                    if !stages.iter().any(|s| s == r) {
+                        if let Some(pinned) = as_names.get(r) {
+                            copy_from.insert(ins.line, (r.to_string(), pinned.clone()));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         let mut line = line.to_string();
-        if n == last {
-            if let Some(img) = from {
-                let mut words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-                if let Some(w) = words.iter_mut().skip(1).find(|w| !w.starts_with("--")) {
-                    *w = img.to_string();
+        if froms.contains(&n) {
+            let mut words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            if let Some(w) = words.iter_mut().skip(1).find(|w| !w.starts_with("--")) {
+                match (n == last, from) {
+                    (true, Some(img)) => *w = img.to_string(),
+                    _ => {
+                        if let Some(pinned) = as_names.get(w.as_str()) {
+                            *w = pinned.clone();
+                        }
+                    }
                 }
-                line = words.join(" ");
             }
+            line = words.join(" ");
+        }
+        if let Some((name, pinned)) = copy_from.get(&n) {
+            line = line.replacen(&format!("--from={name}"), &format!("--from={pinned}"), 1);
         }
         out.push(line);
         if froms.contains(&n) && !env.is_empty() {
@@ -530,11 +727,32 @@ mod tests {
     #[test]
     fn last_from_is_replaced_and_env_follows_each_from() {
         let t = "FROM golang:1.12 AS build\nCOPY . /src\nFROM --platform=linux/amd64 scratch\nCOPY --from=build /app /app\n";
-        let r =
-            rewrite_dockerfile(t, Some("base@sha256:abc"), &[("A".into(), "x y".into())]).unwrap();
+        let r = rewrite_dockerfile(
+            t,
+            Some("base@sha256:abc"),
+            &BTreeMap::new(),
+            &[("A".into(), "x y".into())],
+        )
+        .unwrap();
         assert_eq!(
             r,
             "FROM golang:1.12 AS build\nENV A=\"x y\"\nCOPY . /src\nFROM --platform=linux/amd64 base@sha256:abc\nENV A=\"x y\"\nCOPY --from=build /app /app\n"
+        );
+    }
+
+    #[test]
+    fn as_names_replace_from_and_copy_from_but_not_a_stage_of_that_name() {
+        let t = "FROM golang:1.12 AS build\nCOPY --from=tools /bin/x /x\nFROM build AS again\nCOPY --from=build /a /a\nFROM scratch\nCOPY --from=golang:1.12 /go /go\n";
+        let names: BTreeMap<String, String> = [
+            ("golang:1.12".to_string(), "go@sha256:1".to_string()),
+            ("tools".to_string(), "tools@sha256:2".to_string()),
+            ("build".to_string(), "never@sha256:3".to_string()),
+        ]
+        .into();
+        let r = rewrite_dockerfile(t, None, &names, &[]).unwrap();
+        assert_eq!(
+            r,
+            "FROM go@sha256:1 AS build\nCOPY --from=tools@sha256:2 /bin/x /x\nFROM never@sha256:3 AS again\nCOPY --from=build /a /a\nFROM scratch\nCOPY --from=go@sha256:1 /go /go\n"
         );
     }
 

@@ -25,7 +25,30 @@ pub struct Budget {
     pub spawn_depth: u32,
     /// Modules of the run executing at the same moment (`ws2i.spawn_all`), the hook included.
     pub jobs: u32,
+    /// Tripped from outside (a cancelled pipeline build): the run stops at its next epoch check.
+    pub cancel: CancelToken,
 }
+
+/// A flag another thread raises to stop a run, checked with the time budget. Clones share it;
+/// two budgets are equal only when they share the same token.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl PartialEq for CancelToken {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for CancelToken {}
 
 /// The cores this process may use: the default job budget.
 pub fn default_jobs() -> u32 {
@@ -42,6 +65,7 @@ impl Default for Budget {
             spawn_count: 1000,
             spawn_depth: 8,
             jobs: default_jobs(),
+            cancel: CancelToken::default(),
         }
     }
 }
@@ -67,6 +91,7 @@ impl Budget {
             BudgetKind::Disk => self.disk.to_string(),
             BudgetKind::SpawnCount => self.spawn_count.to_string(),
             BudgetKind::SpawnDepth => self.spawn_depth.to_string(),
+            BudgetKind::Cancelled => String::new(),
         };
         BudgetExceeded { which, limit }
     }
@@ -104,6 +129,9 @@ impl RunState {
 
     /// Called from the epoch callback: is any budget checked by time passing spent?
     pub fn check(&self) -> Result<(), BudgetExceeded> {
+        if self.budget.cancel.is_cancelled() {
+            return Err(self.budget.exceeded(BudgetKind::Cancelled));
+        }
         if self.disk_over.load(Ordering::Relaxed) {
             return Err(self.budget.exceeded(BudgetKind::Disk));
         }
@@ -177,6 +205,17 @@ mod tests {
         assert_eq!(b.exceeded(BudgetKind::Memory).to_string(), "hook exceeded its memory budget (256MiB)");
         assert_eq!(b.exceeded(BudgetKind::Time).to_string(), "hook exceeded its time budget (3s)");
         assert_eq!(b.exceeded(BudgetKind::SpawnDepth).to_string(), "hook exceeded its spawn depth budget (8)");
+        assert_eq!(b.exceeded(BudgetKind::Cancelled).to_string(), "hook was cancelled");
+    }
+
+    #[test]
+    fn a_tripped_token_stops_the_run_and_clones_share_it() {
+        let b = Budget::default();
+        let state = RunState::new(b.clone());
+        assert!(state.check().is_ok());
+        b.cancel.cancel();
+        assert_eq!(state.check().unwrap_err().which, BudgetKind::Cancelled);
+        assert_ne!(Budget::default(), b, "a fresh token is another token");
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub enum BudgetKind {
     Disk,
     SpawnCount,
     SpawnDepth,
+    /// Not a limit: the run's [`super::budget::CancelToken`] was tripped.
+    Cancelled,
 }
 
 impl fmt::Display for BudgetKind {
@@ -20,16 +22,24 @@ impl fmt::Display for BudgetKind {
             BudgetKind::Disk => "disk",
             BudgetKind::SpawnCount => "spawn count",
             BudgetKind::SpawnDepth => "spawn depth",
+            BudgetKind::Cancelled => "cancel",
         })
     }
 }
 
 /// A fatal budget was exceeded; `limit` is already in the CLI's spelling ("256MiB", "3s").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("hook exceeded its {which} budget ({limit})")]
+#[error("{}", exceeded_message(*.which, .limit))]
 pub struct BudgetExceeded {
     pub which: BudgetKind,
     pub limit: String,
+}
+
+fn exceeded_message(which: BudgetKind, limit: &str) -> String {
+    match which {
+        BudgetKind::Cancelled => "hook was cancelled".into(),
+        _ => format!("hook exceeded its {which} budget ({limit})"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use budget::{default_jobs, Budget};
+pub use budget::{default_jobs, Budget, CancelToken};
 pub use detect::{detect, WasmKind};
 pub use engine::{default_cache_dir, CacheUse};
 pub use error::{BudgetExceeded, BudgetKind, SandboxError};
