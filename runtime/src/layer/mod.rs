@@ -17,6 +17,8 @@ pub use cache::{BaseRootfs, BuildRoot, LayerSource, RootfsCache};
 pub use compression::{Compression, MediaTypeFlavor};
 pub use diff::{diff, Change, ChangeKind, Changes};
 pub use pack::{pack, pack_dir, PackOptions, PackedLayer};
+/// Also the check for a source tree's broken links (source/copy.rs).
+pub(crate) use path::link_stays_inside;
 pub use unpack::{unpack, unpack_with, UnpackLimits, UnpackOptions, UnpackStats};
 
 use crate::Digest;

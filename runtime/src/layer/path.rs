@@ -53,7 +53,8 @@ pub(crate) fn relativize_symlink(link: &Path, target: &Path) -> PathBuf {
 }
 
 /// Whether a symlink at `link` (relative to a root) with `target` stays below that root:
-/// relative, and its `..` never climbing above it (checked lexically, from the link's dir).
+/// relative, and its `..` never climbing above it (checked lexically, from the link's dir, so a
+/// broken link cannot start pointing at host files when the missing part appears later).
 pub(crate) fn link_stays_inside(link: &Path, target: &Path) -> bool {
     let mut depth = link.components().count() as i64 - 1;
     for c in target.components() {

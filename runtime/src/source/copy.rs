@@ -155,7 +155,7 @@ impl Walk<'_, '_> {
                 self.warnings.push(format!("{}: symlink to a special file, not copied", rel_str(rel)));
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound && stays_inside(rel, &target) => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && crate::layer::link_stays_inside(rel, &target) => {
                 self.dst.symlink_contents(&target, rel)
             }
             Err(_) => {
@@ -181,23 +181,3 @@ impl Walk<'_, '_> {
     }
 }
 
-/// Lexical check for a broken link: its target, taken from the link's dir, never goes above the
-/// root (so it cannot start pointing at host files if the missing part appears later).
-fn stays_inside(link: &Path, target: &Path) -> bool {
-    use std::path::Component;
-    let mut depth = link.components().count() as i64 - 1;
-    for c in target.components() {
-        match c {
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::ParentDir => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return false,
-        }
-    }
-    true
-}
