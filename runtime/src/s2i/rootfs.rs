@@ -57,6 +57,13 @@ pub(crate) fn prepare(
     if !env.iter().any(|(k, _)| k == "DESTINATION") {
         env.push(("DESTINATION".into(), base.destination.clone()));
     }
+    // `--platform`: the target wins over any same-named variable, as BuildKit's automatic args.
+    if let Some(p) = ctx.platform() {
+        for (k, v) in crate::s2i::platforms::target_env(p) {
+            env.retain(|(e, _)| *e != k);
+            env.push((k, v));
+        }
+    }
     Ok(Rootfs {
         root,
         dir,
