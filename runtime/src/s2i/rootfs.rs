@@ -87,7 +87,7 @@ pub(crate) fn inject_source(
         .open_dir(&rel)
         .with_context(|| format!("opening {destination}/{sub}"))?;
     let staged = Dir::open_ambient_dir(source_dir, ambient_authority())
-        .context("opening the staged input")?;
+        .with_context(|| format!("opening the staged input {}", source_dir.display()))?;
     let never = |_: &str| false;
     let opts = source::copy::CopyOptions {
         keep_symlinks: true,
