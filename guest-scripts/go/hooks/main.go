@@ -63,6 +63,8 @@ Build a slim image holding only the executable at /app (Entrypoint ["/app"]):
 
 Environment (ws2i build -e KEY=VALUE):
   GOARCH        amd64 (default) or arm64; the runtime image gets that platform
+  TARGETARCH    set by ws2i build --platform (one image per platform, an index of them);
+                wins over GOARCH, as TARGETOS over GOOS (TARGETVARIANT v7 gives GOARM=7)
   GOOS          linux (the only one the image has a standard library for)
   GO_MAIN       the main package's directory in the module (default ".")
   GO_BUILD_TAGS comma-separated build tags

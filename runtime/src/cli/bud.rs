@@ -51,6 +51,9 @@ fn parse_build_arg(s: &str) -> Result<(String, String), String> {
 
 pub fn run(g: &Global, a: BudArgs) -> Result<ExitCode> {
     let destination: ImageRef = a.tag.parse().with_context(|| format!("-t {}", a.tag))?;
+    if a.transport.all {
+        anyhow::bail!("--all applies to push, pull and copy, not to bud");
+    }
     let copy = a.transport.options(g)?;
     let mut opts = BudOptions::new(destination);
     opts.build = BuildOptions {

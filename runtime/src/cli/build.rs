@@ -194,6 +194,11 @@ pub struct BuildArgs {
     /// Write the result's digest (the pushed one with --push) to FILE, e.g. a Tekton result.
     #[arg(long = "digest-file", value_name = "FILE")]
     pub digest_file: Option<PathBuf>,
+    /// Build for these platforms, OS/ARCH[/VARIANT] comma-separated: assemble runs once per
+    /// platform with TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT; several make an OCI
+    /// image index (docs/build.md).
+    #[arg(long, value_name = "OS/ARCH[,…]")]
+    pub platform: Option<String>,
 }
 
 pub(super) fn request(a: &BuildArgs) -> Result<BuildRequest> {
@@ -284,6 +289,9 @@ pub(super) fn request(a: &BuildArgs) -> Result<BuildRequest> {
     req.assemble_user = a.assemble_user.clone();
     req.budget = a.budget.budget();
     req.registry = a.pull.registry()?;
+    if let Some(p) = &a.platform {
+        req.platforms = s2i::parse_platforms(p)?;
+    }
     Ok(req)
 }
 
@@ -482,6 +490,9 @@ pub fn run(g: &Global, a: BuildArgs) -> Result<ExitCode> {
         OutputFormat::Text if g.quiet => println!("{}", result.digest),
         OutputFormat::Text => {
             println!("Build completed: {name} {}", result.digest);
+            for p in &result.platforms {
+                println!("  {} {}", p.platform, p.digest);
+            }
             if let Some(p) = &result.pushed {
                 println!("Pushed: {} {}", p.reference, p.digest);
             }

@@ -27,9 +27,13 @@ pub struct TransportFlags {
     /// Verify TLS (default: yes, except plain HTTP for localhost/127.0.0.1).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: Option<bool>,
-    /// Platform to pick from a multi-platform image, OS/ARCH (default linux/amd64).
+    /// Platform to pick from a multi-platform image, OS/ARCH[/VARIANT] (default linux/amd64).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Copy a multi-platform image whole: every platform's manifest and blobs, then the index
+    /// (skopeo's --all). Without it, only the --platform image is copied.
+    #[arg(long, conflicts_with = "platform")]
+    pub all: bool,
     /// REGISTRY/REPOSITORY likely to hold some of the blobs (e.g. the base
     /// image's): blobs missing at a registry destination are mounted from
     /// it when on the same registry. Repeatable.
@@ -38,6 +42,16 @@ pub struct TransportFlags {
 }
 
 impl TransportFlags {
+    /// Copies `src` to `dst`, the whole index with `--all`.
+    fn copy(&self, g: &Global, src: &ImageRef, dst: &ImageRef) -> Result<transport::CopyReport> {
+        let opts = self.options(g)?;
+        if self.all {
+            transport::copy_all_report(src, dst, &opts)
+        } else {
+            transport::copy_report(src, dst, &opts)
+        }
+    }
+
     pub(super) fn options(&self, g: &Global) -> Result<CopyOptions> {
         Ok(CopyOptions {
             format: self.format,
@@ -94,9 +108,12 @@ pub enum ImageCommand {
     },
     /// List images in the local store.
     Images,
-    /// Show an image's config, labels, layers and digest.
+    /// Show an image's config, labels, layers and digest (and the platforms of an index).
     Inspect {
         reference: String,
+        /// Print the manifest or image index as stored, byte for byte (as skopeo inspect --raw).
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         flags: TransportFlags,
     },
@@ -168,11 +185,14 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
             println!("{s}");
         }
     };
+    if let ImageCommand::Inspect { flags: TransportFlags { all: true, .. }, .. } = &c {
+        bail!("--all applies to push, pull and copy; inspect --raw shows a whole index");
+    }
     match c {
         ImageCommand::Pull { src, flags } => {
             let src = parse_ref(&src)?;
             let dst = ImageRef::Local(LocalRef::Tagged(local_name_for(&src)?));
-            let d = transport::copy(&src, &dst, &flags.options(g)?)?;
+            let d = flags.copy(g, &src, &dst)?.digest;
             if json {
                 println!(
                     "{}",
@@ -185,7 +205,7 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
         ImageCommand::Push { src, dest, flags, digest_file }
         | ImageCommand::Copy { src, dest, flags, digest_file } => {
             let (src, dest) = (parse_ref(&src)?, parse_ref(&dest)?);
-            let rep = transport::copy_report(&src, &dest, &flags.options(g)?)?;
+            let rep = flags.copy(g, &src, &dest)?;
             if let Some(path) = &digest_file {
                 super::write_digest_file(path, &rep.digest.to_string())?;
             }
@@ -230,7 +250,13 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
                 }
             }
         }
-        ImageCommand::Inspect { reference, flags } => {
+        ImageCommand::Inspect { reference, raw: true, flags } => {
+            let (bytes, _) = transport::raw_manifest(&parse_ref(&reference)?, &flags.options(g)?)?;
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+            println!();
+        }
+        ImageCommand::Inspect { reference, raw: false, flags } => {
             let info = transport::inspect(&parse_ref(&reference)?, &flags.options(g)?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -239,6 +265,15 @@ pub fn run(g: &Global, c: ImageCommand) -> Result<ExitCode> {
                 println!("Digest:       {}", info.digest);
                 println!("MediaType:    {}", info.media_type);
                 println!("Platform:     {}/{}", info.os, info.architecture);
+                if let Some(idx) = &info.index {
+                    println!("Index:        {} ({})", idx.digest, idx.media_type);
+                    println!("Platforms:");
+                    for m in &idx.manifests {
+                        let p = m.platform.as_ref().map_or("-".into(), ToString::to_string);
+                        let picked = if m.digest == info.digest { " (shown below)" } else { "" };
+                        println!("  {p:<20} {}{picked}", m.digest);
+                    }
+                }
                 println!("Created:      {}", info.created.as_deref().unwrap_or("-"));
                 if let Some(c) = &info.config {
                     println!("Env:          {:?}", c.env.clone().unwrap_or_default());

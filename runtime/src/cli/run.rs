@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// Environment variable over the image's Env (repeatable).
     #[arg(long = "env", short = 'e', value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Run this platform's image of a multi-platform image, OS/ARCH[/VARIANT] (default: the
+    /// host's); one that this host cannot run natively is refused.
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Serve a wasi:http proxy component on [HOST_IP:]HOST_PORT:PORT (HOST_IP defaults to
     /// 127.0.0.1; HOST_PORT 0 picks a free port). --memory and --timeout then apply per request.
     #[arg(long = "publish", short = 'p', value_name = "[HOST_IP:]HOST_PORT:PORT")]
@@ -87,12 +91,14 @@ pub(crate) fn request(
         cache_dir: sandbox::default_cache_dir(),
         budget,
         serve_limits,
+        platform: None,
     })
 }
 
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<ExitCode> {
     let args = (!a.args.is_empty()).then_some(a.args);
-    let req = request(a.image, args, a.env, a.publish, a.budget.budget(), a.serve.limits())?;
+    let mut req = request(a.image, args, a.env, a.publish, a.budget.budget(), a.serve.limits())?;
+    req.platform = a.platform.as_deref().map(crate::image::Platform::parse).transpose()?;
     let code = run::run_image(&req, &super::Passthrough { quiet: g.quiet })?;
     Ok(ExitCode::from((code & 0xff) as u8))
 }

@@ -23,6 +23,12 @@ pub trait ImageDestination {
     /// Must verify `reader` against `desc.digest` and store nothing on mismatch.
     fn put_blob(&mut self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()>;
     fn put_manifest(&mut self, bytes: &[u8], media_type: &str) -> Result<()>;
+    /// Stores a manifest that an index being copied lists, by its digest and unnamed; the index
+    /// itself comes last through [`Self::put_manifest`]. Destinations that hold a single image
+    /// (a docker-archive) refuse it.
+    fn put_child_manifest(&mut self, _bytes: &[u8], _media_type: &str, _digest: &Digest) -> Result<()> {
+        anyhow::bail!("this destination holds a single image, not an image index: pick one platform (--platform) instead of --all")
+    }
     /// Makes a missing blob present without uploading it, by linking it from
     /// one of `from` (`REGISTRY/REPOSITORY` names); returns the repository it
     /// came from. Best effort: `None` means "upload it", never an error.

@@ -89,12 +89,16 @@ impl Platform {
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
-            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+            [os, arch] | [os, arch, _]
+                if !os.is_empty() && !arch.is_empty() && parts.get(2).is_none_or(|v| !v.is_empty()) =>
+            {
+                Ok(Platform {
                 os: os.to_string(),
                 architecture: arch.to_string(),
                 variant: parts.get(2).map(|v| v.to_string()),
                 extra: Map::new(),
-            }),
+                })
+            }
             _ => bail!("malformed platform {s:?}: expected OS/ARCH[/VARIANT], e.g. linux/amd64 or wasip2/wasm"),
         }
     }
@@ -103,10 +107,40 @@ impl Platform {
         Platform::parse("linux/amd64").expect("constant")
     }
 
+    /// The platform of the machine ws2i runs on, in OCI's (GOARCH) names.
+    pub fn native() -> Self {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            "riscv64" => "riscv64",
+            "s390x" => "s390x",
+            other => other,
+        };
+        Platform {
+            os: std::env::consts::OS.to_string(),
+            architecture: arch.to_string(),
+            variant: None,
+            extra: Map::new(),
+        }
+    }
+
     pub fn matches(&self, other: &Platform) -> bool {
         self.os == other.os
             && self.architecture == other.architecture
             && (self.variant.is_none() || other.variant.is_none() || self.variant == other.variant)
+    }
+}
+
+/// `os/arch[/variant]`, as `--platform` takes it.
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -194,18 +228,9 @@ impl Index {
                 let have: Vec<String> = self
                     .manifests
                     .iter()
-                    .filter_map(|d| {
-                        d.platform
-                            .as_ref()
-                            .map(|p| format!("{}/{}", p.os, p.architecture))
-                    })
+                    .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
                     .collect();
-                format!(
-                    "no manifest for platform {}/{} (available: {})",
-                    want.os,
-                    want.architecture,
-                    have.join(", ")
-                )
+                format!("no manifest for platform {want} in the image index (available: {})", have.join(", "))
             })
     }
 }
@@ -563,6 +588,18 @@ impl ImageBuilder {
         self.set("Entrypoint", serde_json::json!([path]));
         self.label(ANNOTATION_WASM_VARIANT, WASM_VARIANT_COMPAT_SMART);
         self.annotation(ANNOTATION_WASM_VARIANT, WASM_VARIANT_COMPAT_SMART)
+    }
+
+    /// The config's `os`, `architecture` and `variant` (a multi-platform build's target).
+    pub fn platform(&mut self, p: &Platform) -> &mut Self {
+        let obj = self.config.as_object_mut().expect("checked object");
+        obj.insert("architecture".into(), Value::String(p.architecture.clone()));
+        obj.insert("os".into(), Value::String(p.os.clone()));
+        match &p.variant {
+            Some(v) => obj.insert("variant".into(), Value::String(v.clone())),
+            None => obj.remove("variant"),
+        };
+        self
     }
 
     pub fn annotation(&mut self, key: &str, value: &str) -> &mut Self {

@@ -449,6 +449,21 @@ impl ImageDestination for RegistryDestination {
         })
     }
 
+    fn put_child_manifest(&mut self, bytes: &[u8], media_type: &str, digest: &Digest) -> Result<()> {
+        self.ensure_auth()?;
+        let r = Reference::with_digest(
+            self.conn.registry.clone(),
+            self.conn.reference.repository().to_string(),
+            digest.to_string(),
+        );
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        let ct = http_header(media_type)?;
+        self.conn.call(&format!("pushing manifest {digest}"), move |c| {
+            let (r, body, ct) = (r.clone(), body.clone(), ct.clone());
+            async move { c.push_manifest_raw(&r, body, ct).await.map(|_| ()) }
+        })
+    }
+
     fn commit(self: Box<Self>) -> Result<()> {
         Ok(())
     }

@@ -558,7 +558,14 @@ impl Store {
             .collect()
     }
 
+    /// The image `r` names; from an index, the host's ([`Platform::host_default`]).
     pub fn resolve(&self, r: &LocalRef) -> Result<ResolvedImage> {
+        self.resolve_for(r, &Platform::host_default())
+    }
+
+    /// The image `r` names; from an index, the entry for `platform`. A plain manifest is
+    /// returned whatever its platform: callers that care compare its config.
+    pub fn resolve_for(&self, r: &LocalRef, platform: &Platform) -> Result<ResolvedImage> {
         let desc = match r {
             LocalRef::Tagged(nt) => self.layout.find(Some(&nt.to_string()))?,
             LocalRef::Digest { digest, .. } => {
@@ -574,8 +581,7 @@ impl Store {
                 }
             }
         };
-        let (manifest_digest, manifest) =
-            self.layout.load_image(&desc, &Platform::host_default())?;
+        let (manifest_digest, manifest) = self.layout.load_image(&desc, platform)?;
         let config_bytes = self.layout.read_blob(&manifest.config.digest)?;
         Ok(ResolvedImage {
             manifest_digest,
@@ -659,6 +665,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Writes an image index whose entries are manifests already in the store (a multi-platform
+    /// build's) and tags it; returns its digest. An entry missing from the store is refused
+    /// before anything is written.
+    pub fn commit_index(&self, index: &Index, name: &NameTag) -> Result<Digest> {
+        for d in &index.manifests {
+            if !image::is_manifest(&d.media_type) {
+                bail!("index entry {} has media type {:?}, not an image manifest", d.digest, d.media_type);
+            }
+            let bytes = self
+                .layout
+                .read_blob_capped(&d.digest, MAX_MANIFEST)
+                .with_context(|| format!("index entry {}", d.digest))?;
+            if bytes.len() as u64 != d.size {
+                bail!("index entry {} has {} bytes, its descriptor says {}", d.digest, bytes.len(), d.size);
+            }
+        }
+        let bytes = serde_json::to_vec(index)?;
+        let d = self.put_manifest(&bytes, image::media::OCI_INDEX)?;
+        self.tag(name, &d)?;
+        Ok(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,6 +757,40 @@ mod tests {
         s.remove(&"other/app:v2".parse().unwrap()).unwrap();
         assert_eq!(s.prune().unwrap().0, 3);
         assert!(s.resolve(&"app".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn an_index_is_stored_selected_by_platform_and_keeps_its_children_from_prune() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let mut idx = Index::empty();
+        let mut digests = Vec::new();
+        for p in ["linux/amd64", "linux/arm64"] {
+            let d = sample(&s, &format!("child-{}", p.replace('/', "-")));
+            let bytes = s.layout().read_blob_capped(&d, MAX_MANIFEST).unwrap();
+            let mut desc = Descriptor::new(media::OCI_MANIFEST, d.clone(), bytes.len() as u64);
+            desc.platform = Some(Platform::parse(p).unwrap());
+            idx.manifests.push(desc);
+            digests.push(d);
+        }
+        let multi: NameTag = "multi:1".parse().unwrap();
+        let top = s.commit_index(&idx, &multi).unwrap();
+        for name in ["child-linux-amd64", "child-linux-arm64"] {
+            s.remove(&name.parse().unwrap()).unwrap();
+        }
+        // Only the index is tagged now: prune must walk into it.
+        assert_eq!(s.prune().unwrap().0, 0);
+        let arm = s.resolve_for(&LocalRef::Tagged(multi.clone()), &Platform::parse("linux/arm64").unwrap()).unwrap();
+        assert_eq!(arm.manifest_digest, digests[1]);
+        assert!(s.resolve_for(&LocalRef::Tagged(multi.clone()), &Platform::parse("linux/s390x").unwrap()).is_err());
+        assert_eq!(s.list().unwrap()[0].digest, top);
+
+        let mut bad = idx.clone();
+        bad.manifests[0].digest = Digest::of(b"absent");
+        assert!(s.commit_index(&bad, &"bad:1".parse().unwrap()).is_err());
+        assert!(s.resolve(&"bad:1".parse().unwrap()).is_err());
+        s.remove(&LocalRef::Tagged(multi)).unwrap();
+        assert!(s.prune().unwrap().0 >= 3);
     }
 
     #[test]

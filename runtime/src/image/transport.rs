@@ -112,6 +112,11 @@ impl ImageDestination for LayoutDestination {
         }
     }
 
+    fn put_child_manifest(&mut self, bytes: &[u8], _media_type: &str, digest: &Digest) -> Result<()> {
+        self.layout.put_blob(&mut &bytes[..], Some(digest))?;
+        Ok(())
+    }
+
     /// skopeo/containers-image ignore non-OCI manifests in an OCI layout's
     /// index.json, so layouts (the store included) hold OCI manifests only.
     fn supported_formats(&self) -> &'static [ManifestFormat] {
@@ -505,6 +510,25 @@ pub fn copy(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<Digest
 
 /// [`copy`], telling which blobs were mounted and which copied.
 pub fn copy_report(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<CopyReport> {
+    copy_report_with(src, dst, opts, Scope::OnePlatform)
+}
+
+/// Copies the whole image index `src` names (skopeo's `--all`): every manifest it lists and
+/// their blobs, then the index; an image that is no index is copied as [`copy_report`] does.
+pub fn copy_all_report(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result<CopyReport> {
+    copy_report_with(src, dst, opts, Scope::All)
+}
+
+/// What of an image index a copy takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// The manifest for [`CopyOptions::platform`].
+    OnePlatform,
+    /// The index and everything it lists.
+    All,
+}
+
+fn copy_report_with(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions, scope: Scope) -> Result<CopyReport> {
     let mut source = open_source(src, opts).with_context(|| format!("opening source {src}"))?;
     let dest = open_destination(dst, opts).with_context(|| format!("opening destination {dst}"))?;
     // The source repository certainly holds every blob, so it is the best
@@ -520,8 +544,7 @@ pub fn copy_report(src: &ImageRef, dst: &ImageRef, opts: &CopyOptions) -> Result
         }
         _ => opts,
     };
-    copy_between_report(source.as_mut(), dest, opts)
-        .with_context(|| format!("copying {src} to {dst}"))
+    copy_scoped(source.as_mut(), dest, opts, scope).with_context(|| format!("copying {src} to {dst}"))
 }
 
 pub fn copy_between(
@@ -534,10 +557,22 @@ pub fn copy_between(
 
 pub fn copy_between_report(
     source: &mut dyn ImageSource,
-    mut dest: Box<dyn ImageDestination>,
+    dest: Box<dyn ImageDestination>,
     opts: &CopyOptions,
 ) -> Result<CopyReport> {
+    copy_scoped(source, dest, opts, Scope::OnePlatform)
+}
+
+fn copy_scoped(
+    source: &mut dyn ImageSource,
+    mut dest: Box<dyn ImageDestination>,
+    opts: &CopyOptions,
+    scope: Scope,
+) -> Result<CopyReport> {
     let (mut bytes, mut mt) = source.manifest(None)?;
+    if scope == Scope::All && image::is_index(&mt) {
+        return copy_index(source, dest, opts, bytes, mt);
+    }
     for _ in 0..4 {
         if !image::is_index(&mt) {
             break;
@@ -568,10 +603,71 @@ pub fn copy_between_report(
     } else {
         (bytes, mt)
     };
+    let mut report = CopyReport { digest: Digest::of(&bytes), mounted: Vec::new(), copied: Vec::new() };
+    copy_blobs(source, dest.as_mut(), opts, &[&manifest], &mut report)?;
+    dest.put_manifest(&bytes, &mt)?;
+    dest.commit()?;
+    Ok(report)
+}
+
+/// `--all`: the blobs of every manifest the index lists, then those manifests, then the index,
+/// so that a registry never holds a manifest whose blobs are missing. Manifests are copied as
+/// they are (a conversion would change the digests the index names).
+fn copy_index(
+    source: &mut dyn ImageSource,
+    mut dest: Box<dyn ImageDestination>,
+    opts: &CopyOptions,
+    bytes: Vec<u8>,
+    mt: String,
+) -> Result<CopyReport> {
+    let idx: image::Index = serde_json::from_slice(&bytes).context("malformed image index")?;
+    let supported = dest.supported_formats();
+    let is_oci = mt == image::media::OCI_INDEX;
+    match opts.format {
+        Some(f) if (f == ManifestFormat::Oci) != is_oci => {
+            bail!("--format {f:?} cannot convert an image index copied with --all; copy it as it is")
+        }
+        _ if !is_oci && !supported.contains(&ManifestFormat::Docker) => {
+            bail!("the destination holds OCI manifests only and this is a Docker manifest list; copy one platform (--platform) instead of --all")
+        }
+        _ => {}
+    }
+    let mut children = Vec::new();
+    for d in &idx.manifests {
+        let (b, cmt) = source.manifest(Some(&d.digest))?;
+        if Digest::of(&b) != d.digest {
+            bail!("manifest {} does not match its digest", d.digest);
+        }
+        if !image::is_manifest(&cmt) {
+            bail!("the index lists {} of media type {cmt:?}: nested indexes are not copied with --all", d.digest);
+        }
+        children.push((image::Manifest::parse(&b)?, b, cmt, d.digest.clone()));
+    }
+    let mut report = CopyReport { digest: Digest::of(&bytes), mounted: Vec::new(), copied: Vec::new() };
+    let manifests: Vec<&image::Manifest> = children.iter().map(|(m, ..)| m).collect();
+    copy_blobs(source, dest.as_mut(), opts, &manifests, &mut report)?;
+    for (_, b, cmt, d) in &children {
+        dest.put_child_manifest(b, cmt, d).with_context(|| format!("writing manifest {d}"))?;
+    }
+    dest.put_manifest(&bytes, &mt)?;
+    dest.commit()?;
+    Ok(report)
+}
+
+/// The config and layers of `manifests` the destination lacks, mounted where it can, else
+/// copied; recorded in `report`.
+fn copy_blobs(
+    source: &mut dyn ImageSource,
+    dest: &mut dyn ImageDestination,
+    opts: &CopyOptions,
+    manifests: &[&image::Manifest],
+    report: &mut CopyReport,
+) -> Result<()> {
     let mut todo: Vec<(Descriptor, Box<dyn Read + Send>)> = Vec::new();
-    let mut mounted: Vec<MountedBlob> = Vec::new();
+    let mounted = &mut report.mounted;
     let mut bars = Vec::new();
-    for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
+    let blobs = manifests.iter().flat_map(|m| std::iter::once(&m.config).chain(&m.layers));
+    for desc in blobs {
         let seen = todo.iter().any(|(d, _)| d.digest == desc.digest)
             || mounted.iter().any(|m| m.digest == desc.digest);
         if seen || dest.has_blob(desc)? {
@@ -596,17 +692,10 @@ pub fn copy_between_report(
             Box::new(crate::progress::ProgressReader { inner, bar }),
         ));
     }
-    let copied = todo.iter().map(|(d, _)| d.digest.clone()).collect();
+    report.copied = todo.iter().map(|(d, _)| d.digest.clone()).collect();
     let put = dest.put_blobs(todo);
     bars.iter().for_each(|b| b.finish_and_clear());
-    put?;
-    dest.put_manifest(&bytes, &mt)?;
-    dest.commit()?;
-    Ok(CopyReport {
-        digest: Digest::of(&bytes),
-        mounted,
-        copied,
-    })
+    put
 }
 
 /// What `ws2i inspect` shows.
@@ -624,19 +713,43 @@ pub struct ImageInfo {
     pub config: Option<image::ContainerConfig>,
     pub layers: Vec<Descriptor>,
     pub diff_ids: Vec<Digest>,
+    /// When the reference names an image index: its digest and entries (the fields above
+    /// describe the entry picked for the platform).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexInfo>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexInfo {
+    pub digest: Digest,
+    pub media_type: String,
+    pub manifests: Vec<Descriptor>,
+}
+
+/// The top-level manifest or index of `r` exactly as stored, with its media type
+/// (`ws2i inspect --raw`, as `skopeo inspect --raw`).
+pub fn raw_manifest(r: &ImageRef, opts: &CopyOptions) -> Result<(Vec<u8>, String)> {
+    let mut src = open_source(r, opts).with_context(|| format!("opening {r}"))?;
+    src.manifest(None)
 }
 
 /// Reads manifest and config of `r` from any transport.
 pub fn inspect(r: &ImageRef, opts: &CopyOptions) -> Result<ImageInfo> {
     let mut src = open_source(r, opts).with_context(|| format!("opening {r}"))?;
     let (mut bytes, mut mt) = src.manifest(None)?;
+    let mut index = None;
     for _ in 0..4 {
         if !image::is_index(&mt) {
             break;
         }
         let idx: image::Index = serde_json::from_slice(&bytes).context("malformed image index")?;
         let d = idx.select(&opts.platform)?.digest.clone();
+        index.get_or_insert(IndexInfo { digest: Digest::of(&bytes), media_type: mt.clone(), manifests: idx.manifests.clone() });
         (bytes, mt) = src.manifest(Some(&d))?;
+        if Digest::of(&bytes) != d {
+            bail!("manifest {d} does not match its digest");
+        }
     }
     let m = image::Manifest::parse(&bytes)?;
     let what = format!("config blob {}", m.config.digest);
@@ -660,5 +773,6 @@ pub fn inspect(r: &ImageRef, opts: &CopyOptions) -> Result<ImageInfo> {
         config: c.config,
         layers: m.layers,
         diff_ids: c.rootfs.diff_ids,
+        index,
     })
 }

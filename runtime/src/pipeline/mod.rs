@@ -1219,6 +1219,7 @@ fn import_ref(
                 flag: "import",
                 registry,
                 progress: false,
+                platform: None,
             };
             crate::s2i::resolve_image(store, &r, &pull)
                 .map(|i| i.manifest_digest)

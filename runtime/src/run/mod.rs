@@ -18,7 +18,7 @@ use anyhow::Context;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use crate::image::ImageConfig;
+use crate::image::{is_wasm_platform, ImageConfig, Platform};
 use crate::layer::RootfsCache;
 use crate::image::reference::LocalRef;
 use crate::sandbox::{Budget, Hook, HttpServe, LogSink, ProgramKind, Sandbox, SandboxConfig, SandboxError, ServeLimits};
@@ -86,6 +86,8 @@ pub struct RunRequest {
     pub budget: Budget,
     /// When serving: timeouts, the connection cap and the memory bound of the whole server.
     pub serve_limits: ServeLimits,
+    /// `--platform`: the entry of a multi-platform image to run (default: the host's).
+    pub platform: Option<Platform>,
 }
 
 /// Why an image could not be run, where callers branch on it.
@@ -101,6 +103,8 @@ pub enum RunError {
     NeedsPublish { image: String, program: String },
     #[error("image {image} cannot be served: {program} is {what}, not a wasi:http proxy component; run it without --publish")]
     NotServable { image: String, program: String, what: &'static str },
+    #[error("image {image} for {platform} cannot run on this {host} host: ws2i does not emulate another architecture; run it on a {platform} machine, or pick --platform {host}")]
+    NotNative { image: String, platform: String, host: String },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
@@ -186,8 +190,18 @@ pub fn run_image(req: &RunRequest, log: &dyn RunLog) -> Result<i32, RunError> {
     let not_found = |reason: String| RunError::ImageNotFound { image: req.image.clone(), reason };
     let store = Store::open(&req.store_root).context("opening the local image store")?;
     let r: LocalRef = req.image.parse().map_err(|e: crate::image::reference::RefError| not_found(e.to_string()))?;
-    let img = store.resolve(&r).map_err(|e| not_found(format!("{e:#}")))?;
+    let img = match &req.platform {
+        Some(p) => store.resolve_for(&r, p),
+        None => store.resolve(&r),
+    }
+    .map_err(|e| not_found(format!("{e:#}")))?;
     let image = r.to_string();
+    if let Some(p) = &req.platform {
+        let host = Platform::native();
+        if !is_wasm_platform(p) && !host.matches(p) {
+            return Err(RunError::NotNative { image, platform: p.to_string(), host: host.to_string() });
+        }
+    }
 
     std::fs::create_dir_all(&req.cache_dir).with_context(|| format!("creating {}", req.cache_dir.display()))?;
     let cache = RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;

@@ -118,6 +118,7 @@ fn resolve_builder(req: &BuildRequest, store: &Store) -> Result<ResolvedImage, B
         flag: "--pull-policy",
         registry: &req.registry,
         progress: req.progress,
+        platform: None,
     };
     resolve_image(store, &req.builder, &pull).map_err(|e| match e {
         ResolveError::NotFound(reason) => BuildError::BuilderNotFound {
@@ -128,24 +129,30 @@ fn resolve_builder(req: &BuildRequest, store: &Store) -> Result<ResolvedImage, B
     })
 }
 
+/// The runtime image; with `--platform`, the entry for `platform` of an index, and refused when
+/// it is for another platform.
 pub(crate) fn resolve_runtime(
     req: &BuildRequest,
     store: &Store,
     reference: &str,
+    platform: Option<&Platform>,
 ) -> Result<ResolvedImage, BuildError> {
     let pull = Pull {
         policy: req.runtime_pull_policy,
         flag: "--runtime-pull-policy",
         registry: &req.registry,
         progress: req.progress,
+        platform,
     };
-    resolve_image(store, reference, &pull).map_err(|e| match e {
-        ResolveError::NotFound(reason) => BuildError::RuntimeImageNotFound {
-            image: reference.to_string(),
-            reason,
-        },
+    let not_found = |reason: String| BuildError::RuntimeImageNotFound { image: reference.to_string(), reason };
+    let img = resolve_image(store, reference, &pull).map_err(|e| match e {
+        ResolveError::NotFound(reason) => not_found(reason),
         ResolveError::Unsupported(m) => BuildError::Unsupported(format!("runtime image {m}")),
-    })
+    })?;
+    if let Some(p) = platform {
+        crate::s2i::platforms::check_image(&img, p).map_err(not_found)?;
+    }
+    Ok(img)
 }
 
 /// How an image that may live in a registry is brought into the local store.
@@ -157,6 +164,9 @@ pub struct Pull<'a> {
     pub registry: &'a RegistryOptions,
     /// Draw progress bars while pulling.
     pub progress: bool,
+    /// `Some`: a multi-platform build's target. A registry image is pulled whole (every
+    /// platform of an index) and the entry for this platform is the one resolved.
+    pub platform: Option<&'a Platform>,
 }
 
 /// Why [`resolve_image`] found no image.
@@ -181,8 +191,10 @@ pub fn resolve_image(
     let r: ImageRef = reference
         .parse()
         .map_err(|e: crate::image::RefError| ResolveError::NotFound(e.to_string()))?;
+    let host = Platform::host_default();
+    let platform = pull.platform.unwrap_or(&host);
     match r {
-        ImageRef::Local(l) => store.resolve(&l).map_err(|e| {
+        ImageRef::Local(l) => store.resolve_for(&l, platform).map_err(|e| {
             let hint = match pull.policy {
                 PullPolicy::Never => "",
                 _ => "; to fetch it from a registry, name it docker://HOST/REPO[:TAG]",
@@ -205,7 +217,9 @@ pub(crate) fn pull_remote(
 ) -> Result<ResolvedImage, String> {
     let name = d.local_name();
     let local = LocalRef::Tagged(name.clone());
-    let have = store.resolve(&local).ok();
+    let host = Platform::host_default();
+    let platform = pull.platform.unwrap_or(&host);
+    let have = store.resolve_for(&local, platform).ok();
     match (pull.policy, have) {
         (PullPolicy::Never, None) => Err(format!(
             "{name} is not in the local store {} and {} is never",
@@ -222,13 +236,11 @@ pub(crate) fn pull_remote(
                 progress: pull.progress,
                 mount_from: Vec::new(),
             };
-            transport::copy(
-                &ImageRef::Docker(d.clone()),
-                &ImageRef::Local(local.clone()),
-                &opts,
-            )
-            .map_err(|e| format!("{e:#}"))?;
-            store.resolve(&local).map_err(|e| format!("{e:#}"))
+            // The targets of one multi-platform build share the local name: each keeps every
+            // platform, so that none overwrites another's.
+            let copy = if pull.platform.is_some() { transport::copy_all_report } else { transport::copy_report };
+            copy(&ImageRef::Docker(d.clone()), &ImageRef::Local(local.clone()), &opts).map_err(|e| format!("{e:#}"))?;
+            store.resolve_for(&local, platform).map_err(|e| format!("{e:#}"))
         }
     }
 }

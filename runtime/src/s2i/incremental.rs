@@ -11,9 +11,10 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::contract::ScriptName;
-use crate::image::{LocalRef, NameTag, ResolvedImage};
+use crate::image::{LocalRef, NameTag, Platform, ResolvedImage};
 use crate::layer::{self, Compression};
 use crate::s2i::builder::{pull_remote, Pull};
+use crate::s2i::platforms;
 use crate::s2i::rootfs::{inject_source, Rootfs};
 use crate::s2i::scripts::{self, ImageDir, ImageUrl, ScriptLocation, ScriptSources};
 use crate::s2i::{BuildCtx, BuildError};
@@ -54,24 +55,37 @@ impl Incremental<'_> {
     /// The image TAG names now: with `--push` it is the registry image, pulled per
     /// `--incremental-pull-policy` (a failed pull is a clean build, as upstream); a local TAG
     /// has nothing to pull from, so only the store is looked at whatever the policy.
+    /// With `--platform`, the previous image of the same platform: its entry of an index, and
+    /// a clean build when it is for another one.
     fn previous_image(&self, tag: &NameTag) -> Result<ResolvedImage, String> {
-        match &self.ctx.req.push {
+        let platform = self.ctx.platform();
+        let prev = match &self.ctx.req.push {
             Some(p) => {
                 let pull = Pull {
                     policy: self.ctx.req.incremental_pull_policy,
                     flag: "--incremental-pull-policy",
                     registry: &self.ctx.req.registry,
                     progress: self.ctx.req.progress,
+                    platform,
                 };
                 pull_remote(&self.ctx.store, &p.dest, &pull)
                     .map_err(|e| format!("previous image docker://{}: {e}", p.dest))
             }
-            None => self
-                .ctx
-                .store
-                .resolve(&LocalRef::Tagged(tag.clone()))
-                .map_err(|_| format!("no previous image {tag} in the local store")),
+            None => {
+                let host = Platform::host_default();
+                self.ctx
+                    .store
+                    .resolve_for(&LocalRef::Tagged(tag.clone()), platform.unwrap_or(&host))
+                    .map_err(|e| match platform {
+                        Some(p) => format!("no previous image {tag} for {p} in the local store ({e:#})"),
+                        None => format!("no previous image {tag} in the local store"),
+                    })
+            }
+        }?;
+        if let Some(p) = platform {
+            platforms::check_image(&prev, p).map_err(|why| format!("the previous image {tag}: {why}"))?;
         }
+        Ok(prev)
     }
 
     /// `Ok(Ok(dir))`: the artifacts unpacked in `dir`. `Ok(Err(why))`: a clean build is done

@@ -16,6 +16,9 @@
 //! | Committing the layer | `commit.rs` | the new layer, stored |
 //! | Writing image, Pushing image | `write.rs` | the tagged image, and where `--push` sent it |
 //!
+//! With several `--platform`s, `platforms.rs` runs these stages once per platform (in parallel
+//! where cores allow), each untagged, then writes and pushes the image index of them all.
+//!
 //! Nothing is written to the store before assemble succeeded, so a failed build leaves no image.
 //! `--callback-url` gets the outcome either way (`callback.rs`).
 //!
@@ -51,6 +54,7 @@ mod callback;
 mod commit;
 mod incremental;
 mod labels;
+mod platforms;
 mod request;
 mod rootfs;
 mod runtime;
@@ -70,12 +74,14 @@ pub use callback::parse_callback_url;
 pub use labels::MAX_LABELS_SIZE;
 pub use request::{
     parse_tag, read_env_file, BuildError, BuildRequest, BuildResult, HostMount, PullPolicy, PushTarget, Pushed,
-    RuntimeArtifact, StepTime,
+    PlatformImage, RuntimeArtifact, StepTime,
 };
+pub use platforms::parse_platforms;
 pub use stages::{BuildLog, StderrLog};
 
 use builder::Builder;
 use callback::Callback;
+use platforms::Target;
 use stages::Steps;
 
 /// Runs one build, then, with `--callback-url`, reports the outcome there whether it succeeded
@@ -89,7 +95,17 @@ pub fn build(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Buil
 
 fn run_stages(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, BuildError> {
     req.check()?;
-    let ctx = BuildCtx::open(req, log)?;
+    match req.platforms.as_slice() {
+        [] => run_platform(req, log, None),
+        [one] => run_platform(req, log, Some(Target::alone(one))),
+        many => platforms::build(req, log, many),
+    }
+}
+
+/// The stages for one platform (`None`: no `--platform`); a [`Target`] that is part of an index
+/// leaves its image untagged and unpushed, for [`platforms::build`] to do.
+fn run_platform(req: &BuildRequest, log: &dyn BuildLog, target: Option<Target>) -> Result<BuildResult, BuildError> {
+    let ctx = BuildCtx::open(req, log, target)?;
     let mut steps = Steps::new(log);
     let source = steps.run("Fetching source", || fetch_source(&ctx))?;
     source.warnings.iter().for_each(|w| steps.warn(w.clone()));
@@ -121,8 +137,8 @@ fn run_stages(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bui
     }
     let image = steps.run("Writing image", || write::write(&ctx, &source.info, &tree, &layer, &labels, &assembled.program))?;
     let pushed = match &req.push {
-        Some(target) => Some(steps.run("Pushing image", || write::push(&ctx, target))?),
-        None => None,
+        Some(target) if !ctx.in_index() => Some(steps.run("Pushing image", || write::push(&ctx, target))?),
+        _ => None,
     };
     let (steps, warnings) = steps.finish();
     Ok(BuildResult {
@@ -139,6 +155,7 @@ fn run_stages(req: &BuildRequest, log: &dyn BuildLog) -> Result<BuildResult, Bui
         steps,
         warnings,
         pushed,
+        platforms: Vec::new(),
     })
 }
 
@@ -151,6 +168,8 @@ pub(crate) struct BuildCtx<'a> {
     pub sandbox: Sandbox,
     /// Private staging dir (source, downloads, artifacts), removed when the build ends.
     pub staging: ScratchDir,
+    /// The `--platform` this run builds for.
+    pub target: Option<Target>,
 }
 
 /// Staging dirs live in the system temp dir (not the cache, which may be inside a source
@@ -164,13 +183,24 @@ pub fn sweep_staging() -> anyhow::Result<usize> {
 }
 
 impl<'a> BuildCtx<'a> {
-    fn open(req: &'a BuildRequest, log: &'a dyn BuildLog) -> Result<Self, BuildError> {
+    fn open(req: &'a BuildRequest, log: &'a dyn BuildLog, target: Option<Target>) -> Result<Self, BuildError> {
         let store = Store::open(&req.store_root).context("opening the local image store")?;
         std::fs::create_dir_all(&req.cache_dir).with_context(|| format!("creating {}", req.cache_dir.display()))?;
         let cache = RootfsCache::new(&req.cache_dir.join("layers")).context("opening the rootfs cache")?;
         let sandbox = Sandbox::new(SandboxConfig { cache_dir: req.cache_dir.clone() }).context("starting the sandbox")?;
         let staging = ScratchDir::new_in(&std::env::temp_dir(), STAGING_PREFIX).context("creating a staging dir")?;
-        Ok(BuildCtx { req, log, store, cache, sandbox, staging })
+        Ok(BuildCtx { req, log, store, cache, sandbox, staging, target })
+    }
+
+    /// This run's image is one entry of a multi-platform index: not tagged, not pushed alone.
+    pub(crate) fn in_index(&self) -> bool {
+        self.target.as_ref().is_some_and(|t| t.in_index)
+    }
+
+    /// The platform to pick from an index (runtime image, previous image): the target's, else
+    /// the host's.
+    pub(crate) fn platform(&self) -> Option<&crate::image::Platform> {
+        self.target.as_ref().map(|t| &t.platform)
     }
 }
 

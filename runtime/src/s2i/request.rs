@@ -86,6 +86,9 @@ pub struct BuildRequest {
     /// `--assemble-user`: owner of the new layer's entries; else the builder's
     /// `io.openshift.s2i.assemble-user` label, else its `User`, else 0:0 ([`crate::s2i::assemble_user`]).
     pub assemble_user: Option<AssembleUser>,
+    /// `--platform`: the platforms to build for (assemble runs once for each, with
+    /// `TARGETPLATFORM`…); several make an image index. Empty: one build, no `TARGET*` env.
+    pub platforms: Vec<crate::image::Platform>,
 }
 
 /// Where `--push` sends the result. Made by [`parse_tag`], which also gives the local tag the
@@ -183,6 +186,7 @@ impl BuildRequest {
             push: None,
             callback_url: None,
             assemble_user: None,
+            platforms: Vec::new(),
         }
     }
 }
@@ -211,6 +215,21 @@ pub struct BuildResult {
     pub warnings: Vec<String>,
     /// With `--push`: where the result went and what the registry holds.
     pub pushed: Option<Pushed>,
+    /// With several `--platform`s: each platform's image ([`Self::digest`] is then the index's,
+    /// and the other image fields are the first platform's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformImage>,
+}
+
+/// One platform's image of a multi-platform build.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlatformImage {
+    /// `os/arch[/variant]`.
+    pub platform: String,
+    pub digest: Digest,
+    pub config_digest: Digest,
+    pub layer_digest: Digest,
+    pub layer_size: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

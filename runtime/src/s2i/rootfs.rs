@@ -57,6 +57,13 @@ pub(crate) fn prepare(
     if !env.iter().any(|(k, _)| k == "DESTINATION") {
         env.push(("DESTINATION".into(), base.destination.clone()));
     }
+    // `--platform`: the target wins over any same-named variable, as BuildKit's automatic args.
+    if let Some(p) = ctx.platform() {
+        for (k, v) in crate::s2i::platforms::target_env(p) {
+            env.retain(|(e, _)| *e != k);
+            env.push((k, v));
+        }
+    }
     Ok(Rootfs {
         root,
         dir,
@@ -80,7 +87,7 @@ pub(crate) fn inject_source(
         .open_dir(&rel)
         .with_context(|| format!("opening {destination}/{sub}"))?;
     let staged = Dir::open_ambient_dir(source_dir, ambient_authority())
-        .context("opening the staged input")?;
+        .with_context(|| format!("opening the staged input {}", source_dir.display()))?;
     let never = |_: &str| false;
     let opts = source::copy::CopyOptions {
         keep_symlinks: true,

@@ -33,9 +33,9 @@ pub(crate) fn resolve(
     assembled: &Assembled,
 ) -> Result<ResolvedImage, BuildError> {
     if reference == slim::SCRATCH {
-        slim::scratch_image(&ctx.store, &assembled.metadata)
+        slim::scratch_image(&ctx.store, &assembled.metadata, ctx.platform())
     } else {
-        resolve_runtime(ctx.req, &ctx.store, reference)
+        resolve_runtime(ctx.req, &ctx.store, reference, ctx.platform())
     }
 }
 
@@ -183,9 +183,11 @@ mod slim {
     pub const PLATFORM_LABEL: &str = "io.ws2i.platform";
     pub const ENTRYPOINT_LABEL: &str = "io.ws2i.runtime.entrypoint";
 
+    /// `target`: the `--platform`, which the image says in the end whatever the label.
     pub fn scratch_image(
         store: &Store,
         metadata_labels: &[(String, String)],
+        target: Option<&Platform>,
     ) -> Result<ResolvedImage, BuildError> {
         let platform = match metadata_labels
             .iter()
@@ -194,7 +196,7 @@ mod slim {
         {
             Some((_, v)) => Platform::parse(v)
                 .with_context(|| format!("assemble's {PLATFORM_LABEL} label {v:?}"))?,
-            None => Platform::host_default(),
+            None => target.cloned().unwrap_or_else(Platform::host_default),
         };
         let (config_bytes, manifest) = ImageBuilder::scratch(&platform).finish()?;
         let config_digest = store.layout().put_bytes(&config_bytes)?;

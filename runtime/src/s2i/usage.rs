@@ -60,6 +60,7 @@ pub fn usage(req: &UsageRequest, log: &dyn LogSink) -> Result<i32, UsageError> {
         flag: "--pull-policy",
         registry: &req.registry,
         progress: req.progress,
+        platform: None,
     };
     let img = resolve_image(&store, &req.builder, &pull).map_err(|e| not_found(e.to_string()))?;
 

@@ -51,6 +51,10 @@ pub(crate) fn write(
         // A wasm run hook makes a wasm image (platform, Entrypoint, variant): docs/images.md.
         Launch::RunHook(p) => b.command(p, crate::image::entry_kind(tree.root.path(), p)),
     };
+    // `--platform`: the image says the target, even over a wasm run hook's platform.
+    if let Some(t) = &ctx.target {
+        b.platform(&t.platform);
+    }
     for (k, v) in labels {
         b.label(k, v);
     }
@@ -70,8 +74,8 @@ pub(crate) fn write(
         None => (config_bytes, manifest),
     };
     let digest = match &req.tag {
-        Some(tag) => store.commit_image(&config_bytes, &manifest, tag)?,
-        None => {
+        Some(tag) if !ctx.in_index() => store.commit_image(&config_bytes, &manifest, tag)?,
+        _ => {
             store.layout().put_bytes(&config_bytes)?;
             store.put_manifest(&manifest.to_bytes(), manifest.media_type_or_default())?
         }
@@ -91,16 +95,18 @@ pub(crate) fn push(ctx: &BuildCtx, target: &PushTarget) -> Result<Pushed, BuildE
         .tag
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("--push needs a TAG"))?;
-    push_result(ctx.req, &ctx.store, tag, target)
+    push_result(ctx.req, &ctx.store, tag, target, false)
 }
 
 /// Pushes the stored result, letting the registry mount the builder's blobs when the builder
-/// came from the same registry (the transport ignores a candidate on another one).
-fn push_result(
+/// came from the same registry (the transport ignores a candidate on another one). `all`: the
+/// stored image is an index, pushed whole.
+pub(crate) fn push_result(
     req: &BuildRequest,
     store: &Store,
     tag: &NameTag,
     p: &PushTarget,
+    all: bool,
 ) -> Result<Pushed, BuildError> {
     let mut mount_from = Vec::new();
     if let Ok(ImageRef::Docker(b)) = req.builder.parse::<ImageRef>() {
@@ -115,11 +121,8 @@ fn push_result(
         mount_from,
     };
     let dest = ImageRef::Docker(p.dest.clone());
-    let report = transport::copy_report(
-        &ImageRef::Local(LocalRef::Tagged(tag.clone())),
-        &dest,
-        &opts,
-    )
+    let copy = if all { transport::copy_all_report } else { transport::copy_report };
+    let report = copy(&ImageRef::Local(LocalRef::Tagged(tag.clone())), &dest, &opts)
     .with_context(|| format!("pushing {tag} to {dest} (it is kept in the local store)"))?;
     Ok(Pushed {
         reference: dest.to_string(),

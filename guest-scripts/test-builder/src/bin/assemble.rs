@@ -5,6 +5,8 @@
 //! it also runs that module over ws2i.spawn, its stdout to /tmp/spawn-out.txt.
 //! TEST_COPY="FROM:TO ..." copies each file FROM to TO (for --inject/--volume tests).
 //! TEST_METADATA=TEXT is written to /tmp/.s2i/image_metadata.json (labels for the image).
+//! TEST_ENV_OUT=PATH writes the TEST_PRINT_ENV variables there too, as NAME=VALUE lines (a
+//! multi-platform build's TARGETARCH, say), before artifacts are restored.
 use std::io;
 use std::path::Path;
 use ws2i_sdk::{copy_tree, info, step, Command};
@@ -19,11 +21,21 @@ fn assemble() -> io::Result<()> {
             "the source contains FAIL: failing on purpose",
         ));
     }
+    let mut printed = String::new();
     for name in ws2i_sdk::env::list("TEST_PRINT_ENV") {
         match ws2i_sdk::env::var(&name) {
-            Some(v) => info!("env {name}={v}"),
+            Some(v) => {
+                info!("env {name}={v}");
+                printed.push_str(&format!("{name}={v}\n"));
+            }
             None => info!("env {name} is unset"),
         }
+    }
+    if let Some(out) = ws2i_sdk::env::var("TEST_ENV_OUT").filter(|p| !p.is_empty()) {
+        if let Some(dir) = Path::new(&out).parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&out, printed)?;
     }
     if let Some(module) = ws2i_sdk::env::var("TEST_SPAWN").filter(|m| !m.is_empty()) {
         let status = Command::new(&module)
