@@ -775,3 +775,49 @@ fn inodes_directories_and_symlinks_are_charged_to_the_disk_budget() {
     assert_eq!(r.unwrap().exit_code, 0);
     assert_eq!(rec.stdout(), ["created 100 of each"]);
 }
+
+/// Bytes written through a descriptor after its file was unlinked are on the disk though no
+/// walk of the rootfs sees them: they are charged too.
+#[test]
+fn writes_to_an_unlinked_file_are_charged_to_the_disk_budget() {
+    let w = World::new();
+    let (r, rec) = run(w.hook("/bin/unlinked_fill.wasm", &[]));
+    expect_budget(r, BudgetKind::Disk, "hook exceeded its disk budget (16MiB)");
+    assert!(rec.stdout().is_empty(), "{:?}", rec.stdout());
+    // Under the budget it runs to the end.
+    let (r, rec) = run(w.hook("/bin/unlinked_fill.wasm", &["4"]));
+    assert_eq!(r.unwrap().exit_code, 0);
+    assert_eq!(rec.stdout(), ["wrote 4 MiB to an unlinked file"]);
+    assert_healthy(&w);
+}
+
+/// A hook that takes every file descriptor ws2i has cannot blind the disk watcher: the run is
+/// stopped with an error saying why, instead of writing unmeasured. Through `ws2i exec`, in a
+/// process of its own with a small descriptor limit, so this test process keeps its descriptors.
+#[test]
+fn a_hook_holding_every_descriptor_is_stopped_not_left_unmeasured() {
+    use std::os::unix::process::CommandExt;
+    let w = World::new();
+    let mut cmd = Command::new(ws2i_bin());
+    cmd.args(["exec", "--disk", "64MiB", "--timeout", "60s"]).arg(w.rootfs()).arg("/bin/fd_hog.wasm");
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let l = libc::rlimit { rlim_cur: 256, rlim_max: 256 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("ran out of file descriptors (256 descriptors) and could not measure its disk use")
+            || stderr.contains("hook exceeded its disk budget (64MiB)"),
+        "{stderr}"
+    );
+    let written = std::fs::metadata(w.rootfs().join("fill")).map(|m| m.len()).unwrap_or(0);
+    assert!(written < 256 << 20, "the hook wrote {written} bytes unmeasured");
+}

@@ -91,6 +91,7 @@ impl Budget {
             BudgetKind::Disk => self.disk.to_string(),
             BudgetKind::SpawnCount => self.spawn_count.to_string(),
             BudgetKind::SpawnDepth => self.spawn_depth.to_string(),
+            BudgetKind::OpenFiles => open_files_limit(),
             BudgetKind::Cancelled => String::new(),
         };
         BudgetExceeded { which, limit }
@@ -104,6 +105,8 @@ pub(crate) struct RunState {
     pub spawns: AtomicU32,
     pub disk_used: AtomicU64,
     pub disk_over: AtomicBool,
+    /// The disk watcher could not measure (no file descriptor left): fail closed.
+    pub disk_blind: AtomicBool,
     /// Bytes of linear memory and tables held by the run's live stores (see `run::MemLimiter`).
     pub mem_used: AtomicU64,
     pub done: AtomicBool,
@@ -121,6 +124,7 @@ impl RunState {
             spawns: AtomicU32::new(0),
             disk_used: AtomicU64::new(0),
             disk_over: AtomicBool::new(false),
+            disk_blind: AtomicBool::new(false),
             mem_used: AtomicU64::new(0),
             done: AtomicBool::new(false),
             jobs_free,
@@ -135,6 +139,9 @@ impl RunState {
         if self.disk_over.load(Ordering::Relaxed) {
             return Err(self.budget.exceeded(BudgetKind::Disk));
         }
+        if self.disk_blind.load(Ordering::Relaxed) {
+            return Err(self.budget.exceeded(BudgetKind::OpenFiles));
+        }
         if Instant::now() >= self.deadline {
             return Err(self.budget.exceeded(BudgetKind::Time));
         }
@@ -143,17 +150,30 @@ impl RunState {
 }
 
 /// Disk accounting: a watcher thread re-measures the bytes of regular files whose mtime or ctime
-/// is at or after the run's start, under each writable tree, and raises `disk_over` when their sum
+/// is at or after the run's start, under each writable tree, plus the files the run still holds
+/// open after unlinking them (no walk can see those), and raises `disk_over` when their sum
 /// passes the budget; the guest is stopped at its next epoch check. Symlinks are not followed.
 /// The walk is adaptive (its interval is at least 4× its own duration) so a large base rootfs costs
 /// little; the price is that a fast writer can overshoot by what it writes in one interval.
+/// A walk that cannot open a directory because the process is out of file descriptors (a hook
+/// holding thousands of files open) stops the run instead of undercounting (`disk_blind`).
 pub(crate) fn spawn_disk_watcher(state: Arc<RunState>, roots: Vec<PathBuf>) -> std::thread::JoinHandle<()> {
     let start = SystemTime::now() - Duration::from_secs(1);
     std::thread::spawn(move || {
         let limit = state.budget.disk.bytes();
         while !state.done.load(Ordering::Relaxed) {
             let t0 = Instant::now();
-            let used: u64 = roots.iter().map(|r| changed_bytes(r, start)).sum();
+            let measured = roots
+                .iter()
+                .try_fold(0u64, |sum, r| Ok(sum.saturating_add(changed_bytes(r, start)?)))
+                .and_then(|walked: u64| Ok(walked.saturating_add(unlinked_open_bytes(&roots)?)));
+            let used = match measured {
+                Ok(used) => used,
+                Err(_) => {
+                    state.disk_blind.store(true, Ordering::Relaxed);
+                    return;
+                }
+            };
             state.disk_used.store(used, Ordering::Relaxed);
             if used > limit {
                 state.disk_over.store(true, Ordering::Relaxed);
@@ -170,15 +190,32 @@ pub(crate) fn spawn_disk_watcher(state: Arc<RunState>, roots: Vec<PathBuf>) -> s
 /// directories or symlinks spends the budget like one writing bytes.
 pub(crate) const INODE_COST: u64 = 256;
 
+/// Out of file descriptors (the process's or the system's): a measurement that cannot be trusted.
+#[derive(Debug)]
+pub(crate) struct OutOfDescriptors;
+
+fn check_fd_error(e: &std::io::Error) -> Result<(), OutOfDescriptors> {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => Err(OutOfDescriptors),
+        _ => Ok(()), // an entry removed mid-walk, say: nothing to count
+    }
+}
+
 /// Bytes of the entries under `root` created or changed since `since`: files and symlinks at the
 /// larger of their length and their allocated blocks (a sparse file counts in full, as it would
 /// in a layer), directories at their blocks, each entry [`INODE_COST`] more.
-pub(crate) fn changed_bytes(root: &Path, since: SystemTime) -> u64 {
+pub(crate) fn changed_bytes(root: &Path, since: SystemTime) -> Result<u64, OutOfDescriptors> {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0u64;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                check_fd_error(&e)?;
+                continue;
+            }
+        };
         for entry in entries.flatten() {
             let Ok(md) = entry.metadata() else { continue }; // does not follow symlinks
             if md.is_dir() {
@@ -192,7 +229,48 @@ pub(crate) fn changed_bytes(root: &Path, since: SystemTime) -> u64 {
             }
         }
     }
-    total
+    Ok(total)
+}
+
+/// Bytes of the files this process holds open that were unlinked from under one of `roots`: a
+/// hook can write a file, delete it and go on writing through its descriptor. The guest's files
+/// are host descriptors of ws2i's own, so `/proc/self/fd` lists them; the kernel names an
+/// unlinked one `<path> (deleted)`.
+pub(crate) fn unlinked_open_bytes(roots: &[PathBuf]) -> Result<u64, OutOfDescriptors> {
+    use std::os::unix::fs::MetadataExt;
+    let fds = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d,
+        Err(e) => {
+            check_fd_error(&e)?;
+            return Ok(0); // no /proc: nothing more to see
+        }
+    };
+    let mut total = 0u64;
+    for fd in fds.flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+        let Some(path) = target.to_str().and_then(|t| t.strip_suffix(" (deleted)")) else { continue };
+        if !roots.iter().any(|r| Path::new(path).starts_with(r)) {
+            continue;
+        }
+        // The magic link leads to the open file itself, deleted or not.
+        if let Ok(md) = std::fs::metadata(fd.path()) {
+            if md.is_file() {
+                total = total.saturating_add(md.len().max(md.blocks() * 512)).saturating_add(INODE_COST);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The soft limit on open files, for the error that names it.
+fn open_files_limit() -> String {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0 {
+        format!("{} descriptors", l.rlim_cur)
+    } else {
+        "descriptor limit".into()
+    }
 }
 
 #[cfg(test)]

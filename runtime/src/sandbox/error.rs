@@ -10,6 +10,9 @@ pub enum BudgetKind {
     Disk,
     SpawnCount,
     SpawnDepth,
+    /// The host ran out of file descriptors while the run held them, so its disk could not be
+    /// measured: the run is stopped rather than let the disk budget go blind.
+    OpenFiles,
     /// Not a limit: the run's [`super::budget::CancelToken`] was tripped.
     Cancelled,
 }
@@ -22,6 +25,7 @@ impl fmt::Display for BudgetKind {
             BudgetKind::Disk => "disk",
             BudgetKind::SpawnCount => "spawn count",
             BudgetKind::SpawnDepth => "spawn depth",
+            BudgetKind::OpenFiles => "open files",
             BudgetKind::Cancelled => "cancel",
         })
     }
@@ -38,6 +42,9 @@ pub struct BudgetExceeded {
 fn exceeded_message(which: BudgetKind, limit: &str) -> String {
     match which {
         BudgetKind::Cancelled => "hook was cancelled".into(),
+        BudgetKind::OpenFiles => format!(
+            "hook holds so many open files that ws2i ran out of file descriptors ({limit}) and could not measure its disk use"
+        ),
         _ => format!("hook exceeded its {which} budget ({limit})"),
     }
 }

@@ -230,7 +230,7 @@ fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::SyncSender<Event>) 
     state.done.store(true, Ordering::Relaxed);
     watcher.thread().unpark();
     let _ = watcher.join();
-    let written: u64 = roots.iter().map(|r| budget::changed_bytes(r, since)).sum();
+    let written = roots.iter().try_fold(0u64, |sum, r| Ok(sum.saturating_add(budget::changed_bytes(r, since)?)));
     let code = match result {
         Ok(code) => code,
         Err(RunError::Refused(e)) => return Err(e),
@@ -238,6 +238,9 @@ fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::SyncSender<Event>) 
         Err(RunError::Trap(message)) => return Err(SandboxError::Trap { path: hook.program, message }),
     };
     // A write that finished between two watcher passes is still charged.
+    let Ok(written) = written else {
+        return Err(SandboxError::Budget(state.budget.exceeded(BudgetKind::OpenFiles)));
+    };
     if written > state.budget.disk.bytes() {
         return Err(SandboxError::Budget(state.budget.exceeded(BudgetKind::Disk)));
     }
