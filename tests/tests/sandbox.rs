@@ -819,5 +819,7 @@ fn a_hook_holding_every_descriptor_is_stopped_not_left_unmeasured() {
         "{stderr}"
     );
     let written = std::fs::metadata(w.rootfs().join("fill")).map(|m| m.len()).unwrap_or(0);
-    assert!(written < 256 << 20, "the hook wrote {written} bytes unmeasured");
+    // Stopped within one watcher interval of going blind, not at the time budget (which, at the
+    // page cache's speed, would be tens of GB).
+    assert!(written < 2 << 30, "the hook wrote {written} bytes unmeasured");
 }

@@ -163,10 +163,8 @@ pub(crate) fn spawn_disk_watcher(state: Arc<RunState>, roots: Vec<PathBuf>) -> s
         let limit = state.budget.disk.bytes();
         while !state.done.load(Ordering::Relaxed) {
             let t0 = Instant::now();
-            let measured = roots
-                .iter()
-                .try_fold(0u64, |sum, r| Ok(sum.saturating_add(changed_bytes(r, start)?)))
-                .and_then(|walked: u64| Ok(walked.saturating_add(unlinked_open_bytes(&roots)?)));
+            let measured = changed_bytes_all(&roots, start)
+                .and_then(|walked| Ok(walked.saturating_add(unlinked_open_bytes(&roots)?)));
             let used = match measured {
                 Ok(used) => used,
                 Err(_) => {
@@ -199,6 +197,11 @@ fn check_fd_error(e: &std::io::Error) -> Result<(), OutOfDescriptors> {
         Some(libc::EMFILE | libc::ENFILE) => Err(OutOfDescriptors),
         _ => Ok(()), // an entry removed mid-walk, say: nothing to count
     }
+}
+
+/// [`changed_bytes`] of every root, summed.
+pub(crate) fn changed_bytes_all(roots: &[PathBuf], since: SystemTime) -> Result<u64, OutOfDescriptors> {
+    roots.iter().try_fold(0u64, |sum, r| Ok(sum.saturating_add(changed_bytes(r, since)?)))
 }
 
 /// Bytes of the entries under `root` created or changed since `since`: files and symlinks at the
@@ -301,12 +304,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("old"), vec![0u8; 5000]).unwrap();
         let since = SystemTime::now() + Duration::from_secs(2);
-        assert_eq!(changed_bytes(d.path(), since), 0);
+        assert_eq!(changed_bytes(d.path(), since).unwrap(), 0);
         std::fs::create_dir(d.path().join("sub")).unwrap();
         std::fs::write(d.path().join("sub/new"), vec![0u8; 100]).unwrap();
         std::os::unix::fs::symlink("/usr", d.path().join("link")).unwrap();
         let since = SystemTime::now() - Duration::from_secs(5);
-        let n = changed_bytes(d.path(), since);
+        let n = changed_bytes(d.path(), since).unwrap();
         // Two files, a directory and a symlink: their data, and an inode each.
         assert!((5100 + 4 * INODE_COST..5100 + 4 * INODE_COST + 16384).contains(&n), "{n}");
     }
@@ -319,6 +322,6 @@ mod tests {
             std::os::unix::fs::symlink("x", d.path().join(format!("l{i}"))).unwrap();
         }
         let since = SystemTime::now() - Duration::from_secs(5);
-        assert!(changed_bytes(d.path(), since) >= 200 * INODE_COST);
+        assert!(changed_bytes(d.path(), since).unwrap() >= 200 * INODE_COST);
     }
 }

@@ -230,7 +230,7 @@ fn run_hook(engines: Arc<Engines>, hook: Hook, events: mpsc::SyncSender<Event>) 
     state.done.store(true, Ordering::Relaxed);
     watcher.thread().unpark();
     let _ = watcher.join();
-    let written = roots.iter().try_fold(0u64, |sum, r| Ok(sum.saturating_add(budget::changed_bytes(r, since)?)));
+    let written = budget::changed_bytes_all(&roots, since);
     let code = match result {
         Ok(code) => code,
         Err(RunError::Refused(e)) => return Err(e),
