@@ -21,6 +21,7 @@ const RANKS: &[&[&str]] = &[
     &["pipeline"],
     &["generate"],
     &["cli"],
+    &["fuzz"],
 ];
 
 fn rank(module: &str) -> Option<usize> {

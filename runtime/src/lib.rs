@@ -21,6 +21,8 @@ pub mod cli;
 pub mod containerfile;
 pub mod contract;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod generate;
 pub mod image;
 pub mod layer;

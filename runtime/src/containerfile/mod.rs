@@ -26,6 +26,8 @@ pub use exec::{execute, expand_entries, BudBackend, DirBackend};
 pub(crate) use exec::{from_paths, rel_dest, write_entry};
 pub use glob::Ignore;
 pub use parse::{Args, Containerfile, Flag, Instruction, Keyword};
+/// For the fuzz targets (fuzz.rs at the crate root).
+pub(crate) use expand::words as expand_words;
 
 /// What went wrong, for callers that branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

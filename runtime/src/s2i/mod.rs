@@ -72,6 +72,8 @@ use crate::source::{self, FetchedSource};
 pub use builder::{resolve_image, Pull, ResolveError};
 pub use callback::parse_callback_url;
 pub use labels::MAX_LABELS_SIZE;
+/// For the fuzz targets (fuzz.rs at the crate root).
+pub(crate) use labels::read_image_metadata;
 pub use request::{
     parse_tag, read_env_file, BuildError, BuildRequest, BuildResult, HostMount, PullPolicy, PushTarget, Pushed,
     PlatformImage, RuntimeArtifact, StepTime,

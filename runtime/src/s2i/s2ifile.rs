@@ -185,7 +185,7 @@ impl S2iFile {
         dropped
     }
 
-    fn parse(bytes: &[u8]) -> Result<S2iFile, String> {
+    pub(crate) fn parse(bytes: &[u8]) -> Result<S2iFile, String> {
         // serde would take a struct from a JSON array too; upstream's file is an object.
         let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         if !v.is_object() {

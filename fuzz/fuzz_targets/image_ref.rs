@@ -1,0 +1,3 @@
+#![no_main]
+// The entry point and what it covers: ws2i::fuzz::image_ref.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ws2i::fuzz::image_ref(data));
