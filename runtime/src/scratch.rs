@@ -59,63 +59,6 @@ impl ScratchDir {
     }
 }
 
-/// A process's presence among the writers of a shared directory (a store): a lock file in
-/// `dir`, held while the session lives, whose mtime is when it began. A collector asks
-/// [`earliest_live`] which writes may still be a live writer's unreferenced work in progress
-/// (a blob written, its manifest not yet tagged).
-#[derive(Debug)]
-pub struct Session {
-    _file: tempfile::NamedTempFile,
-}
-
-/// The lock files of [`Session`]s.
-const SESSION_PREFIX: &str = "session-";
-
-impl Session {
-    pub fn begin(dir: &Path) -> io::Result<Session> {
-        fs::create_dir_all(dir)?;
-        let file = tempfile::Builder::new().prefix(SESSION_PREFIX).tempfile_in(dir)?;
-        hold_file(file.as_file())?;
-        Ok(Session { _file: file })
-    }
-
-    pub fn path(&self) -> &Path {
-        self._file.path()
-    }
-}
-
-/// When the oldest session in `dir` that a live process holds began, leaving out `own` (the
-/// caller's, whose writes it knows about); `None` when there is none. Sessions of dead
-/// processes are removed on the way.
-pub fn earliest_live(dir: &Path, own: Option<&Session>) -> io::Result<Option<SystemTime>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut earliest: Option<SystemTime> = None;
-    for e in entries {
-        let e = e?;
-        if !e.file_name().to_str().is_some_and(|n| n.starts_with(SESSION_PREFIX)) {
-            continue;
-        }
-        if own.is_some_and(|s| s.path() == e.path()) {
-            continue;
-        }
-        let Ok(meta) = fs::symlink_metadata(e.path()) else { continue };
-        let Ok(began) = meta.modified() else { continue };
-        let young = SystemTime::now().duration_since(began).map_or(true, |age| age < GRACE);
-        let Ok(f) = open_nofollow(&e.path()) else { continue };
-        if !young && meta.is_file() && lock(&f, true).is_ok() {
-            fs::remove_file(e.path())?; // its process is gone
-            continue;
-        }
-        // Held, or too young to tell: live.
-        earliest = Some(earliest.map_or(began, |t| t.min(began)));
-    }
-    Ok(earliest)
-}
-
 /// Locks the scratch directory or file at `path` for this process.
 pub fn hold(path: &Path) -> io::Result<Held> {
     let f = open_nofollow(path)?;
@@ -216,19 +159,6 @@ mod tests {
         assert_eq!(n, 2);
         assert!(!dead.exists() && !young.exists());
         assert!(live.exists() && other.exists());
-    }
-
-    #[test]
-    fn sessions_are_live_while_held() {
-        let t = tempfile::tempdir().unwrap();
-        assert_eq!(earliest_live(t.path(), None).unwrap(), None);
-        let before = SystemTime::now() - Duration::from_secs(1);
-        let s = Session::begin(t.path()).unwrap();
-        let began = earliest_live(t.path(), None).unwrap().expect("a live session");
-        assert!(began >= before);
-        assert_eq!(earliest_live(t.path(), Some(&s)).unwrap(), None, "the caller's own is left out");
-        drop(s);
-        assert_eq!(earliest_live(t.path(), None).unwrap(), None, "a session ends with its value");
     }
 
     #[test]

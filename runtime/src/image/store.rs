@@ -400,22 +400,18 @@ impl Layout {
         Ok(n)
     }
 
-    /// Deletes unreachable blobs and stale temp files; returns (count, bytes). Unreachable
-    /// blobs written at or after `in_progress_since` stay: a live writer may not have tagged
-    /// the image they belong to yet.
-    pub fn prune(&self, in_progress_since: Option<std::time::SystemTime>) -> Result<(usize, u64)> {
+    /// Deletes unreachable blobs and stale temp files; returns (count, bytes).
+    pub fn prune(&self) -> Result<(usize, u64)> {
         let _g = self.lock()?;
         let mut n = self.sweep()?;
         let keep = self.reachable()?;
         let mut bytes = 0;
-        let cutoff = in_progress_since.map(|t| t - scratch::GRACE);
         for e in fs::read_dir(self.root.join("blobs/sha256"))? {
             let e = e?;
             let name = e.file_name().to_string_lossy().into_owned();
             // Temp files are the sweep's: a live writer's must stay.
-            let unreachable = format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| !keep.contains(&d));
-            let in_progress = cutoff.is_some_and(|c| e.metadata().and_then(|m| m.modified()).map_or(true, |m| m >= c));
-            if unreachable && !in_progress {
+            let stale = format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| !keep.contains(&d));
+            if stale {
                 bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
                 fs::remove_file(e.path())?;
                 n += 1;
@@ -469,20 +465,13 @@ pub struct ImageSummary {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Layout,
-    /// This process's presence among the store's writers, so that a `prune` elsewhere keeps
-    /// the blobs it has written but not tagged yet.
-    session: std::sync::Arc<scratch::Session>,
 }
-
-/// Where the [`scratch::Session`]s of a store's processes are.
-const SESSIONS: &str = ".sessions";
 
 impl Store {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let layout = Layout::open(root)?;
-        let session = scratch::Session::begin(&layout.root().join(SESSIONS))
-            .with_context(|| format!("registering with the store {}", layout.root().display()))?;
-        Ok(Store { layout, session: std::sync::Arc::new(session) })
+        Ok(Store {
+            layout: Layout::open(root)?,
+        })
     }
 
     /// `$WS2I_HOME`, else `${XDG_DATA_HOME:-~/.local/share}/ws2i`.
@@ -646,13 +635,8 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes blobs no tagged image uses, except those another live ws2i process may still be
-    /// about to tag (this one's own writes are the caller's to know about).
     pub fn prune(&self) -> Result<(usize, u64)> {
-        let sessions = self.layout.root().join(SESSIONS);
-        let since = scratch::earliest_live(&sessions, Some(&self.session))
-            .with_context(|| format!("reading {}", sessions.display()))?;
-        self.layout.prune(since)
+        self.layout.prune()
     }
 
     /// Used by image builders: writes config and manifest, tags, returns the manifest digest.
@@ -773,21 +757,6 @@ mod tests {
         s.remove(&"other/app:v2".parse().unwrap()).unwrap();
         assert_eq!(s.prune().unwrap().0, 3);
         assert!(s.resolve(&"app".parse().unwrap()).is_err());
-    }
-
-    /// A blob another live process has written but not tagged yet is not pruned from under it;
-    /// once that process is gone, it is.
-    #[test]
-    fn prune_keeps_what_a_live_writer_has_not_tagged_yet() {
-        let t = tempfile::tempdir().unwrap();
-        let writer = Store::open(t.path()).unwrap();
-        let (d, _) = writer.put_blob(&mut &b"layer in progress"[..], None).unwrap();
-        let pruner = Store::open(t.path()).unwrap();
-        assert_eq!(pruner.prune().unwrap().0, 0);
-        assert!(pruner.layout().has_blob(&d), "the writer may still tag it");
-        drop(writer);
-        assert_eq!(pruner.prune().unwrap().0, 1);
-        assert!(!pruner.layout().has_blob(&d));
     }
 
     #[test]
