@@ -17,7 +17,8 @@ fn every_corpus_input_is_parsed_or_refused_without_a_panic() {
             .collect();
         assert!(!inputs.is_empty(), "the corpus of {name} is empty");
         for input in inputs {
-            let data = fs::read(&input).unwrap();
+            // A fuzzer running beside the test replaces inputs with smaller ones.
+            let Ok(data) = fs::read(&input) else { continue };
             let outcome = std::panic::catch_unwind(|| entry(&data));
             assert!(outcome.is_ok(), "fuzz target {name} panicked on {}", input.display());
         }

@@ -65,7 +65,9 @@ mod fuzz_corpus {
         let inputs: Vec<_> = std::fs::read_dir(&dir).expect("the static_web_request corpus").flatten().collect();
         assert!(!inputs.is_empty());
         for e in inputs {
-            super::fuzz_request(&std::fs::read(e.path()).unwrap());
+            // A fuzzer running beside the test replaces inputs with smaller ones.
+            let Ok(data) = std::fs::read(e.path()) else { continue };
+            super::fuzz_request(&data);
         }
     }
 }
